@@ -1,0 +1,441 @@
+//! Pool configuration: plain data with documented defaults, and the builder that validates it.
+//!
+//! [`PoolConfig`] is a value you can inspect, clone and log; [`PoolBuilder`] sets its fields
+//! with consuming, chainable setters and [`PoolBuilder::build`] checks every value before a
+//! pool exists, returning [`Error::InvalidConfig`] instead of panicking.
+
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::manager::ConnectionPoolManager;
+
+/// How an origin chooses among its open HTTP/2 connections when several have a free slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SelectionPolicy {
+    /// First fit, oldest connection first: fill one connection before using the next, so the
+    /// fewest sockets carry the load and spare connections can go idle and close. This is the
+    /// field's default (Go's `x/net/http2`, Envoy, Jetty, gRPC A105).
+    #[default]
+    Pack,
+    /// The connection with the fewest active streams: spreads load across sockets (and server
+    /// threads) at the cost of keeping every connection busy.
+    LeastLoaded,
+}
+
+/// Configuration of a [`ConnectionPoolManager`]. Every field documents its default.
+///
+/// Build a pool with [`ConnectionPoolManager::builder`]; the fields are public so a
+/// configuration can be inspected (see [`ConnectionPoolManager::config`]).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct PoolConfig {
+    // ----- Pool shape
+    /// Most connections open (or being opened) to one origin. Default: 4.
+    pub max_connections_per_origin: usize,
+    /// Connections kept open to an origin that was warmed with
+    /// [`prewarm_hosts`](ConnectionPoolManager::prewarm_hosts); origins that were never
+    /// prewarmed keep none. Default: 1.
+    pub min_connections_per_origin: usize,
+    /// Upper bound on concurrent streams the pool places on one HTTP/2 connection, on top of
+    /// the peer's `SETTINGS_MAX_CONCURRENT_STREAMS` ([RFC 9113 §6.5.2]). `None` uses the
+    /// peer's value. Default: `None`.
+    ///
+    /// [RFC 9113 §6.5.2]: https://www.rfc-editor.org/rfc/rfc9113#section-6.5.2
+    pub max_streams_per_connection: Option<usize>,
+    /// Fraction of a connection's stream slots that must be in use, across all connections of
+    /// the origin, before the pool dials another connection for waiting demand. `1.0` fills
+    /// connections completely first; `0.75` dials once three quarters are busy. Must be in
+    /// `(0, 1]`. Default: 1.0.
+    pub scale_up_fill_ratio: f64,
+    /// How a connection is chosen among those with a free slot. Default:
+    /// [`SelectionPolicy::Pack`].
+    pub selection_policy: SelectionPolicy,
+    /// Most acquirers that may wait for a slot on one origin; one more gets
+    /// [`Error::PoolExhausted`] at once. Default: 1024.
+    pub max_waiters_per_origin: usize,
+    /// How long [`acquire`](ConnectionPoolManager::acquire) waits for a slot, dial included.
+    /// Default: 30 s.
+    pub acquire_timeout: Duration,
+    /// A connection with no active stream for this long is closed, unless that would take the
+    /// origin below its warm minimum. Default: 90 s.
+    pub idle_timeout: Duration,
+    /// Most connections per origin that may sit idle; more idle ones are closed, oldest first.
+    /// Default: 4.
+    pub max_idle_connections_per_origin: usize,
+
+    // ----- TCP and TLS
+    /// Deadline for DNS resolution plus TCP connect. Default: 10 s.
+    pub connect_timeout: Duration,
+    /// Deadline for the TLS handshake once TCP is connected. Default: 10 s.
+    pub tls_handshake_timeout: Duration,
+    /// Sets `TCP_NODELAY`. Default: true.
+    pub tcp_nodelay: bool,
+    /// TCP keepalive idle time; `None` leaves keepalive off. Default: 60 s.
+    pub tcp_keepalive: Option<Duration>,
+    /// Trust the Mozilla root set compiled in from `webpki-roots`. Default: true.
+    pub tls_webpki_roots: bool,
+    /// Trust the operating system's roots (needs the `native-roots` feature). Default: false.
+    pub tls_native_roots: bool,
+    /// Extra trusted CA certificates, PEM-encoded, for private servers. Default: none.
+    pub tls_extra_ca_pem: Vec<Vec<u8>>,
+    /// Fail with [`Error::Protocol`] when ALPN does not select `h2`, instead of falling back to
+    /// HTTP/1.1. Default: false.
+    pub h2_only: bool,
+
+    // ----- HTTP/2 options
+    /// `SETTINGS_INITIAL_WINDOW_SIZE` we advertise, in bytes ([RFC 9113 §6.9.2]). Default:
+    /// 32 KiB.
+    ///
+    /// [RFC 9113 §6.9.2]: https://www.rfc-editor.org/rfc/rfc9113#section-6.9.2
+    pub http2_initial_stream_window_size: u32,
+    /// Connection-level receive window, in bytes. Default: 64 KiB.
+    pub http2_initial_connection_window_size: u32,
+    /// Let hyper grow the windows from measured bandwidth-delay product (overrides the two
+    /// sizes above). Default: false.
+    pub http2_adaptive_window: bool,
+    /// Interval of HTTP/2 keep-alive PINGs; `None` disables them. Default: 30 s.
+    pub http2_keep_alive_interval: Option<Duration>,
+    /// A PING unanswered for this long closes the connection. Default: 10 s.
+    pub http2_keep_alive_timeout: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            max_connections_per_origin: 4,
+            min_connections_per_origin: 1,
+            max_streams_per_connection: None,
+            scale_up_fill_ratio: 1.0,
+            selection_policy: SelectionPolicy::Pack,
+            max_waiters_per_origin: 1024,
+            acquire_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(90),
+            max_idle_connections_per_origin: 4,
+            connect_timeout: Duration::from_secs(10),
+            tls_handshake_timeout: Duration::from_secs(10),
+            tcp_nodelay: true,
+            tcp_keepalive: Some(Duration::from_secs(60)),
+            tls_webpki_roots: true,
+            tls_native_roots: false,
+            tls_extra_ca_pem: Vec::new(),
+            h2_only: false,
+            http2_initial_stream_window_size: 32 * 1024,
+            http2_initial_connection_window_size: 64 * 1024,
+            http2_adaptive_window: false,
+            http2_keep_alive_interval: Some(Duration::from_secs(30)),
+            http2_keep_alive_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The largest flow-control window HTTP/2 allows (RFC 9113 §6.9.1).
+const MAX_WINDOW_SIZE: u32 = (1 << 31) - 1;
+/// The smallest window HTTP/2 starts with; smaller windows only slow every stream down.
+const MIN_WINDOW_SIZE: u32 = 65_535;
+
+impl PoolConfig {
+    /// Checks every value; the first bad one is reported.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming the field.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.max_connections_per_origin == 0 {
+            return Err(Error::invalid_config(
+                "max_connections_per_origin",
+                "must be at least 1",
+            ));
+        }
+        if self.min_connections_per_origin > self.max_connections_per_origin {
+            return Err(Error::invalid_config(
+                "min_connections_per_origin",
+                format!(
+                    "{} exceeds max_connections_per_origin ({})",
+                    self.min_connections_per_origin, self.max_connections_per_origin
+                ),
+            ));
+        }
+        if self.max_streams_per_connection == Some(0) {
+            return Err(Error::invalid_config(
+                "max_streams_per_connection",
+                "must be at least 1 (or None for the peer's limit)",
+            ));
+        }
+        if !(self.scale_up_fill_ratio > 0.0 && self.scale_up_fill_ratio <= 1.0) {
+            return Err(Error::invalid_config(
+                "scale_up_fill_ratio",
+                format!("{} is not in (0, 1]", self.scale_up_fill_ratio),
+            ));
+        }
+        for (field, value) in [
+            ("acquire_timeout", self.acquire_timeout),
+            ("connect_timeout", self.connect_timeout),
+            ("tls_handshake_timeout", self.tls_handshake_timeout),
+            ("idle_timeout", self.idle_timeout),
+            ("http2_keep_alive_timeout", self.http2_keep_alive_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(Error::invalid_config(field, "must be greater than zero"));
+            }
+        }
+        if self.http2_keep_alive_interval.is_some_and(|d| d.is_zero()) {
+            return Err(Error::invalid_config(
+                "http2_keep_alive_interval",
+                "must be greater than zero (or None to disable)",
+            ));
+        }
+        // The stream window may be set below the protocol's initial 65,535 (that is what
+        // SETTINGS_INITIAL_WINDOW_SIZE is for); the connection window can only grow.
+        if self.http2_initial_stream_window_size == 0
+            || self.http2_initial_stream_window_size > MAX_WINDOW_SIZE
+        {
+            return Err(Error::invalid_config(
+                "http2_initial_stream_window_size",
+                format!("must be in 1..={MAX_WINDOW_SIZE}"),
+            ));
+        }
+        if self.http2_initial_connection_window_size < MIN_WINDOW_SIZE
+            || self.http2_initial_connection_window_size > MAX_WINDOW_SIZE
+        {
+            return Err(Error::invalid_config(
+                "http2_initial_connection_window_size",
+                format!("must be in {MIN_WINDOW_SIZE}..={MAX_WINDOW_SIZE}"),
+            ));
+        }
+        if !self.tls_webpki_roots && !self.tls_native_roots && self.tls_extra_ca_pem.is_empty() {
+            return Err(Error::invalid_config(
+                "tls_webpki_roots",
+                "no trusted roots: enable webpki or native roots, or add a CA certificate",
+            ));
+        }
+        if self.tls_native_roots && !cfg!(feature = "native-roots") {
+            return Err(Error::invalid_config(
+                "tls_native_roots",
+                "this build lacks the `native-roots` feature",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Builds a [`ConnectionPoolManager`]; start with [`ConnectionPoolManager::builder`].
+///
+/// Setters consume and return the builder; [`build`](PoolBuilder::build) validates.
+#[derive(Debug, Clone, Default)]
+#[must_use = "a builder does nothing until build() is called"]
+pub struct PoolBuilder {
+    config: PoolConfig,
+}
+
+impl PoolBuilder {
+    /// A builder holding [`PoolConfig::default`].
+    pub fn new() -> PoolBuilder {
+        PoolBuilder::default()
+    }
+
+    /// Starts from an existing configuration.
+    pub fn from_config(config: PoolConfig) -> PoolBuilder {
+        PoolBuilder { config }
+    }
+
+    // ----- Pool shape
+
+    /// See [`PoolConfig::max_connections_per_origin`].
+    pub fn max_connections_per_origin(mut self, n: usize) -> Self {
+        self.config.max_connections_per_origin = n;
+        self
+    }
+
+    /// See [`PoolConfig::min_connections_per_origin`].
+    pub fn min_connections_per_origin(mut self, n: usize) -> Self {
+        self.config.min_connections_per_origin = n;
+        self
+    }
+
+    /// See [`PoolConfig::max_streams_per_connection`].
+    pub fn max_streams_per_connection(mut self, n: impl Into<Option<usize>>) -> Self {
+        self.config.max_streams_per_connection = n.into();
+        self
+    }
+
+    /// See [`PoolConfig::scale_up_fill_ratio`].
+    pub fn scale_up_fill_ratio(mut self, ratio: f64) -> Self {
+        self.config.scale_up_fill_ratio = ratio;
+        self
+    }
+
+    /// See [`PoolConfig::selection_policy`].
+    pub fn selection_policy(mut self, policy: SelectionPolicy) -> Self {
+        self.config.selection_policy = policy;
+        self
+    }
+
+    /// See [`PoolConfig::max_waiters_per_origin`].
+    pub fn max_waiters_per_origin(mut self, n: usize) -> Self {
+        self.config.max_waiters_per_origin = n;
+        self
+    }
+
+    /// See [`PoolConfig::acquire_timeout`].
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.config.acquire_timeout = timeout;
+        self
+    }
+
+    /// See [`PoolConfig::idle_timeout`].
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.config.idle_timeout = timeout;
+        self
+    }
+
+    /// See [`PoolConfig::max_idle_connections_per_origin`].
+    pub fn max_idle_connections_per_origin(mut self, n: usize) -> Self {
+        self.config.max_idle_connections_per_origin = n;
+        self
+    }
+
+    // ----- TCP and TLS
+
+    /// See [`PoolConfig::connect_timeout`].
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout = timeout;
+        self
+    }
+
+    /// See [`PoolConfig::tls_handshake_timeout`].
+    pub fn tls_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.config.tls_handshake_timeout = timeout;
+        self
+    }
+
+    /// See [`PoolConfig::tcp_nodelay`].
+    pub fn tcp_nodelay(mut self, enabled: bool) -> Self {
+        self.config.tcp_nodelay = enabled;
+        self
+    }
+
+    /// See [`PoolConfig::tcp_keepalive`].
+    pub fn tcp_keepalive(mut self, idle: impl Into<Option<Duration>>) -> Self {
+        self.config.tcp_keepalive = idle.into();
+        self
+    }
+
+    /// See [`PoolConfig::tls_webpki_roots`].
+    pub fn tls_webpki_roots(mut self, enabled: bool) -> Self {
+        self.config.tls_webpki_roots = enabled;
+        self
+    }
+
+    /// See [`PoolConfig::tls_native_roots`].
+    pub fn tls_native_roots(mut self, enabled: bool) -> Self {
+        self.config.tls_native_roots = enabled;
+        self
+    }
+
+    /// Adds trusted CA certificates from PEM (one or more `CERTIFICATE` blocks). See
+    /// [`PoolConfig::tls_extra_ca_pem`].
+    pub fn tls_extra_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.config.tls_extra_ca_pem.push(pem.into());
+        self
+    }
+
+    /// See [`PoolConfig::h2_only`].
+    pub fn h2_only(mut self, enabled: bool) -> Self {
+        self.config.h2_only = enabled;
+        self
+    }
+
+    // ----- HTTP/2 options
+
+    /// See [`PoolConfig::http2_initial_stream_window_size`].
+    pub fn http2_initial_stream_window_size(mut self, bytes: u32) -> Self {
+        self.config.http2_initial_stream_window_size = bytes;
+        self
+    }
+
+    /// See [`PoolConfig::http2_initial_connection_window_size`].
+    pub fn http2_initial_connection_window_size(mut self, bytes: u32) -> Self {
+        self.config.http2_initial_connection_window_size = bytes;
+        self
+    }
+
+    /// See [`PoolConfig::http2_adaptive_window`].
+    pub fn http2_adaptive_window(mut self, enabled: bool) -> Self {
+        self.config.http2_adaptive_window = enabled;
+        self
+    }
+
+    /// See [`PoolConfig::http2_keep_alive_interval`].
+    pub fn http2_keep_alive_interval(mut self, interval: impl Into<Option<Duration>>) -> Self {
+        self.config.http2_keep_alive_interval = interval.into();
+        self
+    }
+
+    /// See [`PoolConfig::http2_keep_alive_timeout`].
+    pub fn http2_keep_alive_timeout(mut self, timeout: Duration) -> Self {
+        self.config.http2_keep_alive_timeout = timeout;
+        self
+    }
+
+    /// The configuration as set so far.
+    pub fn config(&self) -> &PoolConfig {
+        &self.config
+    }
+
+    /// Validates the configuration and creates the pool. No connection is opened yet.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for an out-of-range value or an unusable CA certificate.
+    pub fn build(self) -> Result<ConnectionPoolManager, Error> {
+        ConnectionPoolManager::from_config(self.config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The defaults validate, and match the documented values.
+    #[test]
+    fn defaults_are_valid() {
+        let c = PoolConfig::default();
+        c.validate().expect("defaults are valid");
+        assert_eq!(c.max_connections_per_origin, 4);
+        assert_eq!(c.http2_initial_stream_window_size, 32 * 1024);
+        assert_eq!(c.http2_initial_connection_window_size, 64 * 1024);
+        assert_eq!(c.selection_policy, SelectionPolicy::Pack);
+    }
+
+    /// Each out-of-range value is rejected, naming its field.
+    #[test]
+    fn out_of_range_values_name_their_field() {
+        let cases: Vec<(&str, PoolBuilder)> = vec![
+            ("max_connections_per_origin", PoolBuilder::new().max_connections_per_origin(0)),
+            (
+                "min_connections_per_origin",
+                PoolBuilder::new().min_connections_per_origin(5),
+            ),
+            ("max_streams_per_connection", PoolBuilder::new().max_streams_per_connection(0)),
+            ("scale_up_fill_ratio", PoolBuilder::new().scale_up_fill_ratio(0.0)),
+            ("scale_up_fill_ratio", PoolBuilder::new().scale_up_fill_ratio(f64::NAN)),
+            ("acquire_timeout", PoolBuilder::new().acquire_timeout(Duration::ZERO)),
+            (
+                "http2_initial_connection_window_size",
+                PoolBuilder::new().http2_initial_connection_window_size(100),
+            ),
+            (
+                "http2_initial_stream_window_size",
+                PoolBuilder::new().http2_initial_stream_window_size(u32::MAX),
+            ),
+            ("tls_webpki_roots", PoolBuilder::new().tls_webpki_roots(false)),
+        ];
+        for (field, builder) in cases {
+            match builder.config().validate() {
+                Err(Error::InvalidConfig { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: expected InvalidConfig, got {other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,414 @@
+//! One pooled connection: its hyper handle, its stream-slot accounting, and its driver task.
+//!
+//! The pool counts its own stream leases because hyper's HTTP/2 `SendRequest::is_ready()`
+//! only means "not closed": requests past the peer's `SETTINGS_MAX_CONCURRENT_STREAMS` would
+//! queue invisibly inside h2. A connection therefore takes a new lease only while
+//! `active < min(peer limit, configured cap)`.
+//!
+//! The peer's limit is read from the connection driver
+//! (`hyper::client::conn::http2::Connection::current_max_send_streams`) by a thin wrapper
+//! future that publishes it into an atomic after every poll. The limit is *provisional* until
+//! the peer's first SETTINGS frame arrives; to tell "not arrived" from "arrived", hyper is
+//! given an initial value no SETTINGS frame can carry ([`PROVISIONAL`]). While provisional the
+//! pool places one stream on the connection, so a cold burst never overruns a small server
+//! limit (which the server would answer with REFUSED_STREAM).
+
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::sync::Notify;
+use tracing::{debug, trace};
+
+use crate::config::PoolConfig;
+use crate::connector::Dialed;
+use crate::error::{BoxError, Error, shared};
+use crate::origin::Origin;
+use crate::stats::{ConnectionStats, PoolCounters};
+
+/// The body type every pooled connection is typed over; callers' bodies are boxed into it.
+pub(crate) type RequestBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// The initial `max_send_streams` given to hyper: larger than any `u32` a SETTINGS frame can
+/// carry on 64-bit targets, and not `usize::MAX`, which h2 uses for "SETTINGS without
+/// MAX_CONCURRENT_STREAMS" (unlimited). Seeing it means "no SETTINGS yet".
+pub(crate) const PROVISIONAL: usize = usize::MAX - 1;
+
+/// Streams the pool places on a connection whose peer sent SETTINGS without
+/// `SETTINGS_MAX_CONCURRENT_STREAMS` (unlimited per RFC 9113 §6.5.2): Go's default for the
+/// same case. `max_streams_per_connection` lowers it.
+const UNLIMITED_PEER_STREAMS: usize = 1000;
+
+/// The negotiated HTTP version of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Protocol {
+    /// HTTP/1.1: one request at a time per connection.
+    Http1,
+    /// HTTP/2: many concurrent streams per connection.
+    Http2,
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Http1 => "http/1.1",
+            Protocol::Http2 => "h2",
+        })
+    }
+}
+
+pub(crate) enum Sender {
+    /// Cloned per request: an HTTP/2 `SendRequest` is a cheap channel handle.
+    H2(http2::SendRequest<RequestBody>),
+    /// HTTP/1.1 needs `&mut` and waits for the previous exchange, hence the async mutex.
+    H1(tokio::sync::Mutex<http1::SendRequest<RequestBody>>),
+}
+
+/// A pooled connection. Shared by the origin's list and every [`StreamHandle`] leased on it.
+///
+/// [`StreamHandle`]: crate::StreamHandle
+pub(crate) struct Connection {
+    pub(crate) id: u64,
+    pub(crate) origin: Origin,
+    pub(crate) protocol: Protocol,
+    pub(crate) sender: Sender,
+    /// Configured per-connection stream cap (`usize::MAX` when unset).
+    cap: usize,
+    active: AtomicUsize,
+    /// Published by the driver; [`PROVISIONAL`] until the peer's SETTINGS arrive.
+    peer_max_streams: AtomicUsize,
+    closed: AtomicBool,
+    leases: AtomicU64,
+    requests: AtomicU64,
+    created: Instant,
+    /// Nanoseconds after `created` at which `active` last fell to zero.
+    idle_since: AtomicU64,
+    /// The origin's wake-up: a freed slot or a raised limit lets a waiter in.
+    pub(crate) slot_freed: Arc<Notify>,
+    pub(crate) counters: Arc<PoolCounters>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("id", &self.id)
+            .field("origin", &self.origin)
+            .field("protocol", &self.protocol)
+            .field("active", &self.active.load(Ordering::Relaxed))
+            .field("limit", &self.stream_limit())
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the origin pool hands in when establishing a connection.
+pub(crate) struct ConnectionParams<'a> {
+    pub(crate) id: u64,
+    pub(crate) origin: &'a Origin,
+    pub(crate) config: &'a PoolConfig,
+    pub(crate) slot_freed: Arc<Notify>,
+    pub(crate) counters: Arc<PoolCounters>,
+}
+
+impl Connection {
+    /// Runs the HTTP handshake over a dialed TLS stream and spawns the driver task.
+    pub(crate) async fn establish(
+        dialed: Dialed,
+        params: ConnectionParams<'_>,
+    ) -> Result<Arc<Connection>, Error> {
+        let ConnectionParams {
+            id,
+            origin,
+            config,
+            slot_freed,
+            counters,
+        } = params;
+        let io = TokioIo::new(dialed.stream);
+        let protocol_error = |e: hyper::Error| Error::Protocol {
+            origin: origin.clone(),
+            reason: format!("{} handshake failed", dialed.protocol),
+            source: Some(shared(e)),
+        };
+        let make = |sender| {
+            Arc::new(Connection {
+                id,
+                origin: origin.clone(),
+                protocol: dialed.protocol,
+                sender,
+                cap: config.max_streams_per_connection.unwrap_or(usize::MAX),
+                active: AtomicUsize::new(0),
+                peer_max_streams: AtomicUsize::new(PROVISIONAL),
+                closed: AtomicBool::new(false),
+                leases: AtomicU64::new(0),
+                requests: AtomicU64::new(0),
+                created: Instant::now(),
+                idle_since: AtomicU64::new(0),
+                slot_freed: slot_freed.clone(),
+                counters: counters.clone(),
+            })
+        };
+
+        match dialed.protocol {
+            Protocol::Http2 => {
+                let mut builder = http2::Builder::new(TokioExecutor::new());
+                builder
+                    .timer(TokioTimer::new())
+                    .initial_max_send_streams(PROVISIONAL)
+                    .initial_stream_window_size(config.http2_initial_stream_window_size)
+                    .initial_connection_window_size(config.http2_initial_connection_window_size)
+                    .adaptive_window(config.http2_adaptive_window)
+                    .keep_alive_interval(config.http2_keep_alive_interval)
+                    .keep_alive_timeout(config.http2_keep_alive_timeout)
+                    .keep_alive_while_idle(true);
+                let (sender, driver) = builder.handshake(io).await.map_err(protocol_error)?;
+                let conn = make(Sender::H2(sender));
+                spawn_h2_driver(driver, Arc::downgrade(&conn), slot_freed, counters);
+                Ok(conn)
+            }
+            Protocol::Http1 => {
+                let (sender, driver) = http1::Builder::new()
+                    .handshake(io)
+                    .await
+                    .map_err(protocol_error)?;
+                let conn = make(Sender::H1(tokio::sync::Mutex::new(sender)));
+                // HTTP/1.1 has no SETTINGS: one request at a time, known from the start.
+                conn.peer_max_streams.store(1, Ordering::Relaxed);
+                spawn_driver(
+                    driver,
+                    id,
+                    Arc::downgrade(&conn),
+                    slot_freed,
+                    counters,
+                    |_, _| None,
+                );
+                Ok(conn)
+            }
+        }
+    }
+
+    /// Streams this connection may carry now: `min(peer limit, cap)`, 1 while provisional.
+    pub(crate) fn stream_limit(&self) -> usize {
+        match self.peer_limit() {
+            None => 1,
+            Some(peer) => peer.min(self.cap),
+        }
+    }
+
+    /// The peer's effective limit once its SETTINGS arrived; `None` before.
+    pub(crate) fn peer_limit(&self) -> Option<usize> {
+        match self.peer_max_streams.load(Ordering::Acquire) {
+            PROVISIONAL => None,
+            usize::MAX => Some(UNLIMITED_PEER_STREAMS),
+            n => Some(n),
+        }
+    }
+
+    /// The limit the origin can plan with for another connection like this one.
+    pub(crate) fn planned_limit(&self) -> Option<usize> {
+        self.peer_limit().map(|p| p.min(self.cap))
+    }
+
+    pub(crate) fn active(&self) -> usize {
+        self.active.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn free_slots(&self) -> usize {
+        if self.is_closed() {
+            return 0;
+        }
+        self.stream_limit().saturating_sub(self.active())
+    }
+
+    /// Closed by the driver ending, by us, or as hyper sees it.
+    pub(crate) fn is_closed(&self) -> bool {
+        if self.closed.load(Ordering::Acquire) {
+            return true;
+        }
+        match &self.sender {
+            Sender::H2(s) => s.is_closed(),
+            // A locked sender is in use, hence not closed; an unlocked one can be asked.
+            Sender::H1(m) => m.try_lock().map(|s| s.is_closed()).unwrap_or(false),
+        }
+    }
+
+    /// Marks the connection unusable for new streams; existing ones finish.
+    pub(crate) fn mark_closed(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    /// Takes one stream slot if one is free. Lock-free: handles give slots back without the
+    /// origin lock.
+    pub(crate) fn try_lease(&self) -> bool {
+        if self.is_closed() {
+            return false;
+        }
+        let limit = self.stream_limit();
+        let mut current = self.active.load(Ordering::Acquire);
+        loop {
+            if current >= limit {
+                return false;
+            }
+            match self.active.compare_exchange_weak(
+                current,
+                current + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(actual) => current = actual,
+            }
+        }
+        if self.leases.fetch_add(1, Ordering::Relaxed) > 0 {
+            self.counters.leases_reused.fetch_add(1, Ordering::Relaxed);
+        }
+        self.counters
+            .handles_outstanding
+            .fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    /// Gives a slot back and wakes one waiter. Called from `StreamHandle::drop`: must not
+    /// panic.
+    pub(crate) fn release(&self) {
+        let before = self.active.fetch_sub(1, Ordering::AcqRel);
+        if before == 1 {
+            self.idle_since
+                .store(nanos_since(self.created), Ordering::Relaxed);
+        }
+        self.counters
+            .handles_outstanding
+            .fetch_sub(1, Ordering::Relaxed);
+        self.slot_freed.notify_one();
+    }
+
+    pub(crate) fn record_request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.counters.requests_sent.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How long the connection has had no active stream; `None` while busy.
+    pub(crate) fn idle_for(&self, now: Instant) -> Option<Duration> {
+        if self.active() > 0 {
+            return None;
+        }
+        let since = Duration::from_nanos(self.idle_since.load(Ordering::Relaxed));
+        Some(now.saturating_duration_since(self.created + since))
+    }
+
+    pub(crate) fn snapshot(&self, now: Instant) -> ConnectionStats {
+        ConnectionStats {
+            id: self.id,
+            protocol: self.protocol,
+            active_streams: self.active(),
+            max_streams: self.stream_limit(),
+            peer_settings_received: self.peer_limit().is_some(),
+            leases: self.leases.load(Ordering::Relaxed),
+            requests_served: self.requests.load(Ordering::Relaxed),
+            age: now.saturating_duration_since(self.created),
+            idle_for: self.idle_for(now),
+        }
+    }
+
+    /// Stores the peer's current limit; a raised (or first) limit wakes every waiter.
+    fn publish_peer_max_streams(&self, value: usize) {
+        let previous = self.peer_max_streams.swap(value, Ordering::AcqRel);
+        if previous != value {
+            debug!(
+                conn_id = self.id,
+                origin = %self.origin,
+                max_streams = value,
+                "peer SETTINGS_MAX_CONCURRENT_STREAMS"
+            );
+            if previous == PROVISIONAL || value > previous {
+                self.slot_freed.notify_waiters();
+            }
+        }
+    }
+}
+
+fn nanos_since(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// How often the driver re-reads the peer's stream limit while its first SETTINGS frame is
+/// awaited, and afterwards. hyper runs the h2 connection in a task of its own and wakes the
+/// dispatch future we hold only for new requests, so a SETTINGS frame would otherwise be seen
+/// only at the next request.
+const SETTINGS_CHECK_PROVISIONAL: Duration = Duration::from_millis(1);
+const SETTINGS_CHECK_ESTABLISHED: Duration = Duration::from_millis(100);
+
+fn spawn_h2_driver<T>(
+    driver: http2::Connection<T, RequestBody, TokioExecutor>,
+    conn: Weak<Connection>,
+    slot_freed: Arc<Notify>,
+    counters: Arc<PoolCounters>,
+) where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let id = conn.upgrade().map(|c| c.id).unwrap_or_default();
+    spawn_driver(driver, id, conn, slot_freed, counters, |driver, conn| {
+        conn.publish_peer_max_streams(driver.current_max_send_streams());
+        Some(if conn.peer_limit().is_some() {
+            SETTINGS_CHECK_ESTABLISHED
+        } else {
+            SETTINGS_CHECK_PROVISIONAL
+        })
+    });
+}
+
+/// Drives a hyper connection to completion. After each poll `observe` may read the driver
+/// (the HTTP/2 wrapper publishes the peer's stream limit there) and ask to be called again
+/// after a delay even if the connection has no work. The task holds only a `Weak` to the
+/// connection: the `SendRequest` inside it must drop when the pool lets go, or hyper would
+/// keep the socket open forever.
+fn spawn_driver<D, O>(
+    driver: D,
+    id: u64,
+    conn: Weak<Connection>,
+    slot_freed: Arc<Notify>,
+    counters: Arc<PoolCounters>,
+    observe: O,
+) where
+    D: Future<Output = Result<(), hyper::Error>> + Send + 'static,
+    O: Fn(&D, &Connection) -> Option<Duration> + Send + Sync + 'static,
+{
+    tokio::spawn(async move {
+        let mut driver = pin!(driver);
+        let mut recheck = pin!(tokio::time::sleep(SETTINGS_CHECK_PROVISIONAL));
+        let result = poll_fn(|cx| {
+            let poll = driver.as_mut().poll(cx);
+            if poll.is_pending() {
+                if let Some(conn) = conn.upgrade() {
+                    if let Some(delay) = observe(&driver, &conn) {
+                        if recheck.as_mut().poll(cx).is_ready() {
+                            recheck
+                                .as_mut()
+                                .reset(tokio::time::Instant::now() + delay);
+                            // Registers the waker for the new deadline.
+                            let _ = recheck.as_mut().poll(cx);
+                        }
+                    }
+                }
+            }
+            poll
+        })
+        .await;
+        if let Some(conn) = conn.upgrade() {
+            conn.mark_closed();
+        }
+        counters.connections_closed.fetch_add(1, Ordering::Relaxed);
+        match result {
+            Ok(()) => trace!(conn_id = id, "connection closed"),
+            Err(error) => debug!(conn_id = id, error = %error, "connection closed with error"),
+        }
+        // Waiters may now need a replacement connection.
+        slot_freed.notify_waiters();
+    });
+}

@@ -1,0 +1,301 @@
+//! The crate's one error type.
+//!
+//! Every failure the pool can report is a distinct [`Error`] variant that names the origin
+//! involved and keeps the underlying cause reachable through [`std::error::Error::source`].
+//! The `Display` wording is for humans and is **not** part of the API: match on variants and
+//! use the helpers ([`Error::is_timeout`], [`Error::is_connect`]) instead of parsing messages.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::origin::Origin;
+
+/// A boxed error, as accepted from request bodies.
+pub type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// A shared cause. Errors are `Clone` because one failed dial is reported to every acquirer
+/// that was waiting on it.
+pub(crate) type SharedError = Arc<dyn StdError + Send + Sync>;
+
+/// Which deadline expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TimeoutKind {
+    /// The TCP connect (DNS included) took longer than `connect_timeout`.
+    Connect,
+    /// The TLS handshake took longer than `tls_handshake_timeout`.
+    TlsHandshake,
+    /// No stream slot became free within `acquire_timeout`.
+    Acquire,
+}
+
+impl fmt::Display for TimeoutKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TimeoutKind::Connect => "tcp connect",
+            TimeoutKind::TlsHandshake => "tls handshake",
+            TimeoutKind::Acquire => "acquire",
+        })
+    }
+}
+
+/// Errors returned by the pool.
+///
+/// Marked `#[non_exhaustive]`: new failure kinds may be added in minor releases.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The text given as an origin or request URI is not a valid URL.
+    #[error("invalid url {input:?}: {reason}")]
+    InvalidUrl {
+        /// The text that was given.
+        input: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// The URL's scheme is not one the pool speaks.
+    #[error("unsupported scheme {scheme:?} in {input:?}: the pool speaks https only")]
+    UnsupportedScheme {
+        /// The text that was given.
+        input: String,
+        /// The scheme found in it.
+        scheme: String,
+    },
+
+    /// A [`PoolConfig`](crate::PoolConfig) value is out of range.
+    #[error("invalid pool configuration: {field}: {reason}")]
+    InvalidConfig {
+        /// The configuration field at fault.
+        field: &'static str,
+        /// Why the value was rejected.
+        reason: String,
+    },
+
+    /// A request handed to a [`StreamHandle`](crate::StreamHandle) names another origin, or is
+    /// otherwise unusable.
+    #[error("invalid request for {origin}: {reason}")]
+    InvalidRequest {
+        /// The origin of the handle the request was given to.
+        origin: Origin,
+        /// What is wrong with the request.
+        reason: String,
+    },
+
+    /// The host name could not be resolved.
+    #[error("dns resolution failed for {origin}")]
+    Dns {
+        /// The origin being dialed.
+        origin: Origin,
+        /// The resolver's error.
+        #[source]
+        source: SharedError,
+    },
+
+    /// The server actively refused the TCP connection.
+    #[error("connection refused by {origin}")]
+    ConnectionRefused {
+        /// The origin being dialed.
+        origin: Origin,
+        /// The socket error.
+        #[source]
+        source: SharedError,
+    },
+
+    /// Any other TCP-level connect failure (unreachable network, reset during connect, …).
+    #[error("tcp connect to {origin} failed")]
+    Connect {
+        /// The origin being dialed.
+        origin: Origin,
+        /// The socket error.
+        #[source]
+        source: SharedError,
+    },
+
+    /// The server's certificate does not chain to a trusted root (unknown or self-signed issuer).
+    #[error("tls handshake with {origin} failed: certificate issuer is not trusted")]
+    UntrustedCertificate {
+        /// The origin being dialed.
+        origin: Origin,
+        /// The rustls error.
+        #[source]
+        source: SharedError,
+    },
+
+    /// The server's certificate is valid but not for the host name that was dialed.
+    #[error("tls handshake with {origin} failed: certificate is not valid for this host name")]
+    CertificateNameMismatch {
+        /// The origin being dialed.
+        origin: Origin,
+        /// The rustls error.
+        #[source]
+        source: SharedError,
+    },
+
+    /// Any other TLS failure (protocol alert, expired certificate, unsupported parameters, …).
+    #[error("tls handshake with {origin} failed")]
+    Tls {
+        /// The origin being dialed.
+        origin: Origin,
+        /// The rustls or I/O error.
+        #[source]
+        source: SharedError,
+    },
+
+    /// A deadline expired; [`TimeoutKind`] says which.
+    #[error("{kind} timed out after {after:?} for {origin}")]
+    Timeout {
+        /// The origin involved.
+        origin: Origin,
+        /// Which deadline expired.
+        kind: TimeoutKind,
+        /// The configured deadline.
+        after: Duration,
+    },
+
+    /// The peer does not speak what the pool needs (for example ALPN chose http/1.1 while
+    /// `h2_only` is set), or the HTTP/2 handshake failed.
+    #[error("protocol error with {origin}: {reason}")]
+    Protocol {
+        /// The origin involved.
+        origin: Origin,
+        /// What went wrong.
+        reason: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<SharedError>,
+    },
+
+    /// Every connection is at its stream limit, no more may be opened, and the wait queue is
+    /// full: the request was rejected at once.
+    #[error("pool for {origin} is exhausted: {waiters} acquirers are already waiting")]
+    PoolExhausted {
+        /// The origin involved.
+        origin: Origin,
+        /// How many acquirers were waiting (the configured queue length).
+        waiters: usize,
+    },
+
+    /// The connection closed or failed while the request was in flight. The request may have
+    /// reached the server.
+    #[error("connection {connection_id} to {origin} failed during the request")]
+    ConnectionClosed {
+        /// The origin involved.
+        origin: Origin,
+        /// The pool's id of the connection.
+        connection_id: u64,
+        /// hyper's error.
+        #[source]
+        source: SharedError,
+    },
+
+    /// The request failed for a reason that is not the connection's (for example the request
+    /// body returned an error, or the peer reset the stream).
+    #[error("request to {origin} on connection {connection_id} failed")]
+    Request {
+        /// The origin involved.
+        origin: Origin,
+        /// The pool's id of the connection.
+        connection_id: u64,
+        /// hyper's error.
+        #[source]
+        source: SharedError,
+    },
+
+    /// The pool was shut down; no new streams are handed out.
+    #[error("the connection pool is shut down")]
+    PoolClosed,
+}
+
+impl Error {
+    /// True when a deadline expired (connect, TLS handshake or acquire).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+
+    /// True when the failure happened while establishing a connection (DNS, TCP, TLS,
+    /// protocol negotiation, or a connect / handshake timeout).
+    pub fn is_connect(&self) -> bool {
+        match self {
+            Error::Dns { .. }
+            | Error::ConnectionRefused { .. }
+            | Error::Connect { .. }
+            | Error::UntrustedCertificate { .. }
+            | Error::CertificateNameMismatch { .. }
+            | Error::Tls { .. }
+            | Error::Protocol { .. } => true,
+            Error::Timeout { kind, .. } => {
+                matches!(kind, TimeoutKind::Connect | TimeoutKind::TlsHandshake)
+            }
+            _ => false,
+        }
+    }
+
+    /// The origin the error is about, when it is about one.
+    pub fn origin(&self) -> Option<&Origin> {
+        match self {
+            Error::InvalidRequest { origin, .. }
+            | Error::Dns { origin, .. }
+            | Error::ConnectionRefused { origin, .. }
+            | Error::Connect { origin, .. }
+            | Error::UntrustedCertificate { origin, .. }
+            | Error::CertificateNameMismatch { origin, .. }
+            | Error::Tls { origin, .. }
+            | Error::Timeout { origin, .. }
+            | Error::Protocol { origin, .. }
+            | Error::PoolExhausted { origin, .. }
+            | Error::ConnectionClosed { origin, .. }
+            | Error::Request { origin, .. } => Some(origin),
+            Error::InvalidUrl { .. }
+            | Error::UnsupportedScheme { .. }
+            | Error::InvalidConfig { .. }
+            | Error::PoolClosed => None,
+        }
+    }
+
+    pub(crate) fn invalid_config(field: &'static str, reason: impl Into<String>) -> Error {
+        Error::InvalidConfig {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Moves an error into a shared cause.
+pub(crate) fn shared<E: StdError + Send + Sync + 'static>(error: E) -> SharedError {
+    Arc::new(error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+
+    #[test]
+    fn error_is_send_sync_static() {
+        assert_send_sync::<Error>();
+    }
+
+    /// Timeouts report both helpers consistently: a TLS handshake timeout is a connect-phase
+    /// failure, an acquire timeout is not.
+    #[test]
+    fn timeout_helpers_classify_by_kind() {
+        let origin: Origin = "https://a.example".parse().expect("valid origin");
+        let tls = Error::Timeout {
+            origin: origin.clone(),
+            kind: TimeoutKind::TlsHandshake,
+            after: Duration::from_secs(1),
+        };
+        let acquire = Error::Timeout {
+            origin,
+            kind: TimeoutKind::Acquire,
+            after: Duration::from_secs(1),
+        };
+        assert!(tls.is_timeout() && tls.is_connect());
+        assert!(acquire.is_timeout() && !acquire.is_connect());
+        assert!(acquire.to_string().contains("https://a.example:443"));
+    }
+}

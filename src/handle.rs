@@ -1,0 +1,258 @@
+//! Stream handles: the lease of one stream slot on one pooled connection.
+//!
+//! A handle is an `Arc` to its connection and nothing else, so holding one costs no heap of
+//! its own. Dropping it gives the slot back and wakes one waiter; it holds no reference to the
+//! origin pool (the wake-up goes through the connection's `Arc<Notify>`, as tower's
+//! concurrency-limit permits do).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::HOST;
+use http::uri::{Authority, PathAndQuery, Scheme as UriScheme};
+use http::{HeaderValue, Request, Response, Uri, Version};
+use http_body::Body;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use tracing::trace;
+
+use crate::connection::{Connection, Protocol, RequestBody, Sender};
+use crate::error::{BoxError, Error, shared};
+use crate::origin::Origin;
+
+/// A leased stream slot on a pooled connection, from
+/// [`ConnectionPoolManager::acquire`](crate::ConnectionPoolManager::acquire).
+///
+/// Send requests with [`send`](StreamHandle::send), one at a time. Dropping the handle frees
+/// the slot. On HTTP/2 the response body keeps streaming after the handle is dropped; keep the
+/// handle until the body is read if the slot count should cover the body too.
+#[must_use = "a handle holds a stream slot until dropped"]
+pub struct StreamHandle {
+    conn: Arc<Connection>,
+}
+
+impl std::fmt::Debug for StreamHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamHandle")
+            .field("connection_id", &self.conn.id)
+            .field("origin", &self.conn.origin)
+            .field("protocol", &self.conn.protocol)
+            .finish()
+    }
+}
+
+impl StreamHandle {
+    /// Wraps a connection on which a slot has already been taken with `try_lease`.
+    pub(crate) fn from_lease(conn: Arc<Connection>) -> StreamHandle {
+        StreamHandle { conn }
+    }
+
+    /// The pool's id of the connection this slot is on (as in stats and `tracing` events).
+    pub fn connection_id(&self) -> u64 {
+        self.conn.id
+    }
+
+    /// The connection's negotiated protocol.
+    pub fn protocol(&self) -> Protocol {
+        self.conn.protocol
+    }
+
+    /// The origin of the connection.
+    pub fn origin(&self) -> &Origin {
+        &self.conn.origin
+    }
+
+    /// Sends a request on this slot and waits for the response head.
+    ///
+    /// The URI may be absolute (it must then name this handle's origin) or just a path
+    /// (`/v1/items`): the origin is filled in. The HTTP version is set to the connection's.
+    /// Any body whose data is [`Bytes`] works (`String`, `Full<Bytes>`, `Empty<Bytes>`, …).
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidRequest`] if the URI names another origin; nothing was sent.
+    /// - [`Error::ConnectionClosed`] if the connection failed or closed; the request may have
+    ///   reached the server, so it is **not** retried.
+    /// - [`Error::Request`] for stream-level failures (peer reset, request body error).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future cancels the request (HTTP/2 resets the stream with `CANCEL`); the
+    /// slot stays leased until the handle itself is dropped.
+    pub async fn send<B>(&mut self, request: Request<B>) -> Result<Response<Incoming>, Error>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let conn = &self.conn;
+        let request = prepare_request(&conn.origin, conn.protocol, request)?;
+        trace!(conn_id = conn.id, origin = %conn.origin, uri = %request.uri(), "sending");
+        conn.record_request();
+        let result = match &conn.sender {
+            Sender::H2(sender) => {
+                let mut sender = sender.clone();
+                sender.try_send_request(request).await
+            }
+            Sender::H1(sender) => {
+                let mut sender = sender.lock().await;
+                // HTTP/1.1: wait for the previous exchange on this connection to finish.
+                if let Err(e) = sender.ready().await {
+                    conn.mark_closed();
+                    return Err(self.fail(e, true));
+                }
+                let response = sender.try_send_request(request);
+                drop(sender);
+                response.await
+            }
+        };
+        result.map_err(|e| {
+            // A request handed back unsent means the connection could not take it.
+            let unsent = e.message().is_some();
+            self.fail(e.into_error(), unsent)
+        })
+    }
+
+    fn fail(&self, error: hyper::Error, connection_unusable: bool) -> Error {
+        let conn = &self.conn;
+        conn.counters
+            .requests_failed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let connection_level = connection_unusable
+            || error.is_closed()
+            || error.is_canceled()
+            || error.is_incomplete_message()
+            || error.is_timeout();
+        if connection_level {
+            conn.mark_closed();
+            Error::ConnectionClosed {
+                origin: conn.origin.clone(),
+                connection_id: conn.id,
+                source: shared(error),
+            }
+        } else {
+            Error::Request {
+                origin: conn.origin.clone(),
+                connection_id: conn.id,
+                source: shared(error),
+            }
+        }
+    }
+}
+
+impl Drop for StreamHandle {
+    fn drop(&mut self) {
+        self.conn.release();
+    }
+}
+
+/// Normalises a caller's request for one connection: checks the origin, sets the URI form
+/// and `Host` the protocol expects, sets the version, and boxes the body.
+pub(crate) fn prepare_request<B>(
+    origin: &Origin,
+    protocol: Protocol,
+    request: Request<B>,
+) -> Result<Request<RequestBody>, Error>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let invalid = |reason: String| Error::InvalidRequest {
+        origin: origin.clone(),
+        reason,
+    };
+    let (mut parts, body) = request.into_parts();
+    if parts.uri.authority().is_some() {
+        let target = Origin::try_from(&parts.uri)
+            .map_err(|e| invalid(format!("unusable request URI: {e}")))?;
+        if &target != origin {
+            return Err(invalid(format!(
+                "request URI {} belongs to {target}",
+                parts.uri
+            )));
+        }
+    } else if parts.uri.scheme().is_some() {
+        return Err(invalid("request URI has a scheme but no host".to_owned()));
+    }
+    let path = parts
+        .uri
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let authority: Authority = origin
+        .authority()
+        .parse()
+        .map_err(|_| invalid("origin is not a valid authority".to_owned()))?;
+
+    match protocol {
+        Protocol::Http2 => {
+            // h2 sends :scheme and :authority from an absolute URI.
+            parts.uri = Uri::builder()
+                .scheme(UriScheme::HTTPS)
+                .authority(authority)
+                .path_and_query(path)
+                .build()
+                .map_err(|e| invalid(format!("cannot build request URI: {e}")))?;
+            parts.version = Version::HTTP_2;
+        }
+        Protocol::Http1 => {
+            // An origin server wants origin-form plus Host (RFC 9112 §3.2).
+            if !parts.headers.contains_key(HOST) {
+                let host = if origin.port() == origin.scheme().default_port() {
+                    HeaderValue::from_str(origin.host())
+                } else {
+                    HeaderValue::from_str(authority.as_str())
+                }
+                .map_err(|_| invalid("origin is not a valid Host header".to_owned()))?;
+                parts.headers.insert(HOST, host);
+            }
+            parts.uri = Uri::from(path);
+            parts.version = Version::HTTP_11;
+        }
+    }
+    let body = body.map_err(Into::into).boxed_unsync();
+    Ok(Request::from_parts(parts, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::Empty;
+
+    fn origin() -> Origin {
+        "https://api.example:8443".parse().expect("origin")
+    }
+
+    fn req(uri: &str) -> Request<Empty<Bytes>> {
+        Request::get(uri).body(Empty::new()).expect("request")
+    }
+
+    /// HTTP/2 requests get an absolute URI on the handle's origin.
+    #[test]
+    fn h2_requests_are_absolute() {
+        let r = prepare_request(&origin(), Protocol::Http2, req("/a?b=1")).expect("ok");
+        assert_eq!(r.uri(), "https://api.example:8443/a?b=1");
+        assert_eq!(r.version(), Version::HTTP_2);
+        let r = prepare_request(&origin(), Protocol::Http2, req("https://API.example:8443/x"))
+            .expect("ok");
+        assert_eq!(r.uri().path(), "/x");
+    }
+
+    /// HTTP/1.1 requests are origin-form with a Host header.
+    #[test]
+    fn h1_requests_are_origin_form_with_host() {
+        let r = prepare_request(&origin(), Protocol::Http1, req("https://api.example:8443/x"))
+            .expect("ok");
+        assert_eq!(r.uri(), "/x");
+        assert_eq!(r.headers()[HOST], "api.example:8443");
+        assert_eq!(r.version(), Version::HTTP_11);
+    }
+
+    /// A request for another origin is refused before anything is sent.
+    #[test]
+    fn other_origin_is_an_invalid_request() {
+        let err = prepare_request(&origin(), Protocol::Http2, req("https://other.example/x"))
+            .expect_err("mismatch");
+        assert!(matches!(err, Error::InvalidRequest { .. }), "{err:?}");
+        assert!(err.to_string().contains("https://api.example:8443"));
+    }
+}

@@ -1,0 +1,28 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs, missing_debug_implementations, rustdoc::broken_intra_doc_links)]
+#![forbid(unsafe_code)]
+#![warn(rust_2018_idioms, unreachable_pub)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
+
+mod config;
+mod connection;
+mod connector;
+mod error;
+mod handle;
+mod manager;
+mod origin;
+mod origin_pool;
+mod prewarm;
+mod stats;
+
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+pub use config::{PoolBuilder, PoolConfig, SelectionPolicy};
+pub use connection::Protocol;
+pub use error::{BoxError, Error, TimeoutKind};
+pub use handle::StreamHandle;
+pub use manager::ConnectionPoolManager;
+pub use origin::{IntoOrigin, Origin, Scheme};
+pub use prewarm::{HostWarmup, WarmedOrigin};
+pub use stats::{ConnectionStats, LatencySummary, OriginStats, PoolStats};

@@ -1,0 +1,347 @@
+//! The pool: origins to connections, warm-up, acquisition, stats and shutdown.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Body;
+use hyper::body::Incoming;
+use tracing::{Instrument, debug, debug_span};
+
+use crate::config::{PoolBuilder, PoolConfig};
+use crate::connector::Connector;
+use crate::error::{BoxError, Error};
+use crate::handle::StreamHandle;
+use crate::origin::{IntoOrigin, Origin};
+use crate::origin_pool::{OriginPool, PoolContext};
+use crate::prewarm::HostWarmup;
+use crate::stats::PoolStats;
+
+/// A pool of warm, multiplexed HTTPS connections, keyed by origin.
+///
+/// Cloning is cheap and clones share the pool. Build one with
+/// [`ConnectionPoolManager::builder`] or use the process-wide [`ConnectionPoolManager::global`].
+/// All methods need a Tokio runtime (connections are driven by spawned tasks).
+///
+/// When the last clone is dropped, the background maintenance task ends; connections close
+/// once their in-flight streams finish. Call [`shutdown`](Self::shutdown) to close
+/// deliberately.
+#[derive(Clone)]
+pub struct ConnectionPoolManager {
+    inner: Arc<PoolInner>,
+}
+
+struct PoolInner {
+    ctx: Arc<PoolContext>,
+    origins: RwLock<HashMap<Origin, Arc<OriginPool>>>,
+    closed: AtomicBool,
+    maintenance_started: AtomicBool,
+}
+
+impl std::fmt::Debug for ConnectionPoolManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionPoolManager")
+            .field("config", &self.inner.ctx.config)
+            .field("closed", &self.inner.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+static GLOBAL: LazyLock<ConnectionPoolManager> = LazyLock::new(|| {
+    // A constant configuration (checked by `global_pool_has_default_config`) and the
+    // compiled-in Mozilla roots: no input reaches this.
+    #[allow(clippy::expect_used)]
+    ConnectionPoolManager::from_config(PoolConfig::default())
+        .expect("the default pool configuration is valid")
+});
+
+impl ConnectionPoolManager {
+    /// A builder starting from [`PoolConfig::default`].
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::new()
+    }
+
+    /// The process-wide pool with the default configuration, created on first use.
+    ///
+    /// Its connections are driven by tasks on the runtime that first opened them; use it from
+    /// one long-lived runtime (not from per-test runtimes, whose shutdown kills those tasks).
+    pub fn global() -> &'static ConnectionPoolManager {
+        &GLOBAL
+    }
+
+    pub(crate) fn from_config(config: PoolConfig) -> Result<ConnectionPoolManager, Error> {
+        config.validate()?;
+        let connector = Connector::new(&config)?;
+        Ok(ConnectionPoolManager::with_connector(config, connector))
+    }
+
+    fn with_connector(config: PoolConfig, connector: Connector) -> ConnectionPoolManager {
+        ConnectionPoolManager {
+            inner: Arc::new(PoolInner {
+                ctx: Arc::new(PoolContext::new(config, connector)),
+                origins: RwLock::new(HashMap::new()),
+                closed: AtomicBool::new(false),
+                maintenance_started: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The configuration the pool was built with.
+    pub fn config(&self) -> &PoolConfig {
+        &self.inner.ctx.config
+    }
+
+    /// Connects every listed host concurrently, up to `min_connections_per_origin`
+    /// connections each (at least one), and keeps that many open from then on.
+    ///
+    /// Hosts are `https://host[:port]` URLs or bare `host[:port]`. The call takes about as
+    /// long as the slowest host, not the sum. One host failing does not fail the others:
+    /// each gets its own [`HostWarmup`], in the order given.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future stops waiting; dials already started finish in the background and
+    /// their connections join the pool.
+    pub async fn prewarm_hosts<S: AsRef<str>>(&self, hosts: &[S]) -> Vec<HostWarmup> {
+        self.ensure_maintenance();
+        let warm_min = self.config().min_connections_per_origin;
+        let tasks: Vec<_> = hosts
+            .iter()
+            .map(|host| {
+                let input = host.as_ref().to_owned();
+                let pool = self.clone();
+                let span = debug_span!("prewarm", host = %input);
+                tokio::spawn(
+                    async move {
+                        let result = match input.parse::<Origin>() {
+                            Ok(origin) => pool.origin_pool(&origin)?.prewarm(warm_min).await,
+                            Err(error) => Err(error),
+                        };
+                        Ok::<_, Error>(result)
+                    }
+                    .instrument(span),
+                )
+            })
+            .collect();
+        let mut reports = Vec::with_capacity(tasks.len());
+        for (task, host) in tasks.into_iter().zip(hosts) {
+            let result = match task.await {
+                Ok(Ok(result)) => result,
+                Ok(Err(error)) => Err(error),
+                // Only a runtime shutting down cancels the task.
+                Err(_) => Err(Error::PoolClosed),
+            };
+            reports.push(HostWarmup {
+                input: host.as_ref().to_owned(),
+                result,
+            });
+        }
+        reports
+    }
+
+    /// Leases one stream slot on a connection to `origin`, opening a connection only when
+    /// the scale-up rule says demand needs one, and waiting in a bounded FIFO queue when the
+    /// origin is at `max_connections_per_origin`.
+    ///
+    /// `origin` is an [`Origin`], a URL (`"https://api.example"`) or a bare `host[:port]`.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidUrl`] / [`Error::UnsupportedScheme`] for a bad origin.
+    /// - [`Error::PoolExhausted`] at once when `max_waiters_per_origin` acquirers are already
+    ///   waiting.
+    /// - [`Error::Timeout`] with [`TimeoutKind::Acquire`](crate::TimeoutKind::Acquire) after
+    ///   `acquire_timeout`.
+    /// - The dial's error (DNS, refused, TLS, handshake timeout, …) when the dial this
+    ///   acquirer waited for failed and no other connection can serve it.
+    /// - [`Error::PoolClosed`] after [`shutdown`](Self::shutdown).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future leaves the queue and takes no slot. A dial it started
+    /// continues, and its connection joins the pool.
+    pub async fn acquire(&self, origin: impl IntoOrigin) -> Result<StreamHandle, Error> {
+        let result = async {
+            let origin = origin.into_origin()?;
+            self.ensure_maintenance();
+            self.origin_pool(&origin)?.acquire().await
+        }
+        .await;
+        if result.is_err() {
+            self.inner
+                .ctx
+                .counters
+                .acquires_failed
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// Acquires a slot on the request URI's origin and sends the request on it. The slot is
+    /// freed when the response head arrives (the body streams on).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidUrl`] if the URI is not absolute, then as
+    /// [`acquire`](Self::acquire) and [`StreamHandle::send`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future cancels the request (and its slot lease).
+    pub async fn request<B>(&self, request: Request<B>) -> Result<Response<Incoming>, Error>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let origin = Origin::try_from(request.uri())?;
+        let mut handle = self.acquire(&origin).await?;
+        handle.send(request).await
+    }
+
+    /// A snapshot of every origin and connection, and the pool's totals. The numbers are read
+    /// one by one while the pool runs: not a consistent cut.
+    pub fn stats(&self) -> PoolStats {
+        let now = Instant::now();
+        let origins: Vec<Arc<OriginPool>> = self
+            .inner
+            .origins
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let counters = &self.inner.ctx.counters;
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        PoolStats {
+            origins: origins.iter().map(|o| o.snapshot(now)).collect(),
+            connections_opened: load(&counters.connections_opened),
+            connections_closed: load(&counters.connections_closed),
+            connects_failed: load(&counters.connects_failed),
+            acquires_succeeded: load(&counters.acquires_succeeded),
+            acquires_failed: load(&counters.acquires_failed),
+            leases_reused: load(&counters.leases_reused),
+            handles_outstanding: load(&counters.handles_outstanding),
+            requests_sent: load(&counters.requests_sent),
+            requests_failed: load(&counters.requests_failed),
+            acquire_latency: counters.acquire_latency(),
+            time_in_queue: counters.time_in_queue(),
+        }
+    }
+
+    /// Stops handing out slots, wakes every waiter with [`Error::PoolClosed`], waits for all
+    /// leased streams to be released, and closes every connection. Later calls to `acquire`
+    /// fail with [`Error::PoolClosed`].
+    ///
+    /// # Cancel safety
+    ///
+    /// The pool is closed as soon as this is first polled; dropping the future only stops
+    /// waiting for in-flight streams, which still finish.
+    pub async fn shutdown(&self) {
+        self.inner.closed.store(true, Ordering::Release);
+        let origins: Vec<Arc<OriginPool>> = self
+            .inner
+            .origins
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        let draining: Vec<_> = origins.iter().map(|o| (o, o.close())).collect();
+        for (origin, conns) in &draining {
+            origin.drained(conns).await;
+        }
+        debug!("pool shut down");
+        // `draining` drops here: the last references to the connections go, and each driver
+        // closes its socket.
+    }
+
+    fn origin_pool(&self, origin: &Origin) -> Result<Arc<OriginPool>, Error> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::PoolClosed);
+        }
+        if let Some(pool) = self
+            .inner
+            .origins
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(origin)
+        {
+            return Ok(Arc::clone(pool));
+        }
+        let mut origins = self
+            .inner
+            .origins
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        let pool = origins.entry(origin.clone()).or_insert_with(|| {
+            Arc::new(OriginPool::new(origin.clone(), Arc::clone(&self.inner.ctx)))
+        });
+        Ok(Arc::clone(pool))
+    }
+
+    /// Starts the idle sweep on first use (a pool may be built outside a runtime). The task
+    /// holds a `Weak` and ends when the pool is dropped or shut down.
+    fn ensure_maintenance(&self) {
+        if self.inner.maintenance_started.load(Ordering::Relaxed)
+            || self.inner.maintenance_started.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let weak: Weak<PoolInner> = Arc::downgrade(&self.inner);
+        let period = maintenance_period(self.config().idle_timeout);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                if inner.closed.load(Ordering::Acquire) {
+                    return;
+                }
+                let origins: Vec<Arc<OriginPool>> = inner
+                    .origins
+                    .read()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .values()
+                    .cloned()
+                    .collect();
+                drop(inner);
+                let now = Instant::now();
+                for origin in origins {
+                    origin.maintain(now);
+                }
+            }
+        });
+    }
+}
+
+/// A quarter of the idle timeout, between 10 ms and 1 s: idle connections close within
+/// 25% of their deadline, and a default pool wakes once a second.
+fn maintenance_period(idle_timeout: Duration) -> Duration {
+    (idle_timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+
+    /// The pool, its handles and its errors cross threads.
+    #[test]
+    fn public_types_are_send_and_sync() {
+        assert_send_sync::<ConnectionPoolManager>();
+        assert_send_sync::<StreamHandle>();
+        assert_send_sync::<Error>();
+        assert_send_sync::<PoolStats>();
+    }
+
+    /// The global pool exists with the default configuration.
+    #[test]
+    fn global_pool_has_default_config() {
+        assert_eq!(ConnectionPoolManager::global().config(), &PoolConfig::default());
+    }
+}

@@ -1,0 +1,319 @@
+//! Origins: the key connections are pooled under.
+//!
+//! An origin is a scheme, a lower-cased host and a port with the scheme's default filled in
+//! (RFC 6454), so `https://API.example`, `api.example` and `https://api.example:443/v1` are one
+//! origin and share connections. A bare `host[:port]` means `https`.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use http::Uri;
+
+use crate::error::Error;
+
+/// The scheme of an [`Origin`]. Only `https` is dialed today.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Scheme {
+    /// HTTP over TLS.
+    Https,
+}
+
+impl Scheme {
+    /// The scheme's default port.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Scheme::Https => 443,
+        }
+    }
+
+    /// The scheme as written in a URL.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Https => "https",
+        }
+    }
+}
+
+/// A scheme, host and port: the unit connections are pooled by.
+///
+/// Cloning is cheap (the host is shared). Parse one with [`str::parse`] or convert a
+/// [`Uri`] with `Origin::try_from(&uri)`.
+///
+/// ```
+/// use https_pool::Origin;
+/// let a: Origin = "https://API.example/v1?q=1".parse()?;
+/// let b: Origin = "api.example:443".parse()?;
+/// assert_eq!(a, b);
+/// assert_eq!(a.to_string(), "https://api.example:443");
+/// # Ok::<(), https_pool::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Origin {
+    scheme: Scheme,
+    /// Lower-cased; IPv6 literals keep their brackets, as in a URL.
+    host: Arc<str>,
+    port: u16,
+}
+
+impl Origin {
+    /// The scheme.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// The lower-cased host, IPv6 literals in brackets (`[::1]`).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The port, with the scheme's default filled in.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The host without IPv6 brackets, as used for DNS and TLS server names.
+    pub(crate) fn host_unbracketed(&self) -> &str {
+        self.host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(&self.host)
+    }
+
+    /// `host:port`, as an HTTP authority.
+    pub(crate) fn authority(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+
+    fn from_uri(uri: &Uri, input: &str) -> Result<Origin, Error> {
+        let scheme = match uri.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("https") => Scheme::Https,
+            Some(s) => {
+                return Err(Error::UnsupportedScheme {
+                    input: input.to_owned(),
+                    scheme: s.to_owned(),
+                });
+            }
+            None => {
+                return Err(Error::InvalidUrl {
+                    input: input.to_owned(),
+                    reason: "missing scheme",
+                });
+            }
+        };
+        let authority = uri.authority().ok_or_else(|| Error::InvalidUrl {
+            input: input.to_owned(),
+            reason: "missing host",
+        })?;
+        if authority.as_str().contains('@') {
+            return Err(Error::InvalidUrl {
+                input: input.to_owned(),
+                reason: "credentials in the authority are not supported",
+            });
+        }
+        let host = authority.host();
+        if host.is_empty() {
+            return Err(Error::InvalidUrl {
+                input: input.to_owned(),
+                reason: "empty host",
+            });
+        }
+        // `Authority::port` is None both for "no port" and for one that is not a u16, so
+        // read the text: `host:99999` must be an error, not silently port 443.
+        let text = authority.as_str();
+        let port_text = if text.ends_with(']') {
+            None
+        } else {
+            text.rsplit_once(':').map(|(_, p)| p)
+        };
+        let port = match port_text {
+            None => scheme.default_port(),
+            Some(p) => p.parse::<u16>().map_err(|_| Error::InvalidUrl {
+                input: input.to_owned(),
+                reason: if p.is_empty() {
+                    "empty port"
+                } else {
+                    "port is not a number in 1..=65535"
+                },
+            })?,
+        };
+        if port == 0 {
+            return Err(Error::InvalidUrl {
+                input: input.to_owned(),
+                reason: "port 0 cannot be dialed",
+            });
+        }
+        Ok(Origin {
+            scheme,
+            host: Arc::from(host.to_ascii_lowercase()),
+            port,
+        })
+    }
+}
+
+impl FromStr for Origin {
+    type Err = Error;
+
+    /// Parses `https://host[:port][/path…]` or a bare `host[:port]` (taken as https).
+    fn from_str(input: &str) -> Result<Origin, Error> {
+        let trimmed = input.trim();
+        if trimmed.is_empty() {
+            return Err(Error::InvalidUrl {
+                input: input.to_owned(),
+                reason: "empty",
+            });
+        }
+        let parsed = if trimmed.contains("://") {
+            trimmed.parse::<Uri>()
+        } else {
+            format!("https://{trimmed}").parse::<Uri>()
+        };
+        let uri = parsed.map_err(|_| Error::InvalidUrl {
+            input: input.to_owned(),
+            reason: "not a valid URL",
+        })?;
+        Origin::from_uri(&uri, input)
+    }
+}
+
+impl TryFrom<&Uri> for Origin {
+    type Error = Error;
+
+    fn try_from(uri: &Uri) -> Result<Origin, Error> {
+        Origin::from_uri(uri, &uri.to_string())
+    }
+}
+
+impl TryFrom<&str> for Origin {
+    type Error = Error;
+
+    fn try_from(s: &str) -> Result<Origin, Error> {
+        s.parse()
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}:{}", self.scheme.as_str(), self.host, self.port)
+    }
+}
+
+impl fmt::Debug for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Origin({self})")
+    }
+}
+
+/// Something that names an origin: an [`Origin`], a `&str` or `String` URL, or a [`Uri`].
+///
+/// Passing an `&Origin` to [`acquire`](crate::ConnectionPoolManager::acquire) on the hot path
+/// avoids re-parsing.
+pub trait IntoOrigin {
+    /// Converts into an origin, or explains why it is not one.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidUrl`] or [`Error::UnsupportedScheme`].
+    fn into_origin(self) -> Result<Origin, Error>;
+}
+
+impl IntoOrigin for Origin {
+    fn into_origin(self) -> Result<Origin, Error> {
+        Ok(self)
+    }
+}
+
+impl IntoOrigin for &Origin {
+    fn into_origin(self) -> Result<Origin, Error> {
+        Ok(self.clone())
+    }
+}
+
+impl IntoOrigin for &str {
+    fn into_origin(self) -> Result<Origin, Error> {
+        self.parse()
+    }
+}
+
+impl IntoOrigin for String {
+    fn into_origin(self) -> Result<Origin, Error> {
+        self.parse()
+    }
+}
+
+impl IntoOrigin for &String {
+    fn into_origin(self) -> Result<Origin, Error> {
+        self.parse()
+    }
+}
+
+impl IntoOrigin for &Uri {
+    fn into_origin(self) -> Result<Origin, Error> {
+        Origin::try_from(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn origin(s: &str) -> Origin {
+        s.parse().expect("valid origin")
+    }
+
+    /// Scheme, case and default port are normalised, so equal origins share connections.
+    #[test]
+    fn equivalent_spellings_are_one_origin() {
+        let a = origin("https://API.Example.com");
+        assert_eq!(a, origin("api.example.com"));
+        assert_eq!(a, origin("https://api.example.com:443/path?q=1"));
+        assert_eq!(a, origin("HTTPS://api.example.com/"));
+        assert_ne!(a, origin("api.example.com:8443"));
+        assert_eq!(a.to_string(), "https://api.example.com:443");
+    }
+
+    /// IPv6 literals keep brackets in the URL form and lose them for dialing and TLS.
+    #[test]
+    fn ipv6_literal_keeps_brackets_in_display() {
+        let o = origin("https://[::1]:8443");
+        assert_eq!(o.host(), "[::1]");
+        assert_eq!(o.host_unbracketed(), "::1");
+        assert_eq!(o.port(), 8443);
+        assert_eq!(o.to_string(), "https://[::1]:8443");
+    }
+
+    /// Each kind of bad input is its own error, naming the input.
+    #[test]
+    fn bad_input_is_rejected_with_a_typed_error() {
+        for bad in ["", "   ", "https://", "https://host:99999", "https://host:", "ht tp://x"] {
+            match bad.parse::<Origin>() {
+                Err(Error::InvalidUrl { input, .. }) => assert_eq!(input, bad),
+                other => panic!("{bad:?}: expected InvalidUrl, got {other:?}"),
+            }
+        }
+        for bad in ["http://example.com", "ftp://example.com", "wss://x:1"] {
+            assert!(
+                matches!(bad.parse::<Origin>(), Err(Error::UnsupportedScheme { .. })),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            "https://user:pw@example.com".parse::<Origin>(),
+            Err(Error::InvalidUrl { .. })
+        ));
+        assert!(matches!(
+            "https://example.com:0".parse::<Origin>(),
+            Err(Error::InvalidUrl { .. })
+        ));
+    }
+
+    /// Request URIs convert to their origin; origin-form URIs have none.
+    #[test]
+    fn uri_conversion() {
+        let uri: Uri = "https://Example.com:8443/a/b".parse().expect("uri");
+        assert_eq!(Origin::try_from(&uri).expect("origin"), origin("example.com:8443"));
+        let path_only: Uri = "/a/b".parse().expect("uri");
+        assert!(Origin::try_from(&path_only).is_err());
+    }
+}

@@ -1,0 +1,257 @@
+//! Counters inside the pool, and the snapshots [`ConnectionPoolManager::stats`] hands out.
+//!
+//! The pool records with `Relaxed` atomics (and one histogram behind a mutex) so recording
+//! costs a few nanoseconds. A snapshot reads them one by one while the pool keeps running, so
+//! its numbers are **not a consistent cut**: a request may be counted in one field and not yet
+//! in another. Totals only grow; gauges (`active_streams`, `waiters`, …) are instantaneous.
+//!
+//! Field names follow OpenTelemetry's HTTP client metrics where one exists
+//! (`http.client.open_connections`, `http.client.connection.duration`,
+//! `http.client.request.time_in_queue`).
+//!
+//! [`ConnectionPoolManager::stats`]: crate::ConnectionPoolManager::stats
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+use crate::connection::Protocol;
+use crate::origin::Origin;
+
+/// Pool-wide counters. `<noun>_<outcome>` names; all `Relaxed`.
+#[derive(Debug)]
+pub(crate) struct PoolCounters {
+    pub(crate) connections_opened: AtomicU64,
+    pub(crate) connections_closed: AtomicU64,
+    pub(crate) connects_failed: AtomicU64,
+    pub(crate) acquires_succeeded: AtomicU64,
+    pub(crate) acquires_failed: AtomicU64,
+    /// Leases on a connection that had already served one: the handshake saved.
+    pub(crate) leases_reused: AtomicU64,
+    pub(crate) handles_outstanding: AtomicU64,
+    pub(crate) requests_sent: AtomicU64,
+    pub(crate) requests_failed: AtomicU64,
+    acquire_latency: LatencyRecorder,
+    time_in_queue: LatencyRecorder,
+}
+
+impl PoolCounters {
+    pub(crate) fn new() -> PoolCounters {
+        PoolCounters {
+            connections_opened: AtomicU64::new(0),
+            connections_closed: AtomicU64::new(0),
+            connects_failed: AtomicU64::new(0),
+            acquires_succeeded: AtomicU64::new(0),
+            acquires_failed: AtomicU64::new(0),
+            leases_reused: AtomicU64::new(0),
+            handles_outstanding: AtomicU64::new(0),
+            requests_sent: AtomicU64::new(0),
+            requests_failed: AtomicU64::new(0),
+            acquire_latency: LatencyRecorder::new(),
+            time_in_queue: LatencyRecorder::new(),
+        }
+    }
+
+    /// Records a successful acquire; `queued` is how long it waited for a slot, if it did.
+    pub(crate) fn record_acquire(&self, total: Duration, queued: Option<Duration>) {
+        self.acquires_succeeded.fetch_add(1, Relaxed);
+        self.acquire_latency.record(total);
+        if let Some(q) = queued {
+            self.time_in_queue.record(q);
+        }
+    }
+
+    pub(crate) fn acquire_latency(&self) -> LatencySummary {
+        self.acquire_latency.summary()
+    }
+
+    pub(crate) fn time_in_queue(&self) -> LatencySummary {
+        self.time_in_queue.summary()
+    }
+}
+
+/// A nanosecond histogram, 3 significant digits, saturating at one hour.
+#[derive(Debug)]
+struct LatencyRecorder {
+    histogram: Mutex<Histogram<u64>>,
+}
+
+const HISTOGRAM_MAX_NANOS: u64 = 3_600 * 1_000_000_000;
+
+impl LatencyRecorder {
+    fn new() -> LatencyRecorder {
+        // The bounds are constants that hdrhistogram accepts (low >= 1, high >= 2 * low,
+        // 0..=5 significant figures): no input reaches this.
+        #[allow(clippy::expect_used)]
+        let histogram = Histogram::new_with_bounds(1, HISTOGRAM_MAX_NANOS, 3)
+            .expect("constant histogram bounds are valid");
+        LatencyRecorder {
+            histogram: Mutex::new(histogram),
+        }
+    }
+
+    fn record(&self, d: Duration) {
+        let nanos = u64::try_from(d.as_nanos())
+            .unwrap_or(u64::MAX)
+            .clamp(1, HISTOGRAM_MAX_NANOS);
+        // A poisoned lock only means another thread panicked mid-record; the counts are
+        // still usable.
+        let mut h = self.histogram.lock().unwrap_or_else(|p| p.into_inner());
+        h.saturating_record(nanos);
+    }
+
+    fn summary(&self) -> LatencySummary {
+        let h = self.histogram.lock().unwrap_or_else(|p| p.into_inner());
+        LatencySummary::from_histogram(&h)
+    }
+}
+
+/// Percentiles of a latency distribution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct LatencySummary {
+    /// Number of samples.
+    pub count: u64,
+    /// Median.
+    pub p50: Duration,
+    /// 90th percentile.
+    pub p90: Duration,
+    /// 99th percentile.
+    pub p99: Duration,
+    /// 99.9th percentile.
+    pub p999: Duration,
+    /// Largest sample.
+    pub max: Duration,
+}
+
+impl LatencySummary {
+    /// Summarises a nanosecond histogram.
+    pub fn from_histogram(h: &Histogram<u64>) -> LatencySummary {
+        if h.is_empty() {
+            return LatencySummary::default();
+        }
+        let q = |q: f64| Duration::from_nanos(h.value_at_quantile(q));
+        LatencySummary {
+            count: h.len(),
+            p50: q(0.50),
+            p90: q(0.90),
+            p99: q(0.99),
+            p999: q(0.999),
+            max: Duration::from_nanos(h.max()),
+        }
+    }
+}
+
+/// A snapshot of the whole pool. See the [module docs](self) on consistency.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PoolStats {
+    /// One entry per origin the pool has seen.
+    pub origins: Vec<OriginStats>,
+    /// Connections established since the pool was built.
+    pub connections_opened: u64,
+    /// Connections that have closed (by us, the peer, or an error).
+    pub connections_closed: u64,
+    /// Dials that failed (DNS, TCP, TLS, protocol).
+    pub connects_failed: u64,
+    /// Successful acquires.
+    pub acquires_succeeded: u64,
+    /// Acquires that returned an error.
+    pub acquires_failed: u64,
+    /// Acquires served by a connection that had served one before (handshakes saved).
+    pub leases_reused: u64,
+    /// [`StreamHandle`](crate::StreamHandle)s currently held.
+    pub handles_outstanding: u64,
+    /// Requests handed to a connection.
+    pub requests_sent: u64,
+    /// Requests that returned an error.
+    pub requests_failed: u64,
+    /// Time from `acquire` being called to the handle being returned.
+    pub acquire_latency: LatencySummary,
+    /// Time acquirers spent queued for a slot (`http.client.request.time_in_queue`); only
+    /// acquires that had to wait are counted.
+    pub time_in_queue: LatencySummary,
+}
+
+impl PoolStats {
+    /// Connections currently open across all origins (`http.client.open_connections`).
+    pub fn open_connections(&self) -> usize {
+        self.origins.iter().map(|o| o.connections.len()).sum()
+    }
+
+    /// Streams currently leased across all origins.
+    pub fn active_streams(&self) -> usize {
+        self.origins.iter().map(OriginStats::active_streams).sum()
+    }
+
+    /// Acquirers currently waiting across all origins.
+    pub fn waiters(&self) -> usize {
+        self.origins.iter().map(|o| o.waiters).sum()
+    }
+
+    /// The entry for one origin.
+    pub fn origin(&self, origin: &Origin) -> Option<&OriginStats> {
+        self.origins.iter().find(|o| &o.origin == origin)
+    }
+}
+
+/// A snapshot of one origin.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct OriginStats {
+    /// The origin.
+    pub origin: Origin,
+    /// Open connections, oldest first.
+    pub connections: Vec<ConnectionStats>,
+    /// Dials in flight.
+    pub connecting: usize,
+    /// Acquirers waiting for a slot.
+    pub waiters: usize,
+    /// Connections this origin keeps open (0 unless prewarmed).
+    pub warm_minimum: usize,
+}
+
+impl OriginStats {
+    /// Streams currently leased on this origin.
+    pub fn active_streams(&self) -> usize {
+        self.connections.iter().map(|c| c.active_streams).sum()
+    }
+
+    /// Connections with at least one active stream (`open_connections{state=active}`).
+    pub fn active_connections(&self) -> usize {
+        self.connections.iter().filter(|c| c.active_streams > 0).count()
+    }
+
+    /// Connections with no active stream (`open_connections{state=idle}`).
+    pub fn idle_connections(&self) -> usize {
+        self.connections.len() - self.active_connections()
+    }
+}
+
+/// A snapshot of one connection.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ConnectionStats {
+    /// The pool's id for the connection (also in `tracing` events).
+    pub id: u64,
+    /// HTTP/2 or HTTP/1.1.
+    pub protocol: Protocol,
+    /// Stream slots leased right now.
+    pub active_streams: usize,
+    /// The slot limit in force: `min(peer's SETTINGS_MAX_CONCURRENT_STREAMS, configured cap)`;
+    /// 1 for HTTP/1.1.
+    pub max_streams: usize,
+    /// False until the peer's first SETTINGS frame arrived; until then the pool places a
+    /// single stream on the connection.
+    pub peer_settings_received: bool,
+    /// Leases handed out on this connection.
+    pub leases: u64,
+    /// Requests sent on this connection.
+    pub requests_served: u64,
+    /// Time since the connection was established (`http.client.connection.duration`).
+    pub age: Duration,
+    /// How long it has had no active stream; `None` while busy.
+    pub idle_for: Option<Duration>,
+}
