@@ -412,15 +412,30 @@ mod tests {
     #[test]
     fn out_of_range_values_name_their_field() {
         let cases: Vec<(&str, PoolBuilder)> = vec![
-            ("max_connections_per_origin", PoolBuilder::new().max_connections_per_origin(0)),
+            (
+                "max_connections_per_origin",
+                PoolBuilder::new().max_connections_per_origin(0),
+            ),
             (
                 "min_connections_per_origin",
                 PoolBuilder::new().min_connections_per_origin(5),
             ),
-            ("max_streams_per_connection", PoolBuilder::new().max_streams_per_connection(0)),
-            ("scale_up_fill_ratio", PoolBuilder::new().scale_up_fill_ratio(0.0)),
-            ("scale_up_fill_ratio", PoolBuilder::new().scale_up_fill_ratio(f64::NAN)),
-            ("acquire_timeout", PoolBuilder::new().acquire_timeout(Duration::ZERO)),
+            (
+                "max_streams_per_connection",
+                PoolBuilder::new().max_streams_per_connection(0),
+            ),
+            (
+                "scale_up_fill_ratio",
+                PoolBuilder::new().scale_up_fill_ratio(0.0),
+            ),
+            (
+                "scale_up_fill_ratio",
+                PoolBuilder::new().scale_up_fill_ratio(f64::NAN),
+            ),
+            (
+                "acquire_timeout",
+                PoolBuilder::new().acquire_timeout(Duration::ZERO),
+            ),
             (
                 "http2_initial_connection_window_size",
                 PoolBuilder::new().http2_initial_connection_window_size(100),
@@ -429,7 +444,10 @@ mod tests {
                 "http2_initial_stream_window_size",
                 PoolBuilder::new().http2_initial_stream_window_size(u32::MAX),
             ),
-            ("tls_webpki_roots", PoolBuilder::new().tls_webpki_roots(false)),
+            (
+                "tls_webpki_roots",
+                PoolBuilder::new().tls_webpki_roots(false),
+            ),
         ];
         for (field, builder) in cases {
             match builder.config().validate() {

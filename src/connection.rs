@@ -85,6 +85,8 @@ pub(crate) struct Connection {
     /// Published by the driver; [`PROVISIONAL`] until the peer's SETTINGS arrive.
     peer_max_streams: AtomicUsize,
     closed: AtomicBool,
+    /// HTTP/1.1 only: readiness as last seen by the driver, to wake waiters on the change.
+    h1_ready: AtomicBool,
     leases: AtomicU64,
     requests: AtomicU64,
     created: Instant,
@@ -146,6 +148,7 @@ impl Connection {
                 active: AtomicUsize::new(0),
                 peer_max_streams: AtomicUsize::new(PROVISIONAL),
                 closed: AtomicBool::new(false),
+                h1_ready: AtomicBool::new(false),
                 leases: AtomicU64::new(0),
                 requests: AtomicU64::new(0),
                 created: Instant::now(),
@@ -186,7 +189,10 @@ impl Connection {
                     Arc::downgrade(&conn),
                     slot_freed,
                     counters,
-                    |_, _| None,
+                    |_, conn| {
+                        conn.publish_h1_readiness();
+                        None
+                    },
                 );
                 Ok(conn)
             }
@@ -220,10 +226,35 @@ impl Connection {
     }
 
     pub(crate) fn free_slots(&self) -> usize {
-        if self.is_closed() {
+        if !self.accepts_streams() {
             return 0;
         }
         self.stream_limit().saturating_sub(self.active())
+    }
+
+    /// Open, and (HTTP/1.1) done with the previous exchange.
+    pub(crate) fn accepts_streams(&self) -> bool {
+        !self.is_closed() && !self.h1_busy()
+    }
+
+    /// An HTTP/1.1 connection is busy until the previous response body has been read off the
+    /// socket, even after its handle is dropped; leasing it then would make the next request
+    /// wait behind a body its caller may never read.
+    fn h1_busy(&self) -> bool {
+        match &self.sender {
+            Sender::H2(_) => false,
+            Sender::H1(m) => m.try_lock().map(|s| !s.is_ready()).unwrap_or(true),
+        }
+    }
+
+    /// Called by the HTTP/1.1 driver after each poll: a connection that has just become ready
+    /// for its next request wakes the waiters.
+    fn publish_h1_readiness(&self) {
+        let ready = !self.h1_busy();
+        let was_ready = self.h1_ready.swap(ready, Ordering::AcqRel);
+        if ready && !was_ready {
+            self.slot_freed.notify_waiters();
+        }
     }
 
     /// Closed by the driver ending, by us, or as hyper sees it.
@@ -246,7 +277,7 @@ impl Connection {
     /// Takes one stream slot if one is free. Lock-free: handles give slots back without the
     /// origin lock.
     pub(crate) fn try_lease(&self) -> bool {
-        if self.is_closed() {
+        if !self.accepts_streams() {
             return false;
         }
         let limit = self.stream_limit();
@@ -384,18 +415,14 @@ fn spawn_driver<D, O>(
         let mut recheck = pin!(tokio::time::sleep(SETTINGS_CHECK_PROVISIONAL));
         let result = poll_fn(|cx| {
             let poll = driver.as_mut().poll(cx);
-            if poll.is_pending() {
-                if let Some(conn) = conn.upgrade() {
-                    if let Some(delay) = observe(&driver, &conn) {
-                        if recheck.as_mut().poll(cx).is_ready() {
-                            recheck
-                                .as_mut()
-                                .reset(tokio::time::Instant::now() + delay);
-                            // Registers the waker for the new deadline.
-                            let _ = recheck.as_mut().poll(cx);
-                        }
-                    }
-                }
+            if poll.is_pending()
+                && let Some(conn) = conn.upgrade()
+                && let Some(delay) = observe(&driver, &conn)
+                && recheck.as_mut().poll(cx).is_ready()
+            {
+                recheck.as_mut().reset(tokio::time::Instant::now() + delay);
+                // Registers the waker for the new deadline.
+                let _ = recheck.as_mut().poll(cx);
             }
             poll
         })

@@ -90,12 +90,13 @@ impl Connector {
     /// Resolves, connects and completes TLS to `origin`.
     #[instrument(level = "debug", skip(self), fields(origin = %origin))]
     pub(crate) async fn dial(&self, origin: &Origin) -> Result<Dialed, Error> {
-        let server_name = ServerName::try_from(origin.host_unbracketed().to_owned()).map_err(
-            |_| Error::InvalidUrl {
-                input: origin.to_string(),
-                reason: "host is neither a DNS name nor an IP address",
-            },
-        )?;
+        let server_name =
+            ServerName::try_from(origin.host_unbracketed().to_owned()).map_err(|_| {
+                Error::InvalidUrl {
+                    input: origin.to_string(),
+                    reason: "host is neither a DNS name nor an IP address",
+                }
+            })?;
         // HttpConnector only dials; the `http` scheme here just satisfies its URI check.
         let target: Uri = format!("http://{}", origin.authority())
             .parse()

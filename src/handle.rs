@@ -232,16 +232,24 @@ mod tests {
         let r = prepare_request(&origin(), Protocol::Http2, req("/a?b=1")).expect("ok");
         assert_eq!(r.uri(), "https://api.example:8443/a?b=1");
         assert_eq!(r.version(), Version::HTTP_2);
-        let r = prepare_request(&origin(), Protocol::Http2, req("https://API.example:8443/x"))
-            .expect("ok");
+        let r = prepare_request(
+            &origin(),
+            Protocol::Http2,
+            req("https://API.example:8443/x"),
+        )
+        .expect("ok");
         assert_eq!(r.uri().path(), "/x");
     }
 
     /// HTTP/1.1 requests are origin-form with a Host header.
     #[test]
     fn h1_requests_are_origin_form_with_host() {
-        let r = prepare_request(&origin(), Protocol::Http1, req("https://api.example:8443/x"))
-            .expect("ok");
+        let r = prepare_request(
+            &origin(),
+            Protocol::Http1,
+            req("https://api.example:8443/x"),
+        )
+        .expect("ok");
         assert_eq!(r.uri(), "/x");
         assert_eq!(r.headers()[HOST], "api.example:8443");
         assert_eq!(r.version(), Version::HTTP_11);

@@ -342,6 +342,9 @@ mod tests {
     /// The global pool exists with the default configuration.
     #[test]
     fn global_pool_has_default_config() {
-        assert_eq!(ConnectionPoolManager::global().config(), &PoolConfig::default());
+        assert_eq!(
+            ConnectionPoolManager::global().config(),
+            &PoolConfig::default()
+        );
     }
 }

@@ -286,7 +286,14 @@ mod tests {
     /// Each kind of bad input is its own error, naming the input.
     #[test]
     fn bad_input_is_rejected_with_a_typed_error() {
-        for bad in ["", "   ", "https://", "https://host:99999", "https://host:", "ht tp://x"] {
+        for bad in [
+            "",
+            "   ",
+            "https://",
+            "https://host:99999",
+            "https://host:",
+            "ht tp://x",
+        ] {
             match bad.parse::<Origin>() {
                 Err(Error::InvalidUrl { input, .. }) => assert_eq!(input, bad),
                 other => panic!("{bad:?}: expected InvalidUrl, got {other:?}"),
@@ -312,7 +319,10 @@ mod tests {
     #[test]
     fn uri_conversion() {
         let uri: Uri = "https://Example.com:8443/a/b".parse().expect("uri");
-        assert_eq!(Origin::try_from(&uri).expect("origin"), origin("example.com:8443"));
+        assert_eq!(
+            Origin::try_from(&uri).expect("origin"),
+            origin("example.com:8443")
+        );
         let path_only: Uri = "/a/b".parse().expect("uri");
         assert!(Origin::try_from(&path_only).is_err());
     }

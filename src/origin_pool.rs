@@ -161,7 +161,7 @@ impl OriginState {
     fn free_for_scaling(&self, fill_ratio: f64, assumed: Option<usize>) -> usize {
         self.conns
             .iter()
-            .filter(|c| !c.is_closed())
+            .filter(|c| c.accepts_streams())
             .map(|c| {
                 let limit = match c.peer_limit() {
                     Some(_) => c.stream_limit(),
@@ -212,7 +212,7 @@ impl OriginState {
             .filter_map(|(i, c)| c.idle_for(now).map(|d| (d, i)))
             .collect();
         // Longest idle first.
-        idle.sort_by(|a, b| b.0.cmp(&a.0));
+        idle.sort_by_key(|&(idle_for, _)| std::cmp::Reverse(idle_for));
         let mut excess_idle = idle
             .len()
             .saturating_sub(config.max_idle_connections_per_origin);
@@ -296,10 +296,12 @@ impl OriginPool {
                         since: Instant::now(),
                     });
                 }
-                if st.failures > failures_at_start && st.dialing == 0 && st.conns.is_empty() {
-                    if let Some(error) = st.last_failure.clone() {
-                        return Err(error);
-                    }
+                if st.failures > failures_at_start
+                    && st.dialing == 0
+                    && st.conns.is_empty()
+                    && let Some(error) = st.last_failure.clone()
+                {
+                    return Err(error);
                 }
                 st.plan_dials(config)
             };
@@ -363,10 +365,10 @@ impl OriginPool {
             st.prune_closed();
             st.conns.len()
         };
-        if connections == 0 {
-            if let Some(error) = first_error {
-                return Err(error);
-            }
+        if connections == 0
+            && let Some(error) = first_error
+        {
+            return Err(error);
         }
         Ok(WarmedOrigin {
             origin: self.origin.clone(),

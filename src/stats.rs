@@ -221,7 +221,10 @@ impl OriginStats {
 
     /// Connections with at least one active stream (`open_connections{state=active}`).
     pub fn active_connections(&self) -> usize {
-        self.connections.iter().filter(|c| c.active_streams > 0).count()
+        self.connections
+            .iter()
+            .filter(|c| c.active_streams > 0)
+            .count()
     }
 
     /// Connections with no active stream (`open_connections{state=idle}`).

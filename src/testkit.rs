@@ -243,7 +243,10 @@ impl TestServer {
             .with_safe_default_protocol_versions()
             .map_err(io::Error::other)?
             .with_no_client_auth()
-            .with_single_cert(certs.chain.clone(), PrivateKeyDer::Pkcs8(certs.key.clone_key()))
+            .with_single_cert(
+                certs.chain.clone(),
+                PrivateKeyDer::Pkcs8(certs.key.clone_key()),
+            )
             .map_err(io::Error::other)?;
         tls.alpn_protocols = match config.alpn {
             Alpn::H2 => vec![b"h2".to_vec()],
@@ -328,12 +331,11 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
-        if let Some(thread) = self.thread.take() {
-            if let Err(panic) = thread.join() {
-                if !std::thread::panicking() {
-                    std::panic::resume_unwind(panic);
-                }
-            }
+        if let Some(thread) = self.thread.take()
+            && let Err(panic) = thread.join()
+            && !std::thread::panicking()
+        {
+            std::panic::resume_unwind(panic);
         }
     }
 }

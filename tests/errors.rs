@@ -12,7 +12,9 @@ use support::{builder_for, get, trace_init};
 /// A URL that does not parse is `InvalidUrl`, naming the input.
 #[tokio::test]
 async fn malformed_url_is_invalid_url() {
-    let pool = ConnectionPoolManager::builder().build().expect("pool builds");
+    let pool = ConnectionPoolManager::builder()
+        .build()
+        .expect("pool builds");
     for bad in ["ht tp://x", "https://", "https://host:99999", ""] {
         match pool.acquire(bad).await {
             Err(Error::InvalidUrl { input, .. }) => assert_eq!(input, bad),
@@ -20,16 +22,24 @@ async fn malformed_url_is_invalid_url() {
         }
     }
     // A request whose URI has no host cannot be routed.
-    assert!(matches!(pool.request(get("/relative")).await, Err(Error::InvalidUrl { .. })));
+    assert!(matches!(
+        pool.request(get("/relative")).await,
+        Err(Error::InvalidUrl { .. })
+    ));
     assert_eq!(pool.stats().connections_opened, 0);
 }
 
 /// A scheme other than https is `UnsupportedScheme`; nothing is dialed.
 #[tokio::test]
 async fn unsupported_scheme_is_rejected() {
-    let pool = ConnectionPoolManager::builder().build().expect("pool builds");
+    let pool = ConnectionPoolManager::builder()
+        .build()
+        .expect("pool builds");
     let err = pool.acquire("ftp://127.0.0.1:21").await.expect_err("ftp");
-    assert!(matches!(err, Error::UnsupportedScheme { ref scheme, .. } if scheme == "ftp"), "{err:?}");
+    assert!(
+        matches!(err, Error::UnsupportedScheme { ref scheme, .. } if scheme == "ftp"),
+        "{err:?}"
+    );
     assert_eq!(pool.stats().connections_opened, 0);
 }
 
@@ -41,11 +51,20 @@ async fn closed_port_is_connection_refused() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr").port()
     };
-    let pool = ConnectionPoolManager::builder().build().expect("pool builds");
-    let err = pool.acquire(format!("127.0.0.1:{port}")).await.expect_err("refused");
+    let pool = ConnectionPoolManager::builder()
+        .build()
+        .expect("pool builds");
+    let err = pool
+        .acquire(format!("127.0.0.1:{port}"))
+        .await
+        .expect_err("refused");
     assert!(matches!(err, Error::ConnectionRefused { .. }), "{err:?}");
     assert!(err.is_connect());
-    assert!(err.to_string().contains(&format!("https://127.0.0.1:{port}")), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("https://127.0.0.1:{port}")),
+        "{err}"
+    );
     assert_eq!(pool.stats().connects_failed, 1);
     assert_eq!(pool.stats().waiters(), 0);
 }
@@ -69,13 +88,15 @@ async fn unknown_ca_is_untrusted_certificate() {
 #[tokio::test]
 async fn certificate_for_another_name_is_name_mismatch() {
     trace_init();
-    let server = TestServer::start(
-        TestServerConfig::default().cert_names(vec!["other.example".to_owned()]),
-    )
-    .expect("server starts");
+    let server =
+        TestServer::start(TestServerConfig::default().cert_names(vec!["other.example".to_owned()]))
+            .expect("server starts");
     let pool = builder_for(&server).build().expect("pool builds");
     let err = pool.acquire(server.url()).await.expect_err("mismatch");
-    assert!(matches!(err, Error::CertificateNameMismatch { .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::CertificateNameMismatch { .. }),
+        "{err:?}"
+    );
 }
 
 /// A listener that accepts TCP and never answers TLS ends in a TLS-handshake timeout.
@@ -113,7 +134,13 @@ async fn no_free_slot_within_the_deadline_is_an_acquire_timeout() {
     let held = pool.acquire(&origin).await.expect("first slot");
     let err = pool.acquire(&origin).await.expect_err("no slot");
     assert!(
-        matches!(err, Error::Timeout { kind: TimeoutKind::Acquire, .. }),
+        matches!(
+            err,
+            Error::Timeout {
+                kind: TimeoutKind::Acquire,
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert!(!err.is_connect());
@@ -130,7 +157,10 @@ async fn request_for_another_origin_is_refused_unsent() {
     let server = TestServer::start(TestServerConfig::default()).expect("server starts");
     let pool = builder_for(&server).build().expect("pool builds");
     let mut handle = pool.acquire(server.url()).await.expect("acquire");
-    let err = handle.send(get("https://elsewhere.example/")).await.expect_err("mismatch");
+    let err = handle
+        .send(get("https://elsewhere.example/"))
+        .await
+        .expect_err("mismatch");
     assert!(matches!(err, Error::InvalidRequest { .. }), "{err:?}");
     assert_eq!(server.counters().requests(), 0);
 }
@@ -143,7 +173,13 @@ fn invalid_configuration_is_rejected_at_build() {
         .build()
         .expect_err("invalid");
     assert!(
-        matches!(err, Error::InvalidConfig { field: "max_connections_per_origin", .. }),
+        matches!(
+            err,
+            Error::InvalidConfig {
+                field: "max_connections_per_origin",
+                ..
+            }
+        ),
         "{err:?}"
     );
     let err = ConnectionPoolManager::builder()
@@ -151,7 +187,13 @@ fn invalid_configuration_is_rejected_at_build() {
         .build()
         .expect_err("invalid");
     assert!(
-        matches!(err, Error::InvalidConfig { field: "tls_extra_ca_pem", .. }),
+        matches!(
+            err,
+            Error::InvalidConfig {
+                field: "tls_extra_ca_pem",
+                ..
+            }
+        ),
         "{err:?}"
     );
 }

@@ -15,9 +15,7 @@ use tokio::sync::Barrier;
 
 /// `join_all` over spawned tasks, without a futures dependency.
 mod futures_util_free {
-    pub async fn join_all<T: Send + 'static>(
-        handles: Vec<tokio::task::JoinHandle<T>>,
-    ) -> Vec<T> {
+    pub async fn join_all<T: Send + 'static>(handles: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
         let mut out = Vec::with_capacity(handles.len());
         for h in handles {
             out.push(h.await.expect("task did not panic"));
@@ -55,8 +53,14 @@ async fn concurrent_150_requests_use_at_most_two_sockets_when_server_allows_250_
     assert!(failures.is_empty(), "failed requests: {failures:?}");
     assert_eq!(server.counters().requests(), 150);
     let sockets = server.counters().accepted();
-    assert!((1..=2).contains(&sockets), "{sockets} sockets for 150 streams");
-    assert!(server.counters().max_concurrent_per_connection() > 1, "streams were multiplexed");
+    assert!(
+        (1..=2).contains(&sockets),
+        "{sockets} sockets for 150 streams"
+    );
+    assert!(
+        server.counters().max_concurrent_per_connection() > 1,
+        "streams were multiplexed"
+    );
 }
 
 /// With the server limiting each connection to 8 streams, 64 requests in flight make the
@@ -192,7 +196,12 @@ async fn herd_of_1000_on_a_cold_origin_opens_at_most_ceil_n_over_max_streams_soc
         .collect();
     let results = join_all(tasks).await;
     let failures: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
-    assert!(failures.is_empty(), "{} failed: {:?}", failures.len(), failures.first());
+    assert!(
+        failures.is_empty(),
+        "{} failed: {:?}",
+        failures.len(),
+        failures.first()
+    );
     let bound = HERD.div_ceil(SERVER_STREAMS as usize).min(16) as u64;
     let sockets = server.counters().accepted();
     assert!(sockets <= bound, "{sockets} sockets, bound {bound}");
@@ -238,7 +247,11 @@ async fn prewarm_opens_the_warm_minimum_per_origin_and_reports_a_bad_host() {
     for server in &servers {
         let response = pool.request(get(&server.url_for("/after-warmup"))).await;
         assert_eq!(response.expect("request succeeds").status(), 200);
-        assert_eq!(server.counters().accepted(), 2, "no new socket after prewarm");
+        assert_eq!(
+            server.counters().accepted(),
+            2,
+            "no new socket after prewarm"
+        );
     }
     let stats = pool.stats();
     assert_eq!(stats.connections_opened, 6);
@@ -304,8 +317,8 @@ async fn selection_policies_pack_and_least_loaded_place_streams_as_documented() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http1_only_server_reuses_one_connection_for_sequential_requests() {
     trace_init();
-    let server = TestServer::start(TestServerConfig::default().alpn(Alpn::Http1))
-        .expect("server starts");
+    let server =
+        TestServer::start(TestServerConfig::default().alpn(Alpn::Http1)).expect("server starts");
     let pool = builder_for(&server).build().expect("pool builds");
     for i in 0..10 {
         let response = pool
@@ -320,6 +333,38 @@ async fn http1_only_server_reuses_one_connection_for_sequential_requests() {
     let conn = &stats.origins[0].connections[0];
     assert_eq!(conn.protocol, Protocol::Http1);
     assert_eq!(conn.requests_served, 10);
+}
+
+/// An HTTP/1.1 response whose body is still unread keeps its connection busy: the next
+/// request goes to a second connection instead of waiting behind that body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http1_unread_body_does_not_block_the_next_request() {
+    trace_init();
+    let server = TestServer::start(
+        TestServerConfig::default()
+            .alpn(Alpn::Http1)
+            .body_bytes(256 * 1024),
+    )
+    .expect("server starts");
+    let pool = builder_for(&server).build().expect("pool builds");
+    let first = pool
+        .request(get(&server.url_for("/a")))
+        .await
+        .expect("first");
+    let second = pool
+        .request(get(&server.url_for("/b")))
+        .await
+        .expect("second");
+    assert_eq!(body_len(second).await, 256 * 1024);
+    assert_eq!(body_len(first).await, 256 * 1024);
+    assert_eq!(server.counters().accepted(), 2);
+    // Both bodies are read: either connection serves the next request.
+    let third = pool
+        .request(get(&server.url_for("/c")))
+        .await
+        .expect("third");
+    assert_eq!(body_len(third).await, 256 * 1024);
+    assert_eq!(server.counters().accepted(), 2);
 }
 
 /// `shutdown` wakes a waiting acquirer with `PoolClosed`, waits for the held handle, and
@@ -347,12 +392,23 @@ async fn shutdown_fails_waiters_and_later_acquires_with_pool_closed() {
         let pool = pool.clone();
         tokio::spawn(async move { pool.shutdown().await })
     };
-    assert!(matches!(waiter.await.expect("join"), Err(Error::PoolClosed)));
+    assert!(matches!(
+        waiter.await.expect("join"),
+        Err(Error::PoolClosed)
+    ));
     tokio::task::yield_now().await;
-    assert!(!shutdown.is_finished(), "shutdown waits for the held handle");
+    assert!(
+        !shutdown.is_finished(),
+        "shutdown waits for the held handle"
+    );
     drop(held);
-    shutdown.await.expect("shutdown completes once the handle is dropped");
-    assert!(matches!(pool.acquire(&origin).await, Err(Error::PoolClosed)));
+    shutdown
+        .await
+        .expect("shutdown completes once the handle is dropped");
+    assert!(matches!(
+        pool.acquire(&origin).await,
+        Err(Error::PoolClosed)
+    ));
     assert_eq!(pool.stats().handles_outstanding, 0);
 }
 
