@@ -1,1 +1,171 @@
-fn main() {}
+//! Warm acquire + release on an open HTTP/2 connection (1 task and 64 tasks), and heap bytes
+//! per held handle, against the embedded HTTPS server on 127.0.0.1.
+//!
+//! `cargo bench --bench acquire`. The heap figure is printed before criterion's output; it
+//! comes from a counting global allocator wrapped around the system allocator.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group};
+use https_pool::testkit::{TestServer, TestServerConfig};
+use https_pool::{ConnectionPoolManager, Origin};
+
+/// Counts live heap bytes. Only this bench binary uses it.
+struct CountingAllocator;
+
+static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
+
+// SAFETY: defers to `System` for every operation and only adds bookkeeping.
+#[allow(unsafe_code)]
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as i64, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE_BYTES.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAllocator = CountingAllocator;
+
+struct Fixture {
+    runtime: tokio::runtime::Runtime,
+    pool: ConnectionPoolManager,
+    origin: Origin,
+    _server: TestServer,
+}
+
+fn fixture(server_streams: u32) -> Fixture {
+    let server =
+        TestServer::start(TestServerConfig::default().max_concurrent_streams(server_streams))
+            .expect("server starts");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let pool = ConnectionPoolManager::builder()
+        .tls_webpki_roots(false)
+        .tls_extra_ca_pem(server.ca_pem())
+        .min_connections_per_origin(1)
+        .max_connections_per_origin(1)
+        .build()
+        .expect("pool builds");
+    let origin: Origin = server.url().parse().expect("origin");
+    runtime.block_on(async {
+        let warm = pool.prewarm_hosts(&[server.url()]).await;
+        assert!(warm[0].is_ok(), "{warm:?}");
+        // Wait (bounded) for the peer's SETTINGS so every slot is available.
+        for _ in 0..5_000 {
+            let ready = pool
+                .stats()
+                .origins
+                .iter()
+                .any(|o| o.connections.iter().any(|c| c.peer_settings_received));
+            if ready {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+    Fixture {
+        runtime,
+        pool,
+        origin,
+        _server: server,
+    }
+}
+
+/// Holds `n` handles at once and reports live heap bytes per handle.
+fn heap_per_handle(f: &Fixture, n: usize) -> f64 {
+    f.runtime.block_on(async {
+        let mut held = Vec::with_capacity(n);
+        let before = LIVE_BYTES.load(Ordering::Relaxed);
+        for _ in 0..n {
+            held.push(f.pool.acquire(&f.origin).await.expect("acquire"));
+        }
+        let after = LIVE_BYTES.load(Ordering::Relaxed);
+        // The Vec's buffer was allocated before `before`: only the handles' own heap counts.
+        drop(held);
+        (after - before) as f64 / n as f64
+    })
+}
+
+fn bench_acquire(c: &mut Criterion) {
+    let f = fixture(250);
+    for n in [100, 250] {
+        let per_handle = heap_per_handle(&f, n);
+        println!(
+            "heap bytes per held handle ({n} held, 1 connection, server max streams 250): {per_handle:.1}"
+        );
+    }
+    println!(
+        "stack size of a StreamHandle: {} bytes",
+        std::mem::size_of::<https_pool::StreamHandle>()
+    );
+
+    let mut group = c.benchmark_group("warm_acquire_release");
+    group.bench_function("1_task", |b| {
+        b.to_async(&f.runtime).iter(|| async {
+            let handle = f.pool.acquire(&f.origin).await.expect("acquire");
+            drop(handle);
+        })
+    });
+    group.bench_function("64_tasks", |b| {
+        b.to_async(&f.runtime).iter_custom(|iters| {
+            let pool = f.pool.clone();
+            let origin = f.origin.clone();
+            async move {
+                let per_task = iters.div_ceil(64);
+                let start = Instant::now();
+                let tasks: Vec<_> = (0..64)
+                    .map(|_| {
+                        let pool = pool.clone();
+                        let origin = origin.clone();
+                        tokio::spawn(async move {
+                            for _ in 0..per_task {
+                                let handle = pool.acquire(&origin).await.expect("acquire");
+                                drop(handle);
+                            }
+                        })
+                    })
+                    .collect();
+                for t in tasks {
+                    t.await.expect("task");
+                }
+                // Time per acquire+release across all tasks (throughput view).
+                start
+                    .elapsed()
+                    .mul_f64(iters as f64 / (per_task * 64) as f64)
+            }
+        })
+    });
+    group.finish();
+
+    let latency = f.pool.stats().acquire_latency;
+    println!(
+        "pool-recorded acquire latency over the run: count={} p50={:?} p99={:?} p99.9={:?} max={:?}",
+        latency.count, latency.p50, latency.p99, latency.p999, latency.max
+    );
+}
+
+criterion_group!(benches, bench_acquire);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

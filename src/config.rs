@@ -54,6 +54,12 @@ pub struct PoolConfig {
     /// Most acquirers that may wait for a slot on one origin; one more gets
     /// [`Error::PoolExhausted`] at once. Default: 1024.
     pub max_waiters_per_origin: usize,
+    /// How many times [`request`](ConnectionPoolManager::request) re-sends a request that
+    /// provably never reached the server (handed back unsent, or refused with
+    /// REFUSED_STREAM), each time on another connection. Two, not one: when servers rotate
+    /// connections often, the retry can itself land on a connection that is closing. Requests
+    /// that may have been processed are never retried. Default: 2.
+    pub max_unprocessed_retries: usize,
     /// How long [`acquire`](ConnectionPoolManager::acquire) waits for a slot, dial included.
     /// Default: 30 s.
     pub acquire_timeout: Duration,
@@ -109,6 +115,7 @@ impl Default for PoolConfig {
             scale_up_fill_ratio: 1.0,
             selection_policy: SelectionPolicy::Pack,
             max_waiters_per_origin: 1024,
+            max_unprocessed_retries: 2,
             acquire_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(90),
             max_idle_connections_per_origin: 4,
@@ -274,6 +281,12 @@ impl PoolBuilder {
     /// See [`PoolConfig::max_waiters_per_origin`].
     pub fn max_waiters_per_origin(mut self, n: usize) -> Self {
         self.config.max_waiters_per_origin = n;
+        self
+    }
+
+    /// See [`PoolConfig::max_unprocessed_retries`].
+    pub fn max_unprocessed_retries(mut self, n: usize) -> Self {
+        self.config.max_unprocessed_retries = n;
         self
     }
 

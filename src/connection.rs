@@ -85,6 +85,9 @@ pub(crate) struct Connection {
     /// Published by the driver; [`PROVISIONAL`] until the peer's SETTINGS arrive.
     peer_max_streams: AtomicUsize,
     closed: AtomicBool,
+    /// Held (read) while a request is handed to hyper, and (write) while the driver drops
+    /// hyper's dispatch task; see `spawn_driver`.
+    pub(crate) send_gate: std::sync::RwLock<()>,
     /// HTTP/1.1 only: readiness as last seen by the driver, to wake waiters on the change.
     h1_ready: AtomicBool,
     leases: AtomicU64,
@@ -148,6 +151,7 @@ impl Connection {
                 active: AtomicUsize::new(0),
                 peer_max_streams: AtomicUsize::new(PROVISIONAL),
                 closed: AtomicBool::new(false),
+                send_gate: std::sync::RwLock::new(()),
                 h1_ready: AtomicBool::new(false),
                 leases: AtomicU64::new(0),
                 requests: AtomicU64::new(0),
@@ -411,7 +415,7 @@ fn spawn_driver<D, O>(
     O: Fn(&D, &Connection) -> Option<Duration> + Send + Sync + 'static,
 {
     tokio::spawn(async move {
-        let mut driver = pin!(driver);
+        let mut driver = Box::pin(driver);
         let mut recheck = pin!(tokio::time::sleep(SETTINGS_CHECK_PROVISIONAL));
         let result = poll_fn(|cx| {
             let poll = driver.as_mut().poll(cx);
@@ -427,8 +431,17 @@ fn spawn_driver<D, O>(
             poll
         })
         .await;
-        if let Some(conn) = conn.upgrade() {
-            conn.mark_closed();
+        // Drop hyper's dispatch task (and with it the request channel, whose drop fails every
+        // queued request with the request handed back) with the send gate shut: a request
+        // enqueued concurrently with that drop could otherwise stay in the channel, unanswered,
+        // for as long as a handle keeps the sender alive (seen under connection kills).
+        match conn.upgrade() {
+            Some(conn) => {
+                let _gate = conn.send_gate.write().unwrap_or_else(|p| p.into_inner());
+                conn.mark_closed();
+                drop(driver);
+            }
+            None => drop(driver),
         }
         counters.connections_closed.fetch_add(1, Ordering::Relaxed);
         match result {

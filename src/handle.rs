@@ -6,13 +6,14 @@
 //! concurrency-limit permits do).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use http::header::HOST;
 use http::uri::{Authority, PathAndQuery, Scheme as UriScheme};
 use http::{HeaderValue, Request, Response, Uri, Version};
 use http_body::Body;
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use tracing::trace;
 
@@ -68,11 +69,14 @@ impl StreamHandle {
     /// (`/v1/items`): the origin is filled in. The HTTP version is set to the connection's.
     /// Any body whose data is [`Bytes`] works (`String`, `Full<Bytes>`, `Empty<Bytes>`, …).
     ///
+    /// A handle is bound to its connection, so `send` never retries; use
+    /// [`ConnectionPoolManager::request`](crate::ConnectionPoolManager::request) for the one
+    /// safe retry on another connection.
+    ///
     /// # Errors
     ///
     /// - [`Error::InvalidRequest`] if the URI names another origin; nothing was sent.
-    /// - [`Error::ConnectionClosed`] if the connection failed or closed; the request may have
-    ///   reached the server, so it is **not** retried.
+    /// - [`Error::ConnectionClosed`] if the connection failed or closed.
     /// - [`Error::Request`] for stream-level failures (peer reset, request body error).
     ///
     /// # Cancel safety
@@ -84,40 +88,119 @@ impl StreamHandle {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        let request = prepare_request(&self.conn.origin, self.conn.protocol, request)?;
+        self.send_prepared(request).await.map_err(|failure| {
+            self.conn
+                .counters
+                .requests_failed
+                .fetch_add(1, Ordering::Relaxed);
+            failure.error
+        })
+    }
+
+    /// Sends a request already shaped by [`prepare_request`]. On failure, hands the request
+    /// back when it provably never reached the server (DESIGN.md, pool semantics 8):
+    ///
+    /// - hyper returned it unsent (`TrySendError::take_message`);
+    /// - the peer reset the stream with REFUSED_STREAM (RFC 9113 §8.7: not processed). hyper
+    ///   consumed the request, so only one with an empty body (rebuilt from its head) can be
+    ///   handed back.
+    ///
+    /// A *remote GOAWAY* error is not taken as proof, although h2 alone would allow it (h2's
+    /// `recv_go_away` fails only streams above the last-stream-id): hyper 1.x's dispatch task
+    /// re-checks `poll_ready` right after h2 accepted a stream and reports the connection's
+    /// GOAWAY error to that request when it lost the race with the GOAWAY frame
+    /// (hyper `proto/h2/client.rs`, `ClientTask::poll`, "Check poll_ready() again"), although
+    /// its HEADERS are still written and the server may process it. Measured here: retrying
+    /// those duplicated 1–2 of 5,000 requests under a GOAWAY every 50 requests.
+    pub(crate) async fn send_prepared(
+        &mut self,
+        request: Request<RequestBody>,
+    ) -> Result<Response<Incoming>, SendFailure> {
         let conn = &self.conn;
-        let request = prepare_request(&conn.origin, conn.protocol, request)?;
         trace!(conn_id = conn.id, origin = %conn.origin, uri = %request.uri(), "sending");
+        let template = ReplayTemplate::of(&request);
         conn.record_request();
         let result = match &conn.sender {
             Sender::H2(sender) => {
                 let mut sender = sender.clone();
-                sender.try_send_request(request).await
+                // Enqueue under the send gate (see `Connection::send_gate`); await outside it.
+                let response = {
+                    let _gate = conn.send_gate.read().unwrap_or_else(|p| p.into_inner());
+                    if conn.is_closed() {
+                        return Err(SendFailure {
+                            error: self.closed_error(),
+                            replay: Some(request),
+                        });
+                    }
+                    sender.try_send_request(request)
+                };
+                response.await
             }
             Sender::H1(sender) => {
                 let mut sender = sender.lock().await;
                 // HTTP/1.1: wait for the previous exchange on this connection to finish.
                 if let Err(e) = sender.ready().await {
+                    drop(sender);
                     conn.mark_closed();
-                    return Err(self.fail(e, true));
+                    // Nothing was written: the connection died before the request was taken.
+                    return Err(SendFailure {
+                        error: self.classify(e, true),
+                        replay: Some(request),
+                    });
                 }
-                let response = sender.try_send_request(request);
+                let response = {
+                    let _gate = conn.send_gate.read().unwrap_or_else(|p| p.into_inner());
+                    if conn.is_closed() {
+                        return Err(SendFailure {
+                            error: self.closed_error(),
+                            replay: Some(request),
+                        });
+                    }
+                    sender.try_send_request(request)
+                };
                 drop(sender);
                 response.await
             }
         };
-        result.map_err(|e| {
-            // A request handed back unsent means the connection could not take it.
-            let unsent = e.message().is_some();
-            self.fail(e.into_error(), unsent)
+        result.map_err(|mut e| {
+            if let Some(unsent) = e.take_message() {
+                // The connection could not take it: it is closing or closed.
+                return SendFailure {
+                    error: self.classify(e.into_error(), true),
+                    replay: Some(unsent),
+                };
+            }
+            let error = e.into_error();
+            let never_processed = never_processed(&error);
+            let failure = SendFailure {
+                error: self.classify(error, never_processed),
+                replay: None,
+            };
+            if never_processed {
+                failure.with_replay(template)
+            } else {
+                failure
+            }
         })
     }
 
-    fn fail(&self, error: hyper::Error, connection_unusable: bool) -> Error {
+    /// The error for a request refused because the connection had already closed.
+    fn closed_error(&self) -> Error {
+        Error::ConnectionClosed {
+            origin: self.conn.origin.clone(),
+            connection_id: self.conn.id,
+            source: shared(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "connection closed before the request was sent",
+            )),
+        }
+    }
+
+    fn classify(&self, error: hyper::Error, connection_unusable: bool) -> Error {
         let conn = &self.conn;
-        conn.counters
-            .requests_failed
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let connection_level = connection_unusable
+            || connection_going_away(&error)
             || error.is_closed()
             || error.is_canceled()
             || error.is_incomplete_message()
@@ -137,6 +220,81 @@ impl StreamHandle {
             }
         }
     }
+}
+
+/// A failed send; `replay` holds the request when it provably never reached the server.
+pub(crate) struct SendFailure {
+    pub(crate) error: Error,
+    pub(crate) replay: Option<Request<RequestBody>>,
+}
+
+impl SendFailure {
+    fn with_replay(mut self, template: Option<ReplayTemplate>) -> SendFailure {
+        self.replay = template.map(ReplayTemplate::build);
+        self
+    }
+}
+
+/// The head of a request with an empty body, kept so the request can be rebuilt after hyper
+/// consumed it. Requests with a body are not kept: their body cannot be replayed.
+struct ReplayTemplate {
+    method: http::Method,
+    uri: Uri,
+    version: Version,
+    headers: http::HeaderMap,
+    extensions: http::Extensions,
+}
+
+impl ReplayTemplate {
+    fn of(request: &Request<RequestBody>) -> Option<ReplayTemplate> {
+        request.body().is_end_stream().then(|| ReplayTemplate {
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            version: request.version(),
+            headers: request.headers().clone(),
+            extensions: request.extensions().clone(),
+        })
+    }
+
+    fn build(self) -> Request<RequestBody> {
+        let body = Empty::<Bytes>::new()
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        let mut request = Request::new(body);
+        *request.method_mut() = self.method;
+        *request.uri_mut() = self.uri;
+        *request.version_mut() = self.version;
+        *request.headers_mut() = self.headers;
+        *request.extensions_mut() = self.extensions;
+        request
+    }
+}
+
+/// True when h2 failed the request because the connection received or sent GOAWAY.
+fn connection_going_away(error: &hyper::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            return h2.is_go_away() || h2.is_io();
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// True when the peer refused the stream (REFUSED_STREAM): RFC 9113 §8.7 guarantees it was
+/// not processed. See `send_prepared` for why a remote GOAWAY does not count.
+fn never_processed(error: &hyper::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            return h2.is_reset()
+                && h2.is_remote()
+                && h2.reason() == Some(h2::Reason::REFUSED_STREAM);
+        }
+        cause = e.source();
+    }
+    false
 }
 
 impl Drop for StreamHandle {
@@ -216,7 +374,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http_body_util::Empty;
 
     fn origin() -> Origin {
         "https://api.example:8443".parse().expect("origin")

@@ -14,7 +14,7 @@ use tracing::{Instrument, debug, debug_span};
 use crate::config::{PoolBuilder, PoolConfig};
 use crate::connector::Connector;
 use crate::error::{BoxError, Error};
-use crate::handle::StreamHandle;
+use crate::handle::{SendFailure, StreamHandle, prepare_request};
 use crate::origin::{IntoOrigin, Origin};
 use crate::origin_pool::{OriginPool, PoolContext};
 use crate::prewarm::HostWarmup;
@@ -167,7 +167,7 @@ impl ConnectionPoolManager {
         let result = async {
             let origin = origin.into_origin()?;
             self.ensure_maintenance();
-            self.origin_pool(&origin)?.acquire().await
+            self.origin_pool(&origin)?.acquire(None).await
         }
         .await;
         if result.is_err() {
@@ -183,6 +183,13 @@ impl ConnectionPoolManager {
     /// Acquires a slot on the request URI's origin and sends the request on it. The slot is
     /// freed when the response head arrives (the body streams on).
     ///
+    /// A request that provably never reached the server (hyper handed it back unsent, or the
+    /// peer refused the stream with REFUSED_STREAM) is sent again on another connection, at
+    /// most [`max_unprocessed_retries`](PoolConfig::max_unprocessed_retries) times; a refused
+    /// request is retried only if its body was empty, since hyper consumed it. Nothing else is
+    /// retried: a request failed by a GOAWAY surfaces as [`Error::ConnectionClosed`], because
+    /// hyper can report a GOAWAY to a request it did send. Retries are counted in [`PoolStats::requests_retried`].
+    ///
     /// # Errors
     ///
     /// [`Error::InvalidUrl`] if the URI is not absolute, then as
@@ -196,9 +203,58 @@ impl ConnectionPoolManager {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let origin = Origin::try_from(request.uri())?;
-        let mut handle = self.acquire(&origin).await?;
-        handle.send(request).await
+        let counters = &self.inner.ctx.counters;
+        let result = async {
+            let origin = Origin::try_from(request.uri())?;
+            let mut handle = self.acquire(&origin).await?;
+            let mut request = prepare_request(&origin, handle.protocol(), request)?;
+            let mut retries_left = self.config().max_unprocessed_retries;
+            loop {
+                match handle.send_prepared(request).await {
+                    Ok(response) => return Ok(response),
+                    Err(SendFailure {
+                        replay: Some(unprocessed),
+                        error,
+                    }) if retries_left > 0 => {
+                        retries_left -= 1;
+                        let failed_on = handle.connection_id();
+                        drop(handle);
+                        counters.requests_retried.fetch_add(1, Ordering::Relaxed);
+                        debug!(
+                            origin = %origin,
+                            conn_id = failed_on,
+                            error = %error,
+                            "retrying a request the server never processed"
+                        );
+                        handle = self.acquire_excluding(&origin, failed_on).await?;
+                        // Shaped for the failed connection's protocol; reshape for this one.
+                        request = prepare_request(&origin, handle.protocol(), unprocessed)?;
+                    }
+                    Err(failure) => return Err(failure.error),
+                }
+            }
+        }
+        .await;
+        if result.is_err() {
+            counters.requests_failed.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    async fn acquire_excluding(
+        &self,
+        origin: &Origin,
+        connection_id: u64,
+    ) -> Result<StreamHandle, Error> {
+        let result = self.origin_pool(origin)?.acquire(Some(connection_id)).await;
+        if result.is_err() {
+            self.inner
+                .ctx
+                .counters
+                .acquires_failed
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        result
     }
 
     /// A snapshot of every origin and connection, and the pool's totals. The numbers are read
@@ -226,6 +282,7 @@ impl ConnectionPoolManager {
             handles_outstanding: load(&counters.handles_outstanding),
             requests_sent: load(&counters.requests_sent),
             requests_failed: load(&counters.requests_failed),
+            requests_retried: load(&counters.requests_retried),
             acquire_latency: counters.acquire_latency(),
             time_in_queue: counters.time_in_queue(),
         }

@@ -22,7 +22,7 @@ use tokio::sync::{Notify, oneshot};
 use tracing::{Instrument, debug, debug_span};
 
 use crate::config::{PoolConfig, SelectionPolicy};
-use crate::connection::{Connection, ConnectionParams};
+use crate::connection::{Connection, ConnectionParams, Protocol};
 use crate::connector::Connector;
 use crate::error::{Error, TimeoutKind};
 use crate::handle::StreamHandle;
@@ -92,6 +92,12 @@ struct DialReport {
     tls_time: Duration,
 }
 
+/// How long an HTTP/1.1 connection released with its response body still finishing is
+/// expected back before a waiting acquirer dials another (see `OriginState::h1_finishing`).
+/// hyper's dispatcher turns ready microseconds after the body is read; a body nobody reads
+/// costs the next acquirer this much before it dials.
+const H1_REUSE_GRACE: Duration = Duration::from_millis(50);
+
 /// Wait before the sweep re-dials a warm origin after `failures` failed dials in a row:
 /// 100 ms doubling to at most 30 s.
 fn replenish_backoff(failures: u32) -> Duration {
@@ -139,15 +145,24 @@ impl OriginState {
     }
 
     /// Leases a slot on a connection chosen by `policy`.
-    fn pick(&mut self, policy: SelectionPolicy) -> Option<Arc<Connection>> {
+    fn pick(&mut self, policy: SelectionPolicy, exclude: Option<u64>) -> Option<Arc<Connection>> {
+        let allowed = |c: &&Arc<Connection>| Some(c.id) != exclude;
         match policy {
             SelectionPolicy::Pack => {
                 // Oldest first: a hot connection stays hot, spare ones go idle and close.
-                self.conns.iter().find(|c| c.try_lease()).cloned()
+                self.conns
+                    .iter()
+                    .filter(allowed)
+                    .find(|c| c.try_lease())
+                    .cloned()
             }
             SelectionPolicy::LeastLoaded => {
-                let mut candidates: Vec<&Arc<Connection>> =
-                    self.conns.iter().filter(|c| c.free_slots() > 0).collect();
+                let mut candidates: Vec<&Arc<Connection>> = self
+                    .conns
+                    .iter()
+                    .filter(allowed)
+                    .filter(|c| c.free_slots() > 0)
+                    .collect();
                 candidates.sort_by_key(|c| c.active());
                 candidates.into_iter().find(|c| c.try_lease()).cloned()
             }
@@ -158,10 +173,15 @@ impl OriginState {
     /// its slots is in use. A connection still waiting for its peer's SETTINGS counts with the
     /// limit its siblings have shown (`assumed`), like a dial in flight: otherwise each new
     /// connection would look full at one stream and the herd would dial again.
-    fn free_for_scaling(&self, fill_ratio: f64, assumed: Option<usize>) -> usize {
+    fn free_for_scaling(
+        &self,
+        fill_ratio: f64,
+        assumed: Option<usize>,
+        exclude: Option<u64>,
+    ) -> usize {
         self.conns
             .iter()
-            .filter(|c| c.accepts_streams())
+            .filter(|c| Some(c.id) != exclude && c.accepts_streams())
             .map(|c| {
                 let limit = match c.peer_limit() {
                     Some(_) => c.stream_limit(),
@@ -174,19 +194,54 @@ impl OriginState {
             .sum()
     }
 
-    /// Reserves dials for the current demand; returns how many to start.
-    fn plan_dials(&mut self, config: &PoolConfig) -> usize {
+    /// HTTP/1.1 connections whose handle was just dropped but whose dispatcher has not yet
+    /// reported ready: the response body is being finished. Counted as supply for
+    /// [`H1_REUSE_GRACE`] after release so a sequential caller reuses its connection instead
+    /// of racing it with a new dial; returns their count and when the grace ends.
+    fn h1_finishing(&self, now: Instant, exclude: Option<u64>) -> (usize, Option<Instant>) {
+        let mut count = 0;
+        let mut ends: Option<Instant> = None;
+        for c in &self.conns {
+            if Some(c.id) == exclude || c.protocol != Protocol::Http1 || c.is_closed() {
+                continue;
+            }
+            if c.accepts_streams() {
+                continue;
+            }
+            if let Some(idle) = c.idle_for(now)
+                && idle < H1_REUSE_GRACE
+            {
+                count += 1;
+                let end = now + (H1_REUSE_GRACE - idle);
+                ends = Some(ends.map_or(end, |e| e.min(end)));
+            }
+        }
+        (count, ends)
+    }
+
+    /// Reserves dials for the current demand; returns how many to start, and when to look
+    /// again even without a wake-up (the end of an HTTP/1.1 reuse grace).
+    ///
+    /// `exclude`: a connection the acquirer may not use; its free slots do not count.
+    fn plan_dials(
+        &mut self,
+        config: &PoolConfig,
+        exclude: Option<u64>,
+        now: Instant,
+    ) -> (usize, Option<Instant>) {
         self.refresh_planned_streams();
+        let (finishing, recheck) = self.h1_finishing(now, exclude);
         let n = dials_needed(
             self.waiting,
-            self.free_for_scaling(config.scale_up_fill_ratio, self.planned_streams),
+            self.free_for_scaling(config.scale_up_fill_ratio, self.planned_streams, exclude)
+                + finishing,
             self.dialing,
             self.planned_streams,
             self.conns.len(),
             config.max_connections_per_origin,
         );
         self.dialing += n;
-        n
+        (n, recheck)
     }
 
     /// Dials needed to restore the warm minimum.
@@ -257,7 +312,12 @@ impl OriginPool {
     }
 
     /// Leases a stream slot, dialing or waiting as the scale-up rule says.
-    pub(crate) async fn acquire(self: &Arc<Self>) -> Result<StreamHandle, Error> {
+    ///
+    /// `exclude` names a connection not to use (the one a retried request failed on).
+    pub(crate) async fn acquire(
+        self: &Arc<Self>,
+        exclude: Option<u64>,
+    ) -> Result<StreamHandle, Error> {
         let config = &self.ctx.config;
         let started = Instant::now();
         let deadline = tokio::time::Instant::from_std(started + config.acquire_timeout);
@@ -268,12 +328,12 @@ impl OriginPool {
             // Register for wake-ups before looking, so a slot freed in between is not missed.
             let mut notified = pin!(self.slot_freed.notified());
             notified.as_mut().enable();
-            let dials = {
+            let (dials, recheck) = {
                 let mut st = self.lock();
                 if st.closed {
                     return Err(Error::PoolClosed);
                 }
-                if let Some(conn) = st.pick(config.selection_policy) {
+                if let Some(conn) = st.pick(config.selection_policy, exclude) {
                     drop(st);
                     let waited = queued.as_ref().map(|q| q.since.elapsed());
                     drop(queued);
@@ -303,12 +363,17 @@ impl OriginPool {
                 {
                     return Err(error);
                 }
-                st.plan_dials(config)
+                st.plan_dials(config, exclude, Instant::now())
             };
             for _ in 0..dials {
                 self.spawn_dial(None);
             }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            let wake_by = recheck
+                .map(tokio::time::Instant::from_std)
+                .map_or(deadline, |r| r.min(deadline));
+            if tokio::time::timeout_at(wake_by, notified).await.is_err()
+                && tokio::time::Instant::now() >= deadline
+            {
                 return Err(Error::Timeout {
                     origin: self.origin.clone(),
                     kind: TimeoutKind::Acquire,

@@ -33,6 +33,8 @@ pub(crate) struct PoolCounters {
     pub(crate) handles_outstanding: AtomicU64,
     pub(crate) requests_sent: AtomicU64,
     pub(crate) requests_failed: AtomicU64,
+    /// Requests re-sent on another connection because they provably never reached the server.
+    pub(crate) requests_retried: AtomicU64,
     acquire_latency: LatencyRecorder,
     time_in_queue: LatencyRecorder,
 }
@@ -49,6 +51,7 @@ impl PoolCounters {
             handles_outstanding: AtomicU64::new(0),
             requests_sent: AtomicU64::new(0),
             requests_failed: AtomicU64::new(0),
+            requests_retried: AtomicU64::new(0),
             acquire_latency: LatencyRecorder::new(),
             time_in_queue: LatencyRecorder::new(),
         }
@@ -166,8 +169,11 @@ pub struct PoolStats {
     pub handles_outstanding: u64,
     /// Requests handed to a connection.
     pub requests_sent: u64,
-    /// Requests that returned an error.
+    /// Requests that returned an error to the caller.
     pub requests_failed: u64,
+    /// Requests re-sent once on another connection because they provably never reached the
+    /// server (unsent, refused, or above a GOAWAY's last-stream-id).
+    pub requests_retried: u64,
     /// Time from `acquire` being called to the handle being returned.
     pub acquire_latency: LatencySummary,
     /// Time acquirers spent queued for a slot (`http.client.request.time_in_queue`); only

@@ -9,6 +9,9 @@
 //!
 //! [`SilentListener`] accepts TCP and never answers: a TLS handshake against it times out.
 //!
+//! [`RttRelay`] forwards TCP to a target with a fixed delay each way (a stand-in for
+//! `tc netem`, which is not available everywhere) and can turn into a black hole.
+//!
 //! Nothing here imports the pool: it is a peer, as a third-party server would be.
 
 use std::convert::Infallible;
@@ -64,6 +67,10 @@ pub struct TestServerConfig {
     /// DNS names and IP addresses in the server certificate. Default: `localhost`,
     /// `127.0.0.1`, `::1`.
     pub cert_names: Vec<String>,
+    /// Remember every request path and count repeats in
+    /// [`ServerCounters::duplicate_paths`]; give each request a unique path to prove nothing
+    /// was processed twice. Default: false.
+    pub track_duplicates: bool,
 }
 
 impl Default for TestServerConfig {
@@ -75,6 +82,7 @@ impl Default for TestServerConfig {
             body_bytes: 16,
             goaway_after: None,
             cert_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            track_duplicates: false,
         }
     }
 }
@@ -115,6 +123,13 @@ impl TestServerConfig {
         self
     }
 
+    /// Sets [`track_duplicates`](Self::track_duplicates).
+    #[must_use]
+    pub fn track_duplicates(mut self, on: bool) -> Self {
+        self.track_duplicates = on;
+        self
+    }
+
     /// Sets [`cert_names`](Self::cert_names).
     #[must_use]
     pub fn cert_names(mut self, names: Vec<String>) -> Self {
@@ -145,6 +160,11 @@ pub struct ServerCounters {
     pub max_concurrent_streams_per_connection: AtomicUsize,
     /// GOAWAY frames the server started.
     pub goaways_sent: AtomicU64,
+    /// Connections cut by [`TestServer::kill_connections`].
+    pub connections_killed: AtomicU64,
+    /// Requests whose path had been seen before (with `track_duplicates`).
+    pub duplicate_paths: AtomicU64,
+    seen_paths: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl ServerCounters {
@@ -162,6 +182,19 @@ impl ServerCounters {
     pub fn max_concurrent_per_connection(&self) -> usize {
         self.max_concurrent_streams_per_connection
             .load(Ordering::SeqCst)
+    }
+
+    /// Distinct request paths seen (with `track_duplicates`).
+    pub fn distinct_paths(&self) -> usize {
+        self.seen_paths
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len()
+    }
+
+    /// `duplicate_paths`, loaded.
+    pub fn duplicates(&self) -> u64 {
+        self.duplicate_paths.load(Ordering::SeqCst)
     }
 
     /// `connections_open`, loaded.
@@ -226,6 +259,7 @@ pub struct TestServer {
     addr: SocketAddr,
     ca_pem: String,
     counters: Arc<ServerCounters>,
+    registry: Registry,
     stop: watch::Sender<bool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -265,7 +299,9 @@ impl TestServer {
             .thread_name("https-pool-testkit")
             .enable_all()
             .build()?;
+        let registry: Registry = Arc::default();
         let server = Server {
+            registry: Arc::clone(&registry),
             acceptor: TlsAcceptor::from(Arc::new(tls)),
             config: Arc::new(config),
             counters: Arc::clone(&counters),
@@ -287,9 +323,42 @@ impl TestServer {
             addr,
             ca_pem: certs.ca_pem,
             counters,
+            registry,
             stop,
             thread: Some(thread),
         })
+    }
+
+    /// Abruptly closes up to `n` live connections, picked pseudo-randomly: no GOAWAY, no TLS
+    /// close_notify, in-flight requests are cut. Returns how many were killed.
+    pub fn kill_connections(&self, n: usize) -> usize {
+        let mut live: Vec<Arc<ConnState>> = {
+            let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+            registry.retain(|w| w.strong_count() > 0);
+            registry
+                .iter()
+                .filter_map(std::sync::Weak::upgrade)
+                .collect()
+        };
+        let mut seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() as usize)
+            .unwrap_or(7)
+            | 1;
+        let mut killed = 0;
+        while killed < n && !live.is_empty() {
+            // xorshift: good enough to spread kills over connections.
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let victim = live.swap_remove(seed % live.len());
+            victim.kill.notify_one();
+            killed += 1;
+        }
+        self.counters
+            .connections_killed
+            .fetch_add(killed as u64, Ordering::SeqCst);
+        killed
     }
 
     /// The server's base URL, `https://127.0.0.1:PORT`.
@@ -341,6 +410,7 @@ impl Drop for TestServer {
 }
 
 struct Server {
+    registry: Registry,
     acceptor: TlsAcceptor,
     config: Arc<TestServerConfig>,
     counters: Arc<ServerCounters>,
@@ -354,7 +424,12 @@ struct ConnState {
     requests: AtomicU64,
     active: AtomicUsize,
     goaway: Notify,
+    /// Drops the connection without GOAWAY or close_notify: an abrupt TCP close.
+    kill: Notify,
 }
+
+/// Live connections, so a test can kill some.
+type Registry = Arc<std::sync::Mutex<Vec<std::sync::Weak<ConnState>>>>;
 
 impl Server {
     async fn run(self, listener: TcpListener, mut stopped: watch::Receiver<bool>) {
@@ -378,6 +453,10 @@ impl Server {
                 id: next_id,
                 ..ConnState::default()
             });
+            self.registry
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(Arc::downgrade(&conn));
             let acceptor = self.acceptor.clone();
             let config = Arc::clone(&self.config);
             let counters = Arc::clone(&self.counters);
@@ -434,11 +513,15 @@ async fn serve_connection(
         let mut connection = std::pin::pin!(connection);
         tokio::select! {
             _ = connection.as_mut() => return,
+            _ = conn.kill.notified() => return,
             _ = conn.goaway.notified() => {}
         }
         counters.goaways_sent.fetch_add(1, Ordering::SeqCst);
         connection.as_mut().graceful_shutdown();
-        let _ = connection.await;
+        tokio::select! {
+            _ = connection.as_mut() => {}
+            _ = conn.kill.notified() => {}
+        }
     } else {
         counters.connections_http1.fetch_add(1, Ordering::SeqCst);
         let connection = hyper::server::conn::http1::Builder::new()
@@ -447,10 +530,14 @@ async fn serve_connection(
         let mut connection = std::pin::pin!(connection);
         tokio::select! {
             _ = connection.as_mut() => return,
+            _ = conn.kill.notified() => return,
             _ = conn.goaway.notified() => {}
         }
         connection.as_mut().graceful_shutdown();
-        let _ = connection.await;
+        tokio::select! {
+            _ = connection.as_mut() => {}
+            _ = conn.kill.notified() => {}
+        }
     }
 }
 
@@ -497,6 +584,17 @@ async fn handle_request(
         conn.goaway.notify_one();
     }
 
+    if config.track_duplicates {
+        let path = req.uri().path().to_owned();
+        let mut seen = counters
+            .seen_paths
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if !seen.insert(path.clone()) {
+            counters.duplicate_paths.fetch_add(1, Ordering::SeqCst);
+            tracing::warn!(path, "testkit: request path seen twice");
+        }
+    }
     let delay = req
         .headers()
         .get("x-delay-ms")
@@ -584,4 +682,165 @@ impl Drop for SilentListener {
             let _ = thread.join();
         }
     }
+}
+
+/// A loopback TCP relay that delays each direction by half the configured round-trip time,
+/// and can silently stop forwarding (a black hole, as a dead NAT or peer looks).
+///
+/// Point a client at [`RttRelay::url`]; the relay connects to `target` for each connection.
+/// The TLS server name stays `127.0.0.1`, so a [`TestServer`] certificate still verifies.
+#[derive(Debug)]
+pub struct RttRelay {
+    addr: SocketAddr,
+    black_hole: Arc<std::sync::atomic::AtomicBool>,
+    accepted: Arc<AtomicU64>,
+    stop: watch::Sender<bool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RttRelay {
+    /// Starts a relay to `target` adding `rtt` of round-trip delay (half each way).
+    ///
+    /// # Errors
+    ///
+    /// Binding failed.
+    pub fn start(target: SocketAddr, rtt: Duration) -> io::Result<RttRelay> {
+        let listener = StdTcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let (stop, mut stopped) = watch::channel(false);
+        let black_hole = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let accepted = Arc::new(AtomicU64::new(0));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let one_way = rtt / 2;
+        let thread = {
+            let black_hole = Arc::clone(&black_hole);
+            let accepted = Arc::clone(&accepted);
+            std::thread::Builder::new()
+                .name(format!("testkit-relay-{}", addr.port()))
+                .spawn(move || {
+                    runtime.block_on(async move {
+                        let Ok(listener) = TcpListener::from_std(listener) else {
+                            return;
+                        };
+                        loop {
+                            let (client, _) = tokio::select! {
+                                _ = stopped.changed() => return,
+                                accepted = listener.accept() => match accepted {
+                                    Ok(pair) => pair,
+                                    Err(_) => continue,
+                                },
+                            };
+                            accepted.fetch_add(1, Ordering::SeqCst);
+                            let black_hole = Arc::clone(&black_hole);
+                            let mut stopped = stopped.clone();
+                            tokio::spawn(async move {
+                                tokio::select! {
+                                    _ = stopped.changed() => {}
+                                    _ = relay(client, target, one_way, black_hole) => {}
+                                }
+                            });
+                        }
+                    });
+                    runtime.shutdown_timeout(Duration::from_secs(1));
+                })?
+        };
+        Ok(RttRelay {
+            addr,
+            black_hole,
+            accepted,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// `https://127.0.0.1:PORT` of the relay.
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// The relay's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Connections the relay accepted.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// While on, bytes in both directions are read and dropped: connections stay open but
+    /// nothing arrives, as with a dead peer behind a NAT.
+    pub fn set_black_hole(&self, on: bool) {
+        self.black_hole.store(on, Ordering::SeqCst);
+    }
+}
+
+impl Drop for RttRelay {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn relay(
+    client: tokio::net::TcpStream,
+    target: SocketAddr,
+    one_way: Duration,
+    black_hole: Arc<std::sync::atomic::AtomicBool>,
+) {
+    let Ok(server) = tokio::net::TcpStream::connect(target).await else {
+        return;
+    };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = server.into_split();
+    tokio::join!(
+        pump(client_read, server_write, one_way, Arc::clone(&black_hole)),
+        pump(server_read, client_write, one_way, black_hole),
+    );
+}
+
+/// Copies one direction, delivering each chunk `delay` after it was read, in order.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    delay: Duration,
+    black_hole: Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+    let writer = async move {
+        while let Some((due, chunk)) = rx.recv().await {
+            tokio::time::sleep_until(due).await;
+            if to.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+        let _ = to.shutdown().await;
+    };
+    let reader = async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match from.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if black_hole.load(Ordering::SeqCst) {
+                        continue;
+                    }
+                    let due = tokio::time::Instant::now() + delay;
+                    if tx.send((due, buf[..n].to_vec())).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    };
+    tokio::join!(reader, writer);
 }

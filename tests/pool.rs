@@ -335,6 +335,56 @@ async fn http1_only_server_reuses_one_connection_for_sequential_requests() {
     assert_eq!(conn.requests_served, 10);
 }
 
+/// Connections opened for a burst close after the idle timeout, down to the warm minimum of
+/// a prewarmed origin (1 here), and the server sees them go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_close_down_to_the_warm_minimum() {
+    trace_init();
+    let server = TestServer::start(
+        TestServerConfig::default()
+            .max_concurrent_streams(2)
+            .response_delay(Duration::from_millis(50)),
+    )
+    .expect("server starts");
+    let pool = builder_for(&server)
+        .max_connections_per_origin(4)
+        .min_connections_per_origin(1)
+        .idle_timeout(Duration::from_millis(200))
+        .build()
+        .expect("pool builds");
+    assert!(pool.prewarm_hosts(&[server.url()]).await[0].is_ok());
+    let results = run_concurrent(&pool, &server.url_for("/burst"), 16).await;
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert_eq!(
+        server.counters().accepted(),
+        4,
+        "the burst scaled to the cap"
+    );
+    // Bounded wait for the sweep; the assertion is on the count it settles at.
+    for _ in 0..500 {
+        if pool.stats().open_connections() == 1 && server.counters().open() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(pool.stats().open_connections(), 1);
+    assert_eq!(
+        server.counters().open(),
+        1,
+        "closed connections reached the server"
+    );
+    let response = pool
+        .request(get(&server.url_for("/after")))
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        server.counters().accepted(),
+        4,
+        "the warm connection served it"
+    );
+}
+
 /// An HTTP/1.1 response whose body is still unread keeps its connection busy: the next
 /// request goes to a second connection instead of waiting behind that body.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
