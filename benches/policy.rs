@@ -1,0 +1,141 @@
+//! Selection policy, side by side: `Pack` (first fit, oldest first) vs `LeastLoaded`, with
+//! real requests against the embedded HTTPS server on 127.0.0.1.
+//!
+//! - 16 concurrent GETs over 4 warm connections (server allows 100 streams each): does
+//!   spreading over sockets pay at low concurrency?
+//! - 1,024 concurrent GETs with the server limiting each connection to 8 streams, pool max 4
+//!   connections: both policies must fill every connection; the queue does the rest.
+//!
+//! `cargo bench --bench policy`
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use http_body_util::{BodyExt, Empty};
+use https_pool::testkit::{TestServer, TestServerConfig};
+use https_pool::{ConnectionPoolManager, SelectionPolicy};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn warm_pool(
+    rt: &tokio::runtime::Runtime,
+    server: &TestServer,
+    policy: SelectionPolicy,
+    connections: usize,
+) -> ConnectionPoolManager {
+    let pool = ConnectionPoolManager::builder()
+        .tls_webpki_roots(false)
+        .tls_extra_ca_pem(server.ca_pem())
+        .selection_policy(policy)
+        .min_connections_per_origin(connections)
+        .max_connections_per_origin(connections)
+        .max_waiters_per_origin(4_096)
+        .build()
+        .expect("pool builds");
+    rt.block_on(async {
+        let warm = pool.prewarm_hosts(&[server.url()]).await;
+        assert!(warm[0].is_ok(), "{warm:?}");
+        for _ in 0..5_000 {
+            let settled = pool
+                .stats()
+                .origins
+                .iter()
+                .flat_map(|o| &o.connections)
+                .filter(|c| c.peer_settings_received)
+                .count();
+            if settled == connections {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+    pool
+}
+
+async fn burst(pool: &ConnectionPoolManager, url: &Arc<str>, n: usize) {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let pool = pool.clone();
+            let url = Arc::clone(url);
+            tokio::spawn(async move {
+                let request = http::Request::get(&*url)
+                    .body(Empty::<bytes::Bytes>::new())
+                    .expect("request");
+                let response = pool.request(request).await.expect("request succeeds");
+                let _ = response.into_body().collect().await;
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task");
+    }
+}
+
+fn bench_policies(c: &mut Criterion) {
+    let policies = [
+        ("pack", SelectionPolicy::Pack),
+        ("least_loaded", SelectionPolicy::LeastLoaded),
+    ];
+
+    let mut group = c.benchmark_group("policy_16_concurrent_4_connections");
+    let server = TestServer::start(TestServerConfig::default().max_concurrent_streams(100))
+        .expect("server starts");
+    let url: Arc<str> = Arc::from(server.url_for("/policy"));
+    for (name, policy) in policies {
+        let rt = runtime();
+        let pool = warm_pool(&rt, &server, policy, 4);
+        group.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let pool = pool.clone();
+                let url = Arc::clone(&url);
+                async move {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        burst(&pool, &url, 16).await;
+                    }
+                    start.elapsed()
+                }
+            })
+        });
+        println!(
+            "{name}: sockets opened {}, server connections {}",
+            pool.stats().connections_opened,
+            server.counters().accepted()
+        );
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("policy_1024_concurrent_server_max_streams_8");
+    group.sample_size(10);
+    let server = TestServer::start(TestServerConfig::default().max_concurrent_streams(8))
+        .expect("server starts");
+    let url: Arc<str> = Arc::from(server.url_for("/policy"));
+    for (name, policy) in policies {
+        let rt = runtime();
+        let pool = warm_pool(&rt, &server, policy, 4);
+        group.bench_function(BenchmarkId::from_parameter(name), |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let pool = pool.clone();
+                let url = Arc::clone(&url);
+                async move {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        burst(&pool, &url, 1_024).await;
+                    }
+                    start.elapsed()
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_policies);
+criterion_main!(benches);
