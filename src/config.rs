@@ -89,6 +89,15 @@ pub struct PoolConfig {
     /// HTTP/1.1. Default: false.
     pub h2_only: bool,
 
+    // ----- HTTP/1.1 fallback
+    /// Most connections to an origin whose server negotiated HTTP/1.1 (one request at a time
+    /// each). Default: 10.
+    pub h1_max_connections: usize,
+    /// Most idle keep-alive connections kept per HTTP/1.1 origin. Default: 10.
+    pub h1_max_idle: usize,
+    /// An HTTP/1.1 connection idle this long is closed. Default: 60 s.
+    pub h1_idle_timeout: Duration,
+
     // ----- HTTP/2 options
     /// `SETTINGS_INITIAL_WINDOW_SIZE` we advertise, in bytes ([RFC 9113 §6.9.2]). Default:
     /// 32 KiB.
@@ -127,6 +136,9 @@ impl Default for PoolConfig {
             tls_native_roots: false,
             tls_extra_ca_pem: Vec::new(),
             h2_only: false,
+            h1_max_connections: 10,
+            h1_max_idle: 10,
+            h1_idle_timeout: Duration::from_secs(60),
             http2_initial_stream_window_size: 32 * 1024,
             http2_initial_connection_window_size: 64 * 1024,
             http2_adaptive_window: false,
@@ -151,6 +163,12 @@ impl PoolConfig {
         if self.max_connections_per_origin == 0 {
             return Err(Error::invalid_config(
                 "max_connections_per_origin",
+                "must be at least 1",
+            ));
+        }
+        if self.h1_max_connections == 0 {
+            return Err(Error::invalid_config(
+                "h1_max_connections",
                 "must be at least 1",
             ));
         }
@@ -180,6 +198,7 @@ impl PoolConfig {
             ("connect_timeout", self.connect_timeout),
             ("tls_handshake_timeout", self.tls_handshake_timeout),
             ("idle_timeout", self.idle_timeout),
+            ("h1_idle_timeout", self.h1_idle_timeout),
             ("http2_keep_alive_timeout", self.http2_keep_alive_timeout),
         ] {
             if value.is_zero() {
@@ -356,6 +375,26 @@ impl PoolBuilder {
     /// See [`PoolConfig::h2_only`].
     pub fn h2_only(mut self, enabled: bool) -> Self {
         self.config.h2_only = enabled;
+        self
+    }
+
+    // ----- HTTP/1.1 fallback
+
+    /// See [`PoolConfig::h1_max_connections`].
+    pub fn h1_max_connections(mut self, n: usize) -> Self {
+        self.config.h1_max_connections = n;
+        self
+    }
+
+    /// See [`PoolConfig::h1_max_idle`].
+    pub fn h1_max_idle(mut self, n: usize) -> Self {
+        self.config.h1_max_idle = n;
+        self
+    }
+
+    /// See [`PoolConfig::h1_idle_timeout`].
+    pub fn h1_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.config.h1_idle_timeout = timeout;
         self
     }
 

@@ -323,6 +323,11 @@ impl Connection {
         self.slot_freed.notify_one();
     }
 
+    /// Leases handed out on this connection so far.
+    pub(crate) fn leases(&self) -> u64 {
+        self.leases.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn record_request(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.counters.requests_sent.fetch_add(1, Ordering::Relaxed);

@@ -348,7 +348,11 @@ impl ConnectionPoolManager {
             return;
         }
         let weak: Weak<PoolInner> = Arc::downgrade(&self.inner);
-        let period = maintenance_period(self.config().idle_timeout);
+        let period = maintenance_period(
+            self.config()
+                .idle_timeout
+                .min(self.config().h1_idle_timeout),
+        );
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

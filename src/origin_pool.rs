@@ -82,6 +82,8 @@ pub(crate) struct OriginState {
     replenish_after: Option<Instant>,
     /// The last peer stream limit seen on this origin: what a new dial is planned to carry.
     planned_streams: Option<usize>,
+    /// What the origin's server negotiated last: HTTP/1.1 origins use the `h1_*` limits.
+    protocol: Option<Protocol>,
     closed: bool,
 }
 
@@ -147,6 +149,19 @@ impl OriginState {
     /// Leases a slot on a connection chosen by `policy`.
     fn pick(&mut self, policy: SelectionPolicy, exclude: Option<u64>) -> Option<Arc<Connection>> {
         let allowed = |c: &&Arc<Connection>| Some(c.id) != exclude;
+        if self.protocol == Some(Protocol::Http1) {
+            // HTTP/1.1 keep-alive: LIFO, the most recently used idle connection first (the
+            // warmest, least likely to have been closed by the server meanwhile).
+            let now = Instant::now();
+            let mut candidates: Vec<&Arc<Connection>> = self
+                .conns
+                .iter()
+                .filter(allowed)
+                .filter(|c| c.free_slots() > 0)
+                .collect();
+            candidates.sort_by_key(|c| c.idle_for(now).unwrap_or(Duration::MAX));
+            return candidates.into_iter().find(|c| c.try_lease()).cloned();
+        }
         match policy {
             SelectionPolicy::Pack => {
                 // Oldest first: a hot connection stays hot, spare ones go idle and close.
@@ -238,10 +253,19 @@ impl OriginState {
             self.dialing,
             self.planned_streams,
             self.conns.len(),
-            config.max_connections_per_origin,
+            self.max_connections(config),
         );
         self.dialing += n;
         (n, recheck)
+    }
+
+    /// The connection cap for this origin: `h1_max_connections` once it is known to speak
+    /// HTTP/1.1.
+    fn max_connections(&self, config: &PoolConfig) -> usize {
+        match self.protocol {
+            Some(Protocol::Http1) => config.h1_max_connections,
+            _ => config.max_connections_per_origin,
+        }
     }
 
     /// Dials needed to restore the warm minimum.
@@ -268,16 +292,18 @@ impl OriginState {
             .collect();
         // Longest idle first.
         idle.sort_by_key(|&(idle_for, _)| std::cmp::Reverse(idle_for));
-        let mut excess_idle = idle
-            .len()
-            .saturating_sub(config.max_idle_connections_per_origin);
+        let (idle_timeout, max_idle) = match self.protocol {
+            Some(Protocol::Http1) => (config.h1_idle_timeout, config.h1_max_idle),
+            _ => (config.idle_timeout, config.max_idle_connections_per_origin),
+        };
+        let mut excess_idle = idle.len().saturating_sub(max_idle);
         let mut removable = self.conns.len().saturating_sub(self.warm_min);
         let mut remove = Vec::new();
         for (idle_for, index) in idle {
             if removable == 0 {
                 break;
             }
-            if idle_for >= config.idle_timeout || excess_idle > 0 {
+            if idle_for >= idle_timeout || excess_idle > 0 {
                 remove.push(index);
                 removable -= 1;
                 excess_idle = excess_idle.saturating_sub(1);
@@ -338,7 +364,16 @@ impl OriginPool {
                     let waited = queued.as_ref().map(|q| q.since.elapsed());
                     drop(queued);
                     self.ctx.counters.record_acquire(started.elapsed(), waited);
-                    debug!(origin = %self.origin, conn_id = conn.id, "leased stream");
+                    if conn.leases() > 1 {
+                        debug!(
+                            origin = %self.origin,
+                            conn_id = conn.id,
+                            protocol = ?conn.protocol,
+                            "reusing pooled connection"
+                        );
+                    } else {
+                        debug!(origin = %self.origin, conn_id = conn.id, "first stream on new connection");
+                    }
                     return Ok(StreamHandle::from_lease(conn));
                 }
                 st.prune_closed();
@@ -472,6 +507,7 @@ impl OriginPool {
                                 if let Some(limit) = conn.planned_limit() {
                                     st.planned_streams = Some(limit);
                                 }
+                                st.protocol = Some(conn.protocol);
                                 st.conns.push(conn);
                             }
                             Ok(dial_report)

@@ -67,6 +67,10 @@ pub struct TestServerConfig {
     /// DNS names and IP addresses in the server certificate. Default: `localhost`,
     /// `127.0.0.1`, `::1`.
     pub cert_names: Vec<String>,
+    /// Close an HTTP/1.1 connection that has had no request in flight for this long (as
+    /// servers' keep-alive timeouts do: a plain TCP close). A request header `x-close: 1`
+    /// instead makes that response carry `Connection: close`. Default: never.
+    pub h1_idle_close_after: Option<Duration>,
     /// Remember every request path and count repeats in
     /// [`ServerCounters::duplicate_paths`]; give each request a unique path to prove nothing
     /// was processed twice. Default: false.
@@ -83,6 +87,7 @@ impl Default for TestServerConfig {
             goaway_after: None,
             cert_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             track_duplicates: false,
+            h1_idle_close_after: None,
         }
     }
 }
@@ -120,6 +125,13 @@ impl TestServerConfig {
     #[must_use]
     pub fn goaway_after(mut self, requests: u64) -> Self {
         self.goaway_after = Some(requests);
+        self
+    }
+
+    /// Sets [`h1_idle_close_after`](Self::h1_idle_close_after).
+    #[must_use]
+    pub fn h1_idle_close_after(mut self, idle: Duration) -> Self {
+        self.h1_idle_close_after = Some(idle);
         self
     }
 
@@ -426,6 +438,8 @@ struct ConnState {
     goaway: Notify,
     /// Drops the connection without GOAWAY or close_notify: an abrupt TCP close.
     kill: Notify,
+    /// When the last request finished (for the HTTP/1.1 idle close).
+    last_done: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 /// Live connections, so a test can kill some.
@@ -524,6 +538,9 @@ async fn serve_connection(
         }
     } else {
         counters.connections_http1.fetch_add(1, Ordering::SeqCst);
+        if let Some(idle) = config.h1_idle_close_after {
+            spawn_idle_closer(Arc::clone(&conn), idle);
+        }
         let connection = hyper::server::conn::http1::Builder::new()
             .keep_alive(true)
             .serve_connection(io, service);
@@ -541,6 +558,31 @@ async fn serve_connection(
     }
 }
 
+/// Closes an HTTP/1.1 connection once it has been idle for `idle` (checked every idle / 4).
+fn spawn_idle_closer(conn: Arc<ConnState>, idle: Duration) {
+    let since_open = std::time::Instant::now();
+    let weak = Arc::downgrade(&conn);
+    drop(conn);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(idle / 4).await;
+            let Some(conn) = weak.upgrade() else { return };
+            if conn.active.load(Ordering::SeqCst) > 0 {
+                continue;
+            }
+            let last = conn
+                .last_done
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .unwrap_or(since_open);
+            if last.elapsed() >= idle {
+                conn.kill.notify_one();
+                return;
+            }
+        }
+    });
+}
+
 struct OpenGuard(Arc<ServerCounters>);
 
 impl Drop for OpenGuard {
@@ -556,6 +598,11 @@ struct ActiveGuard<'a> {
 
 impl Drop for ActiveGuard<'_> {
     fn drop(&mut self) {
+        *self
+            .conn
+            .last_done
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now());
         self.conn.active.fetch_sub(1, Ordering::SeqCst);
         self.counters.streams_active.fetch_sub(1, Ordering::SeqCst);
     }
@@ -595,6 +642,7 @@ async fn handle_request(
             tracing::warn!(path, "testkit: request path seen twice");
         }
     }
+    let headers_close = req.headers().get("x-close").is_some_and(|v| v == "1");
     let delay = req
         .headers()
         .get("x-delay-ms")
@@ -610,8 +658,12 @@ async fn handle_request(
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let response = Response::builder()
-        .status(StatusCode::OK)
+    let close = headers_close;
+    let mut response = Response::builder().status(StatusCode::OK);
+    if close {
+        response = response.header(http::header::CONNECTION, "close");
+    }
+    let response = response
         .header("x-request-id", request_id)
         .header("x-connection-id", conn.id)
         .header("x-received-bytes", received)
