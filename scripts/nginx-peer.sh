@@ -3,7 +3,7 @@
 # the harness's --target mode and interop tests have a third-party HTTP/2 server to talk to.
 #
 #   scripts/nginx-peer.sh start [--port 8443] [--max-streams 128] [--keepalive-requests 1000]
-#                               [--http1-only] [--dir target/nginx-peer]
+#                               [--keepalive-timeout 75s] [--http1-only] [--dir target/nginx-peer]
 #   scripts/nginx-peer.sh stop  [--dir target/nginx-peer]
 #
 # `start` prints the URL and the CA file, e.g.
@@ -17,6 +17,7 @@ shift || true
 port=8443
 max_streams=128
 keepalive_requests=1000
+keepalive_timeout=75s
 http2="http2"
 dir="target/nginx-peer"
 while [ $# -gt 0 ]; do
@@ -24,6 +25,7 @@ while [ $# -gt 0 ]; do
         --port) port="$2"; shift 2 ;;
         --max-streams) max_streams="$2"; shift 2 ;;
         --keepalive-requests) keepalive_requests="$2"; shift 2 ;;
+        --keepalive-timeout) keepalive_timeout="$2"; shift 2 ;;
         --http1-only) http2=""; shift ;;
         --dir) dir="$2"; shift 2 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
@@ -78,6 +80,7 @@ http {
     uwsgi_temp_path $dir/tmp/uwsgi;
     scgi_temp_path $dir/tmp/scgi;
     keepalive_requests $keepalive_requests;
+    keepalive_timeout $keepalive_timeout;
     http2_max_concurrent_streams $max_streams;
     server {
         listen 127.0.0.1:$port ssl $http2;
@@ -102,7 +105,7 @@ EOF
         fi
         ;;
     *)
-        sed -n '2,13p' "$0" >&2
+        sed -n '2,14p' "$0" >&2
         exit 2
         ;;
 esac

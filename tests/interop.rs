@@ -1,0 +1,229 @@
+//! Interop with a third-party server (nginx from Debian) on 127.0.0.1. Runs only under
+//! `scripts/interop.sh`, which starts the servers and sets `HTTPS_POOL_INTEROP=1`; a plain
+//! `cargo test` skips every test here (each prints why).
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use https_pool::{ConnectionPoolManager, Error, Origin, PoolBuilder, Protocol};
+use support::{body_len, get, trace_init};
+use tokio::sync::Barrier;
+
+/// The URL in `var`, or `None` (and a note) when the interop servers are not running.
+fn peer(var: &str) -> Option<String> {
+    if std::env::var("HTTPS_POOL_INTEROP").as_deref() != Ok("1") {
+        eprintln!("skipped: run scripts/interop.sh to test against nginx");
+        return None;
+    }
+    match std::env::var(var) {
+        Ok(url) => Some(url),
+        Err(_) => panic!("HTTPS_POOL_INTEROP=1 but {var} is not set"),
+    }
+}
+
+fn builder() -> PoolBuilder {
+    let mut builder = ConnectionPoolManager::builder().tls_webpki_roots(false);
+    let cas = std::env::var("HTTPS_POOL_INTEROP_CAS").expect("HTTPS_POOL_INTEROP_CAS");
+    for path in cas.split(':').filter(|p| !p.is_empty()) {
+        let pem = std::fs::read(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+        builder = builder.tls_extra_ca_pem(pem);
+    }
+    builder
+}
+
+async fn concurrent(
+    pool: &ConnectionPoolManager,
+    url: &str,
+    n: usize,
+) -> Vec<Result<usize, Error>> {
+    let barrier = Arc::new(Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let pool = pool.clone();
+            let url = format!("{url}/interop/{i}");
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let response = pool.request(get(&url)).await?;
+                assert!(response.status().is_success());
+                Ok(body_len(response).await)
+            })
+        })
+        .collect();
+    let mut out = Vec::with_capacity(n);
+    for t in tasks {
+        out.push(t.await.expect("task"));
+    }
+    out
+}
+
+/// nginx (HTTP/2, 128 streams): 150 concurrent requests succeed over at most
+/// ceil(150 / 128) = 2 connections, negotiated as h2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_h2_multiplexes_150_requests_over_at_most_two_connections() {
+    let Some(url) = peer("HTTPS_POOL_NGINX_H2") else {
+        return;
+    };
+    trace_init();
+    let pool = builder().build().expect("pool builds");
+    let results = concurrent(&pool, &url, 150).await;
+    assert!(
+        results.iter().all(Result::is_ok),
+        "{:?}",
+        results.iter().find(|r| r.is_err())
+    );
+    let stats = pool.stats();
+    assert!(
+        stats.connections_opened <= 2,
+        "{} connections",
+        stats.connections_opened
+    );
+    let origin: Origin = url.parse().expect("origin");
+    let o = stats.origin(&origin).expect("origin stats");
+    assert!(o.connections.iter().all(|c| c.protocol == Protocol::Http2));
+    assert!(o.connections.iter().all(|c| c.max_streams == 128));
+}
+
+/// nginx with `http2_max_concurrent_streams 8`: the pool reads the limit from SETTINGS and
+/// opens more connections instead of queueing inside one; every request succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_stream_limit_8_makes_the_pool_open_more_connections() {
+    let Some(url) = peer("HTTPS_POOL_NGINX_H2_MS8") else {
+        return;
+    };
+    trace_init();
+    let pool = builder()
+        .max_connections_per_origin(8)
+        .build()
+        .expect("pool builds");
+    let results = concurrent(&pool, &url, 256).await;
+    assert!(
+        results.iter().all(Result::is_ok),
+        "{:?}",
+        results.iter().find(|r| r.is_err())
+    );
+    let stats = pool.stats();
+    assert!(stats.connections_opened > 1, "scaled past one connection");
+    assert!(stats.connections_opened <= 8);
+    let origin: Origin = url.parse().expect("origin");
+    let o = stats.origin(&origin).expect("origin stats");
+    assert!(o.connections.iter().all(|c| c.max_streams == 8));
+}
+
+/// nginx closing each connection after 50 requests (`keepalive_requests 50`, a GOAWAY):
+/// 2,000 requests from 16 workers; connections rotate, every failure is a typed
+/// `ConnectionClosed` (never a hang or a panic), and the pool ends with nothing leaked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_goaway_rotation_fails_only_with_typed_errors_and_leaks_nothing() {
+    let Some(url) = peer("HTTPS_POOL_NGINX_ROTATE") else {
+        return;
+    };
+    trace_init();
+    let pool = builder().build().expect("pool builds");
+    let tasks: Vec<_> = (0..16)
+        .map(|w| {
+            let pool = pool.clone();
+            let url = url.clone();
+            tokio::spawn(async move {
+                let (mut ok, mut errors) = (0u64, Vec::new());
+                for i in 0..125 {
+                    match pool.request(get(&format!("{url}/rotate/{w}/{i}"))).await {
+                        Ok(r) => {
+                            body_len(r).await;
+                            ok += 1;
+                        }
+                        Err(e) => errors.push(e),
+                    }
+                }
+                (ok, errors)
+            })
+        })
+        .collect();
+    let (mut ok, mut errors) = (0, Vec::new());
+    for t in tasks {
+        let (o, e) = t.await.expect("task");
+        ok += o;
+        errors.extend(e);
+    }
+    for e in &errors {
+        assert!(matches!(e, Error::ConnectionClosed { .. }), "{e:?}");
+    }
+    let stats = pool.stats();
+    println!(
+        "nginx rotation: {ok} ok, {} failed, {} retried, {} connections",
+        errors.len(),
+        stats.requests_retried,
+        stats.connections_opened
+    );
+    // nginx serves at most 50 requests per connection.
+    assert!(
+        stats.connections_opened >= ok.div_ceil(50),
+        "connections rotated"
+    );
+    assert_eq!(stats.handles_outstanding, 0);
+    assert_eq!(stats.active_streams(), 0);
+}
+
+/// nginx without HTTP/2: ten sequential requests reuse one keep-alive connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_http1_sequential_requests_reuse_one_connection() {
+    let Some(url) = peer("HTTPS_POOL_NGINX_H1") else {
+        return;
+    };
+    trace_init();
+    let pool = builder().build().expect("pool builds");
+    for i in 0..10 {
+        let response = pool
+            .request(get(&format!("{url}/seq/{i}")))
+            .await
+            .expect("request");
+        assert_eq!(body_len(response).await, 3);
+    }
+    let stats = pool.stats();
+    assert_eq!(stats.connections_opened, 1);
+    assert_eq!(stats.origins[0].connections[0].protocol, Protocol::Http1);
+    assert_eq!(stats.origins[0].connections[0].requests_served, 10);
+}
+
+/// nginx without HTTP/2: 50 concurrent requests with `h1_max_connections` 10 all succeed
+/// over at most 10 connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_http1_concurrency_is_capped_by_h1_max_connections() {
+    let Some(url) = peer("HTTPS_POOL_NGINX_H1") else {
+        return;
+    };
+    trace_init();
+    let pool = builder()
+        .h1_max_connections(10)
+        .build()
+        .expect("pool builds");
+    let results = concurrent(&pool, &url, 50).await;
+    assert!(
+        results.iter().all(Result::is_ok),
+        "{:?}",
+        results.iter().find(|r| r.is_err())
+    );
+    assert!(pool.stats().connections_opened <= 10);
+}
+
+/// nginx without HTTP/2 closes idle keep-alive connections after 1 s; after a 1.5 s pause
+/// the next request still succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_http1_idle_close_is_survived() {
+    let Some(url) = peer("HTTPS_POOL_NGINX_H1") else {
+        return;
+    };
+    trace_init();
+    let pool = builder().build().expect("pool builds");
+    let first = pool.request(get(&format!("{url}/a"))).await.expect("first");
+    body_len(first).await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let second = pool
+        .request(get(&format!("{url}/b")))
+        .await
+        .expect("second");
+    assert_eq!(body_len(second).await, 3);
+    assert_eq!(pool.stats().connections_opened, 2);
+}
