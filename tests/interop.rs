@@ -24,7 +24,10 @@ fn peer(var: &str) -> Option<String> {
 }
 
 fn builder() -> PoolBuilder {
-    let mut builder = ConnectionPoolManager::builder().tls_webpki_roots(false);
+    // A short acquire deadline turns a stall into a failure with the pool's stats attached.
+    let mut builder = ConnectionPoolManager::builder()
+        .tls_webpki_roots(false)
+        .acquire_timeout(Duration::from_secs(10));
     let cas = std::env::var("HTTPS_POOL_INTEROP_CAS").expect("HTTPS_POOL_INTEROP_CAS");
     for path in cas.split(':').filter(|p| !p.is_empty()) {
         let pem = std::fs::read(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
@@ -217,7 +220,10 @@ async fn nginx_http1_idle_close_is_survived() {
     };
     trace_init();
     let pool = builder().build().expect("pool builds");
-    let first = pool.request(get(&format!("{url}/a"))).await.expect("first");
+    let first = match pool.request(get(&format!("{url}/a"))).await {
+        Ok(r) => r,
+        Err(e) => panic!("first request failed: {e:?}\n{:#?}", pool.stats()),
+    };
     body_len(first).await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let second = pool
