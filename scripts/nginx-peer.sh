@@ -67,6 +67,9 @@ case "$cmd" in
         make_certs
         nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
         mkdir -p "$dir/tmp"
+        # A 4 MiB file for tests that drop a body half-read.
+        [ -f "$dir/big.bin" ] || head -c 4194304 /dev/zero > "$dir/big.bin"
+        chmod o+rx "$dir" && chmod o+r "$dir/big.bin"
         cat > "$dir/nginx.conf" <<EOF
 worker_processes 1;
 pid $dir/nginx.pid;
@@ -87,6 +90,7 @@ http {
         ssl_certificate $dir/server.pem;
         ssl_certificate_key $dir/server.key;
         location / { default_type text/plain; return 200 "ok\n"; }
+        location = /big.bin { root $dir; }
     }
 }
 EOF

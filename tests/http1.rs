@@ -98,19 +98,25 @@ async fn connection_close_response_is_not_reused() {
     trace_init();
     let server = h1_server(TestServerConfig::default());
     let pool = builder_for(&server).build().expect("pool builds");
-    let closing = Request::get(server.url_for("/close"))
+    let origin: Origin = server.url().parse().expect("origin");
+    let mut handle = pool.acquire(&origin).await.expect("acquire");
+    let first_id = handle.connection_id();
+    let closing = Request::get("/close")
         .header("x-close", "1")
         .body(Empty::<Bytes>::new())
         .expect("request");
-    let response = pool.request(closing).await.expect("request");
+    let response = handle.send(closing).await.expect("request");
     assert_eq!(response.headers()["connection"], "close");
     assert_eq!(body_len(response).await, 16);
-    let next = pool
-        .request(get(&server.url_for("/next")))
-        .await
-        .expect("next");
-    assert_eq!(body_len(next).await, 16);
-    assert_eq!(server.counters().accepted(), 2);
+    drop(handle);
+    let mut next = pool.acquire(&origin).await.expect("acquire");
+    assert_ne!(
+        next.connection_id(),
+        first_id,
+        "the closed connection is not reused"
+    );
+    let response = next.send(get("/next")).await.expect("next");
+    assert_eq!(body_len(response).await, 16);
 }
 
 /// A response body dropped half-read leaves its connection unusable; the pool does not reuse
@@ -120,22 +126,24 @@ async fn half_read_dropped_body_is_not_reused() {
     trace_init();
     let server = h1_server(TestServerConfig::default().body_bytes(4 * 1024 * 1024));
     let pool = builder_for(&server).build().expect("pool builds");
-    let response = pool
-        .request(get(&server.url_for("/big")))
-        .await
-        .expect("request");
+    let origin: Origin = server.url().parse().expect("origin");
+    let mut handle = pool.acquire(&origin).await.expect("acquire");
+    let first_id = handle.connection_id();
+    let response = handle.send(get("/big")).await.expect("request");
+    drop(handle);
     let mut body = response.into_body();
     let first = body.frame().await.expect("a frame").expect("frame ok");
     assert!(first.data_ref().is_some_and(|d| !d.is_empty()));
     drop(body);
-    let next = pool
-        .request(get(&server.url_for("/next")))
-        .await
-        .expect("next");
-    assert_eq!(body_len(next).await, 4 * 1024 * 1024);
-    assert_eq!(server.counters().accepted(), 2);
-    let stats = pool.stats();
-    assert_eq!(stats.requests_failed, 0);
+    let mut next = pool.acquire(&origin).await.expect("acquire");
+    assert_ne!(
+        next.connection_id(),
+        first_id,
+        "the half-read connection is not reused"
+    );
+    let response = next.send(get("/next")).await.expect("next");
+    assert_eq!(body_len(response).await, 4 * 1024 * 1024);
+    assert_eq!(pool.stats().requests_failed, 0);
 }
 
 /// One HTTP/2 origin and one HTTP/1.1 origin in the same pool, used concurrently: both

@@ -86,7 +86,13 @@ async fn nginx_h2_multiplexes_150_requests_over_at_most_two_connections() {
     let origin: Origin = url.parse().expect("origin");
     let o = stats.origin(&origin).expect("origin stats");
     assert!(o.connections.iter().all(|c| c.protocol == Protocol::Http2));
-    assert!(o.connections.iter().all(|c| c.max_streams == 128));
+    // (A connection whose SETTINGS have not been read yet reports its provisional limit.)
+    assert!(
+        o.connections
+            .iter()
+            .filter(|c| c.peer_settings_received)
+            .all(|c| c.max_streams == 128)
+    );
 }
 
 /// nginx with `http2_max_concurrent_streams 8`: the pool reads the limit from SETTINGS and
@@ -112,7 +118,12 @@ async fn nginx_stream_limit_8_makes_the_pool_open_more_connections() {
     assert!(stats.connections_opened <= 8);
     let origin: Origin = url.parse().expect("origin");
     let o = stats.origin(&origin).expect("origin stats");
-    assert!(o.connections.iter().all(|c| c.max_streams == 8));
+    assert!(
+        o.connections
+            .iter()
+            .filter(|c| c.peer_settings_received)
+            .all(|c| c.max_streams == 8)
+    );
 }
 
 /// nginx closing each connection after 50 requests (`keepalive_requests 50`, a GOAWAY):
@@ -232,4 +243,63 @@ async fn nginx_http1_idle_close_is_survived() {
         .expect("second");
     assert_eq!(body_len(second).await, 3);
     assert_eq!(pool.stats().connections_opened, 2);
+}
+
+/// nginx without HTTP/2 answering `Connection: close` ends that connection; the pool does not
+/// reuse it and the next request succeeds on another connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_http1_connection_close_is_not_reused() {
+    let Some(url) = peer("HTTPS_POOL_NGINX_H1") else {
+        return;
+    };
+    trace_init();
+    let pool = builder().build().expect("pool builds");
+    let origin: Origin = url.parse().expect("origin");
+    let mut handle = pool.acquire(&origin).await.expect("acquire");
+    let first_id = handle.connection_id();
+    let closing = http::Request::get("/close")
+        .header(http::header::CONNECTION, "close")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let response = handle.send(closing).await.expect("request");
+    assert_eq!(response.headers()[http::header::CONNECTION], "close");
+    body_len(response).await;
+    drop(handle);
+    let mut next = pool.acquire(&origin).await.expect("acquire");
+    assert_ne!(
+        next.connection_id(),
+        first_id,
+        "the closed connection is not reused"
+    );
+    let response = next.send(get("/next")).await.expect("next");
+    assert_eq!(body_len(response).await, 3);
+}
+
+/// nginx without HTTP/2: a 4 MiB body dropped after its first frame leaves the connection
+/// unusable; the next request goes to another connection and succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_http1_half_read_body_is_not_reused() {
+    use http_body_util::BodyExt;
+    let Some(url) = peer("HTTPS_POOL_NGINX_H1") else {
+        return;
+    };
+    trace_init();
+    let pool = builder().build().expect("pool builds");
+    let origin: Origin = url.parse().expect("origin");
+    let mut handle = pool.acquire(&origin).await.expect("acquire");
+    let first_id = handle.connection_id();
+    let response = handle.send(get("/big.bin")).await.expect("request");
+    assert!(response.status().is_success());
+    drop(handle);
+    let mut body = response.into_body();
+    body.frame().await.expect("a frame").expect("frame ok");
+    drop(body);
+    let mut next = pool.acquire(&origin).await.expect("acquire");
+    assert_ne!(
+        next.connection_id(),
+        first_id,
+        "the half-read connection is not reused"
+    );
+    let response = next.send(get("/big.bin")).await.expect("next");
+    assert_eq!(body_len(response).await, 4 * 1024 * 1024);
 }
