@@ -166,6 +166,12 @@ impl PoolConfig {
                 "must be at least 1",
             ));
         }
+        if self.max_waiters_per_origin == 0 {
+            return Err(Error::invalid_config(
+                "max_waiters_per_origin",
+                "must be at least 1 (a cold origin's first acquirer waits for the dial)",
+            ));
+        }
         if self.h1_max_connections == 0 {
             return Err(Error::invalid_config(
                 "h1_max_connections",

@@ -17,6 +17,7 @@ mod manager;
 mod origin;
 mod origin_pool;
 mod prewarm;
+mod service;
 mod stats;
 
 #[cfg(feature = "testkit")]
@@ -29,4 +30,5 @@ pub use handle::StreamHandle;
 pub use manager::ConnectionPoolManager;
 pub use origin::{IntoOrigin, Origin, Scheme};
 pub use prewarm::{HostWarmup, WarmedOrigin};
+pub use service::PoolService;
 pub use stats::{ConnectionStats, LatencySummary, OriginStats, PoolStats};

@@ -360,8 +360,13 @@ impl OriginPool {
                     return Err(Error::PoolClosed);
                 }
                 if let Some(conn) = st.pick(config.selection_policy, exclude) {
+                    // Leave the queue under the same lock that took the slot: an acquirer
+                    // counted as both served and waiting would make others over-dial.
+                    let waited = queued.as_mut().map(|q| {
+                        q.leave(&mut st);
+                        q.since.elapsed()
+                    });
                     drop(st);
-                    let waited = queued.as_ref().map(|q| q.since.elapsed());
                     drop(queued);
                     self.ctx.counters.record_acquire(started.elapsed(), waited);
                     if conn.leases() > 1 {
@@ -389,6 +394,7 @@ impl OriginPool {
                     queued = Some(QueueSlot {
                         pool: self,
                         since: Instant::now(),
+                        left: false,
                     });
                 }
                 if st.failures > failures_at_start
@@ -637,12 +643,25 @@ impl OriginPool {
 struct QueueSlot<'a> {
     pool: &'a OriginPool,
     since: Instant,
+    left: bool,
+}
+
+impl QueueSlot<'_> {
+    /// Leaves the queue under a lock the caller already holds.
+    fn leave(&mut self, st: &mut OriginState) {
+        if !self.left {
+            st.waiting = st.waiting.saturating_sub(1);
+            self.left = true;
+        }
+    }
 }
 
 impl Drop for QueueSlot<'_> {
     fn drop(&mut self) {
-        let mut st = self.pool.lock();
-        st.waiting = st.waiting.saturating_sub(1);
+        if !self.left {
+            let mut st = self.pool.lock();
+            st.waiting = st.waiting.saturating_sub(1);
+        }
     }
 }
 

@@ -182,6 +182,176 @@ pub struct PoolStats {
 }
 
 impl PoolStats {
+    /// Renders the snapshot in the Prometheus text exposition format (version 0.0.4), for
+    /// services that expose `/metrics` without a metrics facade. Names are prefixed
+    /// `https_pool_`; per-origin series carry an `origin` label; latencies are summaries in
+    /// seconds.
+    pub fn to_prometheus(&self) -> String {
+        use std::fmt::Write as _;
+        // (family name, type, help, [(label set or "_suffix", value)])
+        type Family<'a> = (String, &'a str, &'a str, Vec<(String, String)>);
+        let mut lines: Vec<Family<'_>> = Vec::new();
+        let counter = |name: &str, help: &'static str, v: u64| {
+            (
+                name.to_owned(),
+                "counter",
+                help,
+                vec![(String::new(), v.to_string())],
+            )
+        };
+        lines.push(counter(
+            "connections_opened_total",
+            "Connections established.",
+            self.connections_opened,
+        ));
+        lines.push(counter(
+            "connections_closed_total",
+            "Connections closed by either side or by an error.",
+            self.connections_closed,
+        ));
+        lines.push(counter(
+            "connects_failed_total",
+            "Dials that failed (DNS, TCP, TLS, protocol).",
+            self.connects_failed,
+        ));
+        lines.push((
+            "acquires_total".to_owned(),
+            "counter",
+            "Stream-slot acquisitions by outcome.",
+            vec![
+                (
+                    "{outcome=\"ok\"}".to_owned(),
+                    self.acquires_succeeded.to_string(),
+                ),
+                (
+                    "{outcome=\"error\"}".to_owned(),
+                    self.acquires_failed.to_string(),
+                ),
+            ],
+        ));
+        lines.push(counter(
+            "leases_reused_total",
+            "Acquisitions served by a connection that had served one before.",
+            self.leases_reused,
+        ));
+        lines.push((
+            "requests_total".to_owned(),
+            "counter",
+            "Requests handed to a connection, and those that failed.",
+            vec![
+                (
+                    "{outcome=\"sent\"}".to_owned(),
+                    self.requests_sent.to_string(),
+                ),
+                (
+                    "{outcome=\"failed\"}".to_owned(),
+                    self.requests_failed.to_string(),
+                ),
+            ],
+        ));
+        lines.push(counter(
+            "requests_retried_total",
+            "Requests re-sent because they provably never reached the server.",
+            self.requests_retried,
+        ));
+        lines.push((
+            "handles_outstanding".to_owned(),
+            "gauge",
+            "Stream handles currently held.",
+            vec![(String::new(), self.handles_outstanding.to_string())],
+        ));
+        let per_origin = |f: &dyn Fn(&OriginStats) -> Vec<(String, String)>| {
+            self.origins.iter().flat_map(f).collect::<Vec<_>>()
+        };
+        lines.push((
+            "open_connections".to_owned(),
+            "gauge",
+            "Open connections per origin (http.client.open_connections).",
+            per_origin(&|o| {
+                let origin = escape_label(&o.origin.to_string());
+                vec![
+                    (
+                        format!("{{origin=\"{origin}\",state=\"active\"}}"),
+                        o.active_connections().to_string(),
+                    ),
+                    (
+                        format!("{{origin=\"{origin}\",state=\"idle\"}}"),
+                        o.idle_connections().to_string(),
+                    ),
+                ]
+            }),
+        ));
+        lines.push((
+            "active_streams".to_owned(),
+            "gauge",
+            "Stream slots leased per origin.",
+            per_origin(&|o| {
+                vec![(
+                    format!("{{origin=\"{}\"}}", escape_label(&o.origin.to_string())),
+                    o.active_streams().to_string(),
+                )]
+            }),
+        ));
+        lines.push((
+            "waiters".to_owned(),
+            "gauge",
+            "Acquirers waiting for a slot per origin.",
+            per_origin(&|o| {
+                vec![(
+                    format!("{{origin=\"{}\"}}", escape_label(&o.origin.to_string())),
+                    o.waiters.to_string(),
+                )]
+            }),
+        ));
+        for (name, help, summary) in [
+            (
+                "acquire_duration_seconds",
+                "Time from acquire to a leased slot.",
+                &self.acquire_latency,
+            ),
+            (
+                "time_in_queue_seconds",
+                "Time acquirers spent queued (http.client.request.time_in_queue).",
+                &self.time_in_queue,
+            ),
+        ] {
+            let q = |label: &str, d: Duration| {
+                (
+                    format!("{{quantile=\"{label}\"}}"),
+                    d.as_secs_f64().to_string(),
+                )
+            };
+            lines.push((
+                name.to_owned(),
+                "summary",
+                help,
+                vec![
+                    q("0.5", summary.p50),
+                    q("0.9", summary.p90),
+                    q("0.99", summary.p99),
+                    q("0.999", summary.p999),
+                    ("_count".to_owned(), summary.count.to_string()),
+                ],
+            ));
+        }
+        let mut out = String::new();
+        for (name, kind, help, samples) in lines {
+            let _ = writeln!(out, "# HELP https_pool_{name} {help}");
+            let _ = writeln!(out, "# TYPE https_pool_{name} {kind}");
+            for (suffix, value) in samples {
+                match suffix.strip_prefix('_') {
+                    Some(tail) => {
+                        let _ = writeln!(out, "https_pool_{name}_{tail} {value}");
+                    }
+                    None => {
+                        let _ = writeln!(out, "https_pool_{name}{suffix} {value}");
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// Connections currently open across all origins (`http.client.open_connections`).
     pub fn open_connections(&self) -> usize {
         self.origins.iter().map(|o| o.connections.len()).sum()
@@ -201,6 +371,14 @@ impl PoolStats {
     pub fn origin(&self, origin: &Origin) -> Option<&OriginStats> {
         self.origins.iter().find(|o| &o.origin == origin)
     }
+}
+
+/// Escapes a Prometheus label value (backslash, quote, newline).
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// A snapshot of one origin.
@@ -263,4 +441,46 @@ pub struct ConnectionStats {
     pub age: Duration,
     /// How long it has had no active stream; `None` while busy.
     pub idle_for: Option<Duration>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Prometheus rendering has a HELP/TYPE pair per family and labelled per-origin series.
+    #[test]
+    fn prometheus_text_has_families_and_origin_labels() {
+        let origin: Origin = "https://api.example".parse().expect("origin");
+        let stats = PoolStats {
+            origins: vec![OriginStats {
+                origin,
+                connections: Vec::new(),
+                connecting: 0,
+                waiters: 3,
+                warm_minimum: 1,
+            }],
+            connections_opened: 2,
+            connections_closed: 1,
+            connects_failed: 0,
+            acquires_succeeded: 10,
+            acquires_failed: 1,
+            leases_reused: 8,
+            handles_outstanding: 0,
+            requests_sent: 10,
+            requests_failed: 1,
+            requests_retried: 0,
+            acquire_latency: LatencySummary::default(),
+            time_in_queue: LatencySummary::default(),
+        };
+        let text = stats.to_prometheus();
+        assert!(text.contains("# TYPE https_pool_connections_opened_total counter\n"));
+        assert!(text.contains("https_pool_connections_opened_total 2\n"));
+        assert!(text.contains("https_pool_acquires_total{outcome=\"error\"} 1\n"));
+        assert!(text.contains("https_pool_waiters{origin=\"https://api.example:443\"} 3\n"));
+        assert!(text.contains("https_pool_acquire_duration_seconds_count 0\n"));
+        assert!(text.contains(
+            "https_pool_open_connections{origin=\"https://api.example:443\",state=\"idle\"} 0\n"
+        ));
+        assert_eq!(escape_label("a\"b\\c"), "a\\\"b\\\\c");
+    }
 }

@@ -1,0 +1,161 @@
+//! The pool as a `tower::Service`, bound to one origin.
+//!
+//! [`PoolService`] leases its stream slot in `poll_ready` (so a caller that respects readiness
+//! sees the pool's backpressure: a full origin keeps the service pending, a full wait queue
+//! makes it fail) and moves the slot into the response future in `call`, as tower's
+//! concurrency limit moves its permit. Clones share the pool; each clone holds at most one
+//! slot at a time.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Body;
+use hyper::body::Incoming;
+
+use crate::error::{BoxError, Error};
+use crate::handle::StreamHandle;
+use crate::manager::ConnectionPoolManager;
+use crate::origin::Origin;
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A `tower::Service<http::Request<B>>` sending every request to one origin through the pool.
+///
+/// Create it with [`ConnectionPoolManager::service`]. Requests may carry a path-only URI
+/// (`/v1/items`) or an absolute URI on the service's origin.
+///
+/// ```no_run
+/// use tower_service::Service;
+/// # async fn run() -> Result<(), https_pool::Error> {
+/// let pool = https_pool::ConnectionPoolManager::builder().build()?;
+/// let mut svc = pool.service("https://api.example.com")?;
+/// std::future::poll_fn(|cx| Service::<http::Request<String>>::poll_ready(&mut svc, cx)).await?;
+/// let request = http::Request::get("/v1/items").body(String::new()).expect("request");
+/// let response = svc.call(request).await?;
+/// # let _ = response;
+/// # Ok(())
+/// # }
+/// ```
+pub struct PoolService {
+    pool: ConnectionPoolManager,
+    origin: Origin,
+    state: ReadyState,
+}
+
+enum ReadyState {
+    Idle,
+    Acquiring(BoxFuture<Result<StreamHandle, Error>>),
+    Ready(StreamHandle),
+}
+
+impl std::fmt::Debug for PoolService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.state {
+            ReadyState::Idle => "idle",
+            ReadyState::Acquiring(_) => "acquiring",
+            ReadyState::Ready(_) => "ready",
+        };
+        f.debug_struct("PoolService")
+            .field("origin", &self.origin)
+            .field("state", &state)
+            .finish()
+    }
+}
+
+impl Clone for PoolService {
+    /// A clone shares the pool and origin but not the slot: it starts unready.
+    fn clone(&self) -> Self {
+        PoolService {
+            pool: self.pool.clone(),
+            origin: self.origin.clone(),
+            state: ReadyState::Idle,
+        }
+    }
+}
+
+impl PoolService {
+    pub(crate) fn new(pool: ConnectionPoolManager, origin: Origin) -> PoolService {
+        PoolService {
+            pool,
+            origin,
+            state: ReadyState::Idle,
+        }
+    }
+
+    /// The origin every request goes to.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+}
+
+impl<B> tower_service::Service<Request<B>> for PoolService
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<Incoming>;
+    type Error = Error;
+    type Future = BoxFuture<Result<Response<Incoming>, Error>>;
+
+    /// Leases a stream slot. Pending while the origin is at its connection and stream limits;
+    /// an error when the acquire fails (wait queue full, timeout, dial failure, pool closed).
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        loop {
+            match &mut self.state {
+                ReadyState::Ready(_) => return Poll::Ready(Ok(())),
+                ReadyState::Idle => {
+                    let pool = self.pool.clone();
+                    let origin = self.origin.clone();
+                    self.state =
+                        ReadyState::Acquiring(Box::pin(async move { pool.acquire(&origin).await }));
+                }
+                ReadyState::Acquiring(acquiring) => {
+                    let result = match acquiring.as_mut().poll(cx) {
+                        Poll::Pending => return Poll::Pending,
+                        Poll::Ready(result) => result,
+                    };
+                    match result {
+                        Ok(handle) => self.state = ReadyState::Ready(handle),
+                        Err(error) => {
+                            self.state = ReadyState::Idle;
+                            return Poll::Ready(Err(error));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends `request` on the slot leased by `poll_ready`; the slot is freed when the response
+    /// head arrives. Calling without readiness acquires first, as `ConnectionPoolManager::request`
+    /// would.
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let handle = match std::mem::replace(&mut self.state, ReadyState::Idle) {
+            ReadyState::Ready(handle) => Some(handle),
+            _ => None,
+        };
+        let pool = self.pool.clone();
+        let origin = self.origin.clone();
+        Box::pin(async move {
+            let mut handle = match handle {
+                Some(handle) => handle,
+                None => pool.acquire(&origin).await?,
+            };
+            handle.send(request).await
+        })
+    }
+}
+
+impl ConnectionPoolManager {
+    /// A `tower::Service` sending requests to `origin` through this pool.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidUrl`] or [`Error::UnsupportedScheme`] for a bad origin.
+    pub fn service(&self, origin: impl crate::origin::IntoOrigin) -> Result<PoolService, Error> {
+        Ok(PoolService::new(self.clone(), origin.into_origin()?))
+    }
+}
