@@ -359,7 +359,11 @@ impl OriginPool {
                 if st.closed {
                     return Err(Error::PoolClosed);
                 }
-                if let Some(conn) = st.pick(config.selection_policy, exclude) {
+                // FIFO: a newcomer does not take a slot ahead of acquirers already queued.
+                // (A freed slot wakes the longest waiter; letting newcomers barge in starved
+                // waiters under closed-loop load: p99 in the hundreds of ms.)
+                let may_take = queued.is_some() || st.waiting == 0;
+                if may_take && let Some(conn) = st.pick(config.selection_policy, exclude) {
                     // Leave the queue under the same lock that took the slot: an acquirer
                     // counted as both served and waiting would make others over-dial.
                     let waited = queued.as_mut().map(|q| {
@@ -403,6 +407,13 @@ impl OriginPool {
                     && let Some(error) = st.last_failure.clone()
                 {
                     return Err(error);
+                }
+                // A retried acquirer that may not use a connection with a free slot passes
+                // its wake-up on, so the slot does not sit idle while others sleep.
+                if exclude
+                    .is_some_and(|id| st.conns.iter().any(|c| c.id == id && c.free_slots() > 0))
+                {
+                    self.slot_freed.notify_one();
                 }
                 st.plan_dials(config, exclude, Instant::now())
             };
