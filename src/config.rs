@@ -69,6 +69,13 @@ pub struct PoolConfig {
     /// Most connections per origin that may sit idle; more idle ones are closed, oldest first.
     /// Default: 4.
     pub max_idle_connections_per_origin: usize,
+    /// A connection older than this stops taking new streams, finishes the ones it has, and
+    /// closes (graceful rotation); a prewarmed origin dials its replacement shortly before, so
+    /// there is no cold gap. `None` never rotates by age. Default: `None`.
+    pub max_connection_lifetime: Option<Duration>,
+    /// A connection that has carried this many requests stops taking new ones, drains and
+    /// closes. `None` never rotates by count. Default: `None`.
+    pub max_requests_per_connection: Option<u64>,
 
     // ----- TCP and TLS
     /// Deadline for DNS resolution plus TCP connect. Default: 10 s.
@@ -128,6 +135,8 @@ impl Default for PoolConfig {
             acquire_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(90),
             max_idle_connections_per_origin: 4,
+            max_connection_lifetime: None,
+            max_requests_per_connection: None,
             connect_timeout: Duration::from_secs(10),
             tls_handshake_timeout: Duration::from_secs(10),
             tcp_nodelay: true,
@@ -164,6 +173,18 @@ impl PoolConfig {
             return Err(Error::invalid_config(
                 "max_connections_per_origin",
                 "must be at least 1",
+            ));
+        }
+        if self.max_connection_lifetime.is_some_and(|d| d.is_zero()) {
+            return Err(Error::invalid_config(
+                "max_connection_lifetime",
+                "must be greater than zero (or None)",
+            ));
+        }
+        if self.max_requests_per_connection == Some(0) {
+            return Err(Error::invalid_config(
+                "max_requests_per_connection",
+                "must be at least 1 (or None)",
             ));
         }
         if self.max_waiters_per_origin == 0 {
@@ -324,6 +345,18 @@ impl PoolBuilder {
     /// See [`PoolConfig::idle_timeout`].
     pub fn idle_timeout(mut self, timeout: Duration) -> Self {
         self.config.idle_timeout = timeout;
+        self
+    }
+
+    /// See [`PoolConfig::max_connection_lifetime`].
+    pub fn max_connection_lifetime(mut self, lifetime: impl Into<Option<Duration>>) -> Self {
+        self.config.max_connection_lifetime = lifetime.into();
+        self
+    }
+
+    /// See [`PoolConfig::max_requests_per_connection`].
+    pub fn max_requests_per_connection(mut self, n: impl Into<Option<u64>>) -> Self {
+        self.config.max_requests_per_connection = n.into();
         self
     }
 

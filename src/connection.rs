@@ -67,8 +67,9 @@ impl std::fmt::Display for Protocol {
 pub(crate) enum Sender {
     /// Cloned per request: an HTTP/2 `SendRequest` is a cheap channel handle.
     H2(http2::SendRequest<RequestBody>),
-    /// HTTP/1.1 needs `&mut` and waits for the previous exchange, hence the async mutex.
-    H1(tokio::sync::Mutex<http1::SendRequest<RequestBody>>),
+    /// HTTP/1.1 needs `&mut`. A plain mutex, held only for non-blocking calls (`poll_ready`,
+    /// `is_ready`, enqueueing a request), so the driver can always read readiness.
+    H1(std::sync::Mutex<http1::SendRequest<RequestBody>>),
 }
 
 /// A pooled connection. Shared by the origin's list and every [`StreamHandle`] leased on it.
@@ -85,6 +86,12 @@ pub(crate) struct Connection {
     /// Published by the driver; [`PROVISIONAL`] until the peer's SETTINGS arrive.
     peer_max_streams: AtomicUsize,
     closed: AtomicBool,
+    /// Rotation: no new streams; removed from the pool once its streams finish.
+    draining: AtomicBool,
+    /// `max_requests_per_connection`.
+    max_leases: Option<u64>,
+    /// Creation + `max_connection_lifetime`.
+    retire_at: Option<Instant>,
     /// Held (read) while a request is handed to hyper, and (write) while the driver drops
     /// hyper's dispatch task; see `spawn_driver`.
     pub(crate) send_gate: std::sync::RwLock<()>,
@@ -151,6 +158,11 @@ impl Connection {
                 active: AtomicUsize::new(0),
                 peer_max_streams: AtomicUsize::new(PROVISIONAL),
                 closed: AtomicBool::new(false),
+                draining: AtomicBool::new(false),
+                max_leases: config.max_requests_per_connection,
+                retire_at: config
+                    .max_connection_lifetime
+                    .map(|lifetime| Instant::now() + lifetime),
                 send_gate: std::sync::RwLock::new(()),
                 h1_ready: AtomicBool::new(false),
                 leases: AtomicU64::new(0),
@@ -184,7 +196,7 @@ impl Connection {
                     .handshake(io)
                     .await
                     .map_err(protocol_error)?;
-                let conn = make(Sender::H1(tokio::sync::Mutex::new(sender)));
+                let conn = make(Sender::H1(std::sync::Mutex::new(sender)));
                 // HTTP/1.1 has no SETTINGS: one request at a time, known from the start.
                 conn.peer_max_streams.store(1, Ordering::Relaxed);
                 spawn_driver(
@@ -236,25 +248,60 @@ impl Connection {
         self.stream_limit().saturating_sub(self.active())
     }
 
-    /// Open, and (HTTP/1.1) done with the previous exchange.
+    /// Open, not rotating out, and (HTTP/1.1) done with the previous exchange.
     pub(crate) fn accepts_streams(&self) -> bool {
-        !self.is_closed() && !self.h1_busy()
+        !self.is_closed() && !self.is_draining() && !self.h1_busy()
+    }
+
+    /// Rotating out: past its lifetime or its request budget. Its streams finish; it takes
+    /// no new ones.
+    pub(crate) fn is_draining(&self) -> bool {
+        if self.draining.load(Ordering::Acquire) {
+            return true;
+        }
+        if self.retire_at.is_some_and(|at| Instant::now() >= at) {
+            self.draining.store(true, Ordering::Release);
+            return true;
+        }
+        false
+    }
+
+    /// Draining and without streams: ready to be dropped from the pool.
+    pub(crate) fn is_retired(&self) -> bool {
+        self.is_draining() && self.active() == 0
+    }
+
+    /// When the connection will start draining by age, if it will.
+    pub(crate) fn retire_at(&self) -> Option<Instant> {
+        self.retire_at
     }
 
     /// An HTTP/1.1 connection is busy until the previous response body has been read off the
     /// socket, even after its handle is dropped; leasing it then would make the next request
     /// wait behind a body its caller may never read.
+    ///
+    /// Read from the flag the driver publishes after every poll (and the sender clears when it
+    /// hands over a request), so every check in one decision sees the same answer.
     fn h1_busy(&self) -> bool {
         match &self.sender {
             Sender::H2(_) => false,
-            Sender::H1(m) => m.try_lock().map(|s| !s.is_ready()).unwrap_or(true),
+            Sender::H1(_) => !self.h1_ready.load(Ordering::Acquire),
         }
     }
 
-    /// Called by the HTTP/1.1 driver after each poll: a connection that has just become ready
-    /// for its next request wakes the waiters.
+    /// Marks an HTTP/1.1 connection busy: called when a request is handed to hyper, so the
+    /// readiness flag never lags behind a dispatch the driver has not polled yet.
+    pub(crate) fn mark_h1_busy(&self) {
+        self.h1_ready.store(false, Ordering::Release);
+    }
+
+    /// Called by the HTTP/1.1 driver after each poll: publishes whether hyper's dispatcher
+    /// wants a request, and wakes the waiters when it has just started to.
     fn publish_h1_readiness(&self) {
-        let ready = !self.h1_busy();
+        let ready = match &self.sender {
+            Sender::H2(_) => return,
+            Sender::H1(m) => m.lock().unwrap_or_else(|p| p.into_inner()).is_ready(),
+        };
         let was_ready = self.h1_ready.swap(ready, Ordering::AcqRel);
         if ready && !was_ready {
             self.slot_freed.notify_waiters();
@@ -268,8 +315,9 @@ impl Connection {
         }
         match &self.sender {
             Sender::H2(s) => s.is_closed(),
-            // A locked sender is in use, hence not closed; an unlocked one can be asked.
-            Sender::H1(m) => m.try_lock().map(|s| s.is_closed()).unwrap_or(false),
+            // A locked sender is in use, hence not known to be closed; an unlocked one can be
+            // asked. (The driver also marks the connection closed when hyper's dispatcher ends.)
+            Sender::H1(m) => m.lock().unwrap_or_else(|p| p.into_inner()).is_closed(),
         }
     }
 
@@ -300,8 +348,13 @@ impl Connection {
                 Err(actual) => current = actual,
             }
         }
-        if self.leases.fetch_add(1, Ordering::Relaxed) > 0 {
+        let before = self.leases.fetch_add(1, Ordering::Relaxed);
+        if before > 0 {
             self.counters.leases_reused.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.max_leases.is_some_and(|max| before + 1 >= max) {
+            debug!(conn_id = self.id, origin = %self.origin, "request budget spent; draining");
+            self.draining.store(true, Ordering::Release);
         }
         self.counters
             .handles_outstanding
@@ -349,6 +402,7 @@ impl Connection {
             active_streams: self.active(),
             max_streams: self.stream_limit(),
             peer_settings_received: self.peer_limit().is_some(),
+            draining: self.is_draining(),
             leases: self.leases.load(Ordering::Relaxed),
             requests_served: self.requests.load(Ordering::Relaxed),
             age: now.saturating_duration_since(self.created),

@@ -138,12 +138,11 @@ impl StreamHandle {
                 response.await
             }
             Sender::H1(sender) => {
-                let mut sender = sender.lock().await;
-                // HTTP/1.1: wait for the previous exchange on this connection to finish.
-                if let Err(e) = sender.ready().await {
-                    drop(sender);
+                let lock = || sender.lock().unwrap_or_else(|p| p.into_inner());
+                // HTTP/1.1: wait for hyper's dispatcher to want the next request.
+                if let Err(e) = std::future::poll_fn(|cx| lock().poll_ready(cx)).await {
                     conn.mark_closed();
-                    // Nothing was written: the connection died before the request was taken.
+                    // Nothing was written: the connection died before taking the request.
                     return Err(SendFailure {
                         error: self.classify(e, true),
                         replay: Some(request),
@@ -157,9 +156,9 @@ impl StreamHandle {
                             replay: Some(request),
                         });
                     }
-                    sender.try_send_request(request)
+                    conn.mark_h1_busy();
+                    lock().try_send_request(request)
                 };
-                drop(sender);
                 response.await
             }
         };
@@ -270,12 +269,16 @@ impl ReplayTemplate {
     }
 }
 
-/// True when h2 failed the request because the connection received or sent GOAWAY.
+/// True when the request failed with its connection: h2 saw GOAWAY or an I/O error, or the
+/// socket itself failed (reset, broken pipe) under HTTP/1.1 or HTTP/2.
 fn connection_going_away(error: &hyper::Error) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = cause {
         if let Some(h2) = e.downcast_ref::<h2::Error>() {
             return h2.is_go_away() || h2.is_io();
+        }
+        if e.downcast_ref::<std::io::Error>().is_some() {
+            return true;
         }
         cause = e.source();
     }

@@ -348,11 +348,13 @@ impl ConnectionPoolManager {
             return;
         }
         let weak: Weak<PoolInner> = Arc::downgrade(&self.inner);
-        let period = maintenance_period(
-            self.config()
-                .idle_timeout
-                .min(self.config().h1_idle_timeout),
-        );
+        let config = self.config();
+        let shortest = config
+            .max_connection_lifetime
+            .unwrap_or(Duration::MAX)
+            .min(config.idle_timeout)
+            .min(config.h1_idle_timeout);
+        let period = maintenance_period(shortest);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

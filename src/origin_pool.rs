@@ -96,9 +96,10 @@ struct DialReport {
 
 /// How long an HTTP/1.1 connection released with its response body still finishing is
 /// expected back before a waiting acquirer dials another (see `OriginState::h1_finishing`).
-/// hyper's dispatcher turns ready microseconds after the body is read; a body nobody reads
+/// hyper's dispatcher turns ready microseconds after the body is read, but only once its task
+/// runs again, which on a loaded runtime can take tens of milliseconds. A body nobody reads
 /// costs the next acquirer this much before it dials.
-const H1_REUSE_GRACE: Duration = Duration::from_millis(50);
+const H1_REUSE_GRACE: Duration = Duration::from_millis(250);
 
 /// Wait before the sweep re-dials a warm origin after `failures` failed dials in a row:
 /// 100 ms doubling to at most 30 s.
@@ -136,8 +137,15 @@ pub(crate) fn dials_needed(
 
 impl OriginState {
     /// Drops connections that can no longer take streams.
+    /// Drops connections that can no longer take streams: closed ones, and rotated ones whose
+    /// last stream has finished (their driver then closes them gracefully).
     fn prune_closed(&mut self) {
-        self.conns.retain(|c| !c.is_closed());
+        self.conns.retain(|c| !c.is_closed() && !c.is_retired());
+    }
+
+    /// Connections that count toward the origin's shape: open and not rotating out.
+    fn serving(&self) -> usize {
+        self.conns.iter().filter(|c| !c.is_draining()).count()
     }
 
     fn refresh_planned_streams(&mut self) {
@@ -246,15 +254,26 @@ impl OriginState {
     ) -> (usize, Option<Instant>) {
         self.refresh_planned_streams();
         let (finishing, recheck) = self.h1_finishing(now, exclude);
+        let free = self.free_for_scaling(config.scale_up_fill_ratio, self.planned_streams, exclude);
         let n = dials_needed(
             self.waiting,
-            self.free_for_scaling(config.scale_up_fill_ratio, self.planned_streams, exclude)
-                + finishing,
+            free + finishing,
             self.dialing,
             self.planned_streams,
-            self.conns.len(),
+            self.serving(),
             self.max_connections(config),
         );
+        if n > 0 {
+            debug!(
+                dials = n,
+                waiting = self.waiting,
+                free,
+                finishing,
+                dialing = self.dialing,
+                open = self.conns.len(),
+                "scaling up"
+            );
+        }
         self.dialing += n;
         (n, recheck)
     }
@@ -269,13 +288,19 @@ impl OriginState {
     }
 
     /// Dials needed to restore the warm minimum.
-    fn plan_replenish(&mut self, now: Instant) -> usize {
+    ///
+    /// A connection within `lead` of its lifetime no longer counts, so its replacement is
+    /// dialed while it still serves: rotation leaves no cold gap.
+    fn plan_replenish(&mut self, now: Instant, lead: Duration) -> usize {
         if self.replenish_after.is_some_and(|t| now < t) {
             return 0;
         }
-        let n = self
-            .warm_min
-            .saturating_sub(self.conns.len() + self.dialing);
+        let healthy = self
+            .conns
+            .iter()
+            .filter(|c| !c.is_draining() && c.retire_at().is_none_or(|at| at > now + lead))
+            .count();
+        let n = self.warm_min.saturating_sub(healthy + self.dialing);
         self.dialing += n;
         n
     }
@@ -297,7 +322,7 @@ impl OriginState {
             _ => (config.idle_timeout, config.max_idle_connections_per_origin),
         };
         let mut excess_idle = idle.len().saturating_sub(max_idle);
-        let mut removable = self.conns.len().saturating_sub(self.warm_min);
+        let mut removable = self.serving().saturating_sub(self.warm_min);
         let mut remove = Vec::new();
         for (idle_for, index) in idle {
             if removable == 0 {
@@ -593,7 +618,12 @@ impl OriginPool {
                 return;
             }
             let closed = st.sweep_idle(&self.ctx.config, now);
-            (closed, st.plan_replenish(now))
+            let lead = self
+                .ctx
+                .config
+                .max_connection_lifetime
+                .map_or(Duration::ZERO, |l| (l / 4).min(Duration::from_secs(5)));
+            (closed, st.plan_replenish(now, lead))
         };
         for conn in &closed {
             debug!(origin = %self.origin, conn_id = conn.id, "closing idle connection");

@@ -433,6 +433,9 @@ pub struct ConnectionStats {
     /// False until the peer's first SETTINGS frame arrived; until then the pool places a
     /// single stream on the connection.
     pub peer_settings_received: bool,
+    /// Rotating out (lifetime or request budget reached): finishing its streams, taking no
+    /// new ones.
+    pub draining: bool,
     /// Leases handed out on this connection.
     pub leases: u64,
     /// Requests sent on this connection.

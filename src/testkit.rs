@@ -174,6 +174,8 @@ pub struct ServerCounters {
     pub goaways_sent: AtomicU64,
     /// Connections cut by [`TestServer::kill_connections`].
     pub connections_killed: AtomicU64,
+    /// The most requests any single connection carried.
+    pub max_requests_on_one_connection: AtomicU64,
     /// Requests whose path had been seen before (with `track_duplicates`).
     pub duplicate_paths: AtomicU64,
     seen_paths: std::sync::Mutex<std::collections::HashSet<String>>,
@@ -627,6 +629,9 @@ async fn handle_request(
         counters: &counters,
     };
     let served_on_conn = conn.requests.fetch_add(1, Ordering::SeqCst) + 1;
+    counters
+        .max_requests_on_one_connection
+        .fetch_max(served_on_conn, Ordering::SeqCst);
     if config.goaway_after.is_some_and(|n| served_on_conn >= n) {
         conn.goaway.notify_one();
     }
