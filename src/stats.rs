@@ -147,7 +147,11 @@ impl LatencySummary {
     }
 }
 
-/// A snapshot of the whole pool. See the [module docs](self) on consistency.
+/// A snapshot of the whole pool.
+///
+/// The pool records with relaxed atomics while it runs, and a snapshot reads them one by one,
+/// so its numbers are not a consistent cut: a request may be counted in one field and not yet
+/// in another. Totals only grow; gauges (`active_streams`, `waiters`, …) are instantaneous.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct PoolStats {
