@@ -4,43 +4,18 @@
 //! `cargo bench --bench acquire`. The heap figure is printed before criterion's output; it
 //! comes from a counting global allocator wrapped around the system allocator.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
 use https_pool::testkit::{TestServer, TestServerConfig};
 use https_pool::{ConnectionPoolManager, Origin};
 
-/// Counts live heap bytes. Only this bench binary uses it.
-struct CountingAllocator;
-
-static LIVE_BYTES: AtomicI64 = AtomicI64::new(0);
-
-// SAFETY: defers to `System` for every operation and only adds bookkeeping.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE_BYTES.fetch_add(layout.size() as i64, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE_BYTES.fetch_sub(layout.size() as i64, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+// The harness's counting allocator (std only), shared rather than copied.
+#[path = "../test_binaries/harness/alloc.rs"]
+mod alloc;
 
 #[global_allocator]
-static ALLOCATOR: CountingAllocator = CountingAllocator;
+static ALLOCATOR: alloc::Counting = alloc::Counting;
 
 struct Fixture {
     runtime: tokio::runtime::Runtime,
@@ -94,11 +69,11 @@ fn fixture(server_streams: u32) -> Fixture {
 fn heap_per_handle(f: &Fixture, n: usize) -> f64 {
     f.runtime.block_on(async {
         let mut held = Vec::with_capacity(n);
-        let before = LIVE_BYTES.load(Ordering::Relaxed);
+        let before = alloc::live_bytes();
         for _ in 0..n {
             held.push(f.pool.acquire(&f.origin).await.expect("acquire"));
         }
-        let after = LIVE_BYTES.load(Ordering::Relaxed);
+        let after = alloc::live_bytes();
         // The Vec's buffer was allocated before `before`: only the handles' own heap counts.
         drop(held);
         (after - before) as f64 / n as f64

@@ -78,63 +78,48 @@ async fn burst(pool: &ConnectionPoolManager, url: &Arc<str>, n: usize) {
     }
 }
 
-fn bench_policies(c: &mut Criterion) {
+/// One group: `burst` concurrent GETs per iteration over 4 warm connections to a server that
+/// allows `server_streams` streams each, once per policy.
+fn bench_group(c: &mut Criterion, name: &str, server_streams: u32, burst_size: usize) {
     let policies = [
         ("pack", SelectionPolicy::Pack),
         ("least_loaded", SelectionPolicy::LeastLoaded),
     ];
-
-    let mut group = c.benchmark_group("policy_16_concurrent_4_connections");
-    let server = TestServer::start(TestServerConfig::default().max_concurrent_streams(100))
-        .expect("server starts");
+    let mut group = c.benchmark_group(name);
+    if burst_size > 100 {
+        group.sample_size(10);
+    }
+    let server =
+        TestServer::start(TestServerConfig::default().max_concurrent_streams(server_streams))
+            .expect("server starts");
     let url: Arc<str> = Arc::from(server.url_for("/policy"));
-    for (name, policy) in policies {
+    for (policy_name, policy) in policies {
         let rt = runtime();
         let pool = warm_pool(&rt, &server, policy, 4);
-        group.bench_function(BenchmarkId::from_parameter(name), |b| {
+        group.bench_function(BenchmarkId::from_parameter(policy_name), |b| {
             b.to_async(&rt).iter_custom(|iters| {
                 let pool = pool.clone();
                 let url = Arc::clone(&url);
                 async move {
                     let start = Instant::now();
                     for _ in 0..iters {
-                        burst(&pool, &url, 16).await;
+                        burst(&pool, &url, burst_size).await;
                     }
                     start.elapsed()
                 }
             })
         });
         println!(
-            "{name}: sockets opened {}, server connections {}",
-            pool.stats().connections_opened,
-            server.counters().accepted()
+            "{name}/{policy_name}: pool sockets opened {}",
+            pool.stats().connections_opened
         );
     }
     group.finish();
+}
 
-    let mut group = c.benchmark_group("policy_1024_concurrent_server_max_streams_8");
-    group.sample_size(10);
-    let server = TestServer::start(TestServerConfig::default().max_concurrent_streams(8))
-        .expect("server starts");
-    let url: Arc<str> = Arc::from(server.url_for("/policy"));
-    for (name, policy) in policies {
-        let rt = runtime();
-        let pool = warm_pool(&rt, &server, policy, 4);
-        group.bench_function(BenchmarkId::from_parameter(name), |b| {
-            b.to_async(&rt).iter_custom(|iters| {
-                let pool = pool.clone();
-                let url = Arc::clone(&url);
-                async move {
-                    let start = Instant::now();
-                    for _ in 0..iters {
-                        burst(&pool, &url, 1_024).await;
-                    }
-                    start.elapsed()
-                }
-            })
-        });
-    }
-    group.finish();
+fn bench_policies(c: &mut Criterion) {
+    bench_group(c, "policy_16_concurrent_4_connections", 100, 16);
+    bench_group(c, "policy_1024_concurrent_server_max_streams_8", 8, 1_024);
 }
 
 criterion_group!(benches, bench_policies);

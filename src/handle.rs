@@ -119,23 +119,18 @@ impl StreamHandle {
     ) -> Result<Response<Incoming>, SendFailure> {
         let conn = &self.conn;
         trace!(conn_id = conn.id, origin = %conn.origin, uri = %request.uri(), "sending");
-        let template = ReplayTemplate::of(&request);
+        // Only HTTP/2 can refuse a stream (REFUSED_STREAM), the one case that needs the head
+        // kept for a rebuild; HTTP/1.1 requests skip the copy.
+        let template = match conn.protocol {
+            Protocol::Http2 => ReplayTemplate::of(&request),
+            Protocol::Http1 => None,
+        };
         conn.record_request();
         let result = match &conn.sender {
             Sender::H2(sender) => {
                 let mut sender = sender.clone();
-                // Enqueue under the send gate (see `Connection::send_gate`); await outside it.
-                let response = {
-                    let _gate = conn.send_gate.read().unwrap_or_else(|p| p.into_inner());
-                    if conn.is_closed() {
-                        return Err(SendFailure {
-                            error: self.closed_error(),
-                            replay: Some(request),
-                        });
-                    }
-                    sender.try_send_request(request)
-                };
-                response.await
+                self.hand_over(request, |r| sender.try_send_request(r))?
+                    .await
             }
             Sender::H1(sender) => {
                 let lock = || sender.lock().unwrap_or_else(|p| p.into_inner());
@@ -148,18 +143,11 @@ impl StreamHandle {
                         replay: Some(request),
                     });
                 }
-                let response = {
-                    let _gate = conn.send_gate.read().unwrap_or_else(|p| p.into_inner());
-                    if conn.is_closed() {
-                        return Err(SendFailure {
-                            error: self.closed_error(),
-                            replay: Some(request),
-                        });
-                    }
+                self.hand_over(request, |r| {
                     conn.mark_h1_busy();
-                    lock().try_send_request(request)
-                };
-                response.await
+                    lock().try_send_request(r)
+                })?
+                .await
             }
         };
         result.map_err(|mut e| {
@@ -184,6 +172,29 @@ impl StreamHandle {
         })
     }
 
+    /// Hands the request to hyper under the send gate (see `Connection::send_gate`), or back
+    /// unsent if the connection has closed; the caller awaits the response outside the gate.
+    // The error carries the unsent request back, as hyper's `try_send_request` does.
+    #[allow(clippy::result_large_err)]
+    fn hand_over<F>(
+        &self,
+        request: Request<RequestBody>,
+        enqueue: impl FnOnce(Request<RequestBody>) -> F,
+    ) -> Result<F, SendFailure> {
+        let _gate = self
+            .conn
+            .send_gate
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        if self.conn.is_closed() {
+            return Err(SendFailure {
+                error: self.closed_error(),
+                replay: Some(request),
+            });
+        }
+        Ok(enqueue(request))
+    }
+
     /// The error for a request refused because the connection had already closed.
     fn closed_error(&self) -> Error {
         Error::ConnectionClosed {
@@ -199,7 +210,7 @@ impl StreamHandle {
     fn classify(&self, error: hyper::Error, connection_unusable: bool) -> Error {
         let conn = &self.conn;
         let connection_level = connection_unusable
-            || connection_going_away(&error)
+            || connection_failed(&error)
             || error.is_closed()
             || error.is_canceled()
             || error.is_incomplete_message()
@@ -271,7 +282,7 @@ impl ReplayTemplate {
 
 /// True when the request failed with its connection: h2 saw GOAWAY or an I/O error, or the
 /// socket itself failed (reset, broken pipe) under HTTP/1.1 or HTTP/2.
-fn connection_going_away(error: &hyper::Error) -> bool {
+fn connection_failed(error: &hyper::Error) -> bool {
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(e) = cause {
         if let Some(h2) = e.downcast_ref::<h2::Error>() {

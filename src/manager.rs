@@ -164,20 +164,39 @@ impl ConnectionPoolManager {
     /// Cancel safe: dropping the future leaves the queue and takes no slot. A dial it started
     /// continues, and its connection joins the pool.
     pub async fn acquire(&self, origin: impl IntoOrigin) -> Result<StreamHandle, Error> {
-        let result = async {
-            let origin = origin.into_origin()?;
-            self.ensure_maintenance();
-            self.origin_pool(&origin)?.acquire(None).await
+        match origin.into_origin() {
+            Ok(origin) => self.acquire_on(&origin, None).await,
+            Err(error) => {
+                self.count_failed_acquire();
+                Err(error)
+            }
         }
-        .await;
+    }
+
+    /// `acquire` on a parsed origin; `exclude` names a connection not to use (the one a
+    /// retried request failed on).
+    async fn acquire_on(
+        &self,
+        origin: &Origin,
+        exclude: Option<u64>,
+    ) -> Result<StreamHandle, Error> {
+        self.ensure_maintenance();
+        let result = match self.origin_pool(origin) {
+            Ok(pool) => pool.acquire(exclude).await,
+            Err(error) => Err(error),
+        };
         if result.is_err() {
-            self.inner
-                .ctx
-                .counters
-                .acquires_failed
-                .fetch_add(1, Ordering::Relaxed);
+            self.count_failed_acquire();
         }
         result
+    }
+
+    fn count_failed_acquire(&self) {
+        self.inner
+            .ctx
+            .counters
+            .acquires_failed
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Acquires a slot on the request URI's origin and sends the request on it. The slot is
@@ -206,7 +225,7 @@ impl ConnectionPoolManager {
         let counters = &self.inner.ctx.counters;
         let result = async {
             let origin = Origin::try_from(request.uri())?;
-            let mut handle = self.acquire(&origin).await?;
+            let mut handle = self.acquire_on(&origin, None).await?;
             let mut request = prepare_request(&origin, handle.protocol(), request)?;
             let mut retries_left = self.config().max_unprocessed_retries;
             loop {
@@ -226,7 +245,7 @@ impl ConnectionPoolManager {
                             error = %error,
                             "retrying a request the server never processed"
                         );
-                        handle = self.acquire_excluding(&origin, failed_on).await?;
+                        handle = self.acquire_on(&origin, Some(failed_on)).await?;
                         // Shaped for the failed connection's protocol; reshape for this one.
                         request = prepare_request(&origin, handle.protocol(), unprocessed)?;
                     }
@@ -237,22 +256,6 @@ impl ConnectionPoolManager {
         .await;
         if result.is_err() {
             counters.requests_failed.fetch_add(1, Ordering::Relaxed);
-        }
-        result
-    }
-
-    async fn acquire_excluding(
-        &self,
-        origin: &Origin,
-        connection_id: u64,
-    ) -> Result<StreamHandle, Error> {
-        let result = self.origin_pool(origin)?.acquire(Some(connection_id)).await;
-        if result.is_err() {
-            self.inner
-                .ctx
-                .counters
-                .acquires_failed
-                .fetch_add(1, Ordering::Relaxed);
         }
         result
     }

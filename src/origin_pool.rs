@@ -157,39 +157,34 @@ impl OriginState {
     /// Leases a slot on a connection chosen by `policy`.
     fn pick(&mut self, policy: SelectionPolicy, exclude: Option<u64>) -> Option<Arc<Connection>> {
         let allowed = |c: &&Arc<Connection>| Some(c.id) != exclude;
-        if self.protocol == Some(Protocol::Http1) {
+        let mut free = self
+            .conns
+            .iter()
+            .filter(allowed)
+            .filter(|c| c.free_slots() > 0);
+        let best = if self.protocol == Some(Protocol::Http1) {
             // HTTP/1.1 keep-alive: LIFO, the most recently used idle connection first (the
             // warmest, least likely to have been closed by the server meanwhile).
             let now = Instant::now();
-            let mut candidates: Vec<&Arc<Connection>> = self
-                .conns
-                .iter()
-                .filter(allowed)
-                .filter(|c| c.free_slots() > 0)
-                .collect();
-            candidates.sort_by_key(|c| c.idle_for(now).unwrap_or(Duration::MAX));
-            return candidates.into_iter().find(|c| c.try_lease()).cloned();
-        }
-        match policy {
-            SelectionPolicy::Pack => {
+            free.min_by_key(|c| c.idle_for(now).unwrap_or(Duration::MAX))
+        } else {
+            match policy {
                 // Oldest first: a hot connection stays hot, spare ones go idle and close.
-                self.conns
-                    .iter()
-                    .filter(allowed)
-                    .find(|c| c.try_lease())
-                    .cloned()
+                SelectionPolicy::Pack => free.next(),
+                SelectionPolicy::LeastLoaded => free.min_by_key(|c| c.active()),
             }
-            SelectionPolicy::LeastLoaded => {
-                let mut candidates: Vec<&Arc<Connection>> = self
-                    .conns
-                    .iter()
-                    .filter(allowed)
-                    .filter(|c| c.free_slots() > 0)
-                    .collect();
-                candidates.sort_by_key(|c| c.active());
-                candidates.into_iter().find(|c| c.try_lease()).cloned()
-            }
+        };
+        if let Some(conn) = best
+            && conn.try_lease()
+        {
+            return Some(Arc::clone(conn));
         }
+        // The chosen connection closed in between: first fit among the others.
+        self.conns
+            .iter()
+            .filter(allowed)
+            .find(|c| c.try_lease())
+            .cloned()
     }
 
     /// Free slots counted for scale-up: a connection counts as full once the fill ratio of
@@ -375,6 +370,19 @@ impl OriginPool {
         // Set once this acquirer joins the queue; its Drop leaves the queue (cancel safety).
         let mut queued: Option<QueueSlot<'_>> = None;
         let mut failures_seen: Option<u64> = None;
+        // Fast path: a free slot and nobody queued ahead. No wake-up registration needed.
+        {
+            let mut st = self.lock();
+            if st.closed {
+                return Err(Error::PoolClosed);
+            }
+            if st.waiting == 0
+                && let Some(conn) = st.pick(config.selection_policy, exclude)
+            {
+                drop(st);
+                return Ok(self.leased(conn, started, None));
+            }
+        }
         loop {
             // Register for wake-ups before looking, so a slot freed in between is not missed.
             let mut notified = pin!(self.slot_freed.notified());
@@ -397,18 +405,7 @@ impl OriginPool {
                     });
                     drop(st);
                     drop(queued);
-                    self.ctx.counters.record_acquire(started.elapsed(), waited);
-                    if conn.leases() > 1 {
-                        debug!(
-                            origin = %self.origin,
-                            conn_id = conn.id,
-                            protocol = ?conn.protocol,
-                            "reusing pooled connection"
-                        );
-                    } else {
-                        debug!(origin = %self.origin, conn_id = conn.id, "first stream on new connection");
-                    }
-                    return Ok(StreamHandle::from_lease(conn));
+                    return Ok(self.leased(conn, started, waited));
                 }
                 st.prune_closed();
                 let failures_at_start = *failures_seen.get_or_insert(st.failures);
@@ -458,6 +455,27 @@ impl OriginPool {
                 });
             }
         }
+    }
+
+    /// Records a successful acquire and wraps the leased slot.
+    fn leased(
+        &self,
+        conn: Arc<Connection>,
+        started: Instant,
+        waited: Option<Duration>,
+    ) -> StreamHandle {
+        self.ctx.counters.record_acquire(started.elapsed(), waited);
+        if conn.leases() > 1 {
+            debug!(
+                origin = %self.origin,
+                conn_id = conn.id,
+                protocol = ?conn.protocol,
+                "reusing pooled connection"
+            );
+        } else {
+            debug!(origin = %self.origin, conn_id = conn.id, "first stream on new connection");
+        }
+        StreamHandle::from_lease(conn)
     }
 
     /// Opens connections up to `target` (at least one) and keeps `warm_min` of them open.

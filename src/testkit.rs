@@ -302,17 +302,14 @@ impl TestServer {
             Alpn::Both => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
         };
 
-        let listener = StdTcpListener::bind("127.0.0.1:0")?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
         let counters = Arc::new(ServerCounters::default());
         let (stop, stopped) = watch::channel(false);
-
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("https-pool-testkit")
             .enable_all()
             .build()?;
+        let (listener, addr) = loopback_listener(&runtime)?;
         let registry: Registry = Arc::default();
         let server = Server {
             registry: Arc::clone(&registry),
@@ -324,12 +321,7 @@ impl TestServer {
         let thread = std::thread::Builder::new()
             .name(format!("testkit-server-{}", addr.port()))
             .spawn(move || {
-                runtime.block_on(async move {
-                    match TcpListener::from_std(listener) {
-                        Ok(listener) => server.run(listener, stopped).await,
-                        Err(e) => panic!("testkit: cannot register listener: {e}"),
-                    }
-                });
+                runtime.block_on(server.run(listener, stopped));
                 // Dropping the runtime cancels the connection tasks.
                 runtime.shutdown_timeout(Duration::from_secs(1));
             })?;
@@ -421,6 +413,16 @@ impl Drop for TestServer {
             std::panic::resume_unwind(panic);
         }
     }
+}
+
+/// Binds `127.0.0.1:0` and registers the listener with `runtime`, so a failure is an error
+/// here rather than a panic on the peer's thread.
+fn loopback_listener(runtime: &tokio::runtime::Runtime) -> io::Result<(TcpListener, SocketAddr)> {
+    let listener = StdTcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let _entered = runtime.enter();
+    Ok((TcpListener::from_std(listener)?, addr))
 }
 
 struct Server {
@@ -692,20 +694,15 @@ impl SilentListener {
     ///
     /// Binding failed.
     pub fn start() -> io::Result<SilentListener> {
-        let listener = StdTcpListener::bind("127.0.0.1:0")?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
         let (stop, mut stopped) = watch::channel(false);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
+        let (listener, addr) = loopback_listener(&runtime)?;
         let thread = std::thread::Builder::new()
             .name("testkit-silent".into())
             .spawn(move || {
                 runtime.block_on(async move {
-                    let Ok(listener) = TcpListener::from_std(listener) else {
-                        return;
-                    };
                     let mut held = Vec::new();
                     loop {
                         tokio::select! {
@@ -762,9 +759,6 @@ impl RttRelay {
     ///
     /// Binding failed.
     pub fn start(target: SocketAddr, rtt: Duration) -> io::Result<RttRelay> {
-        let listener = StdTcpListener::bind("127.0.0.1:0")?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
         let (stop, mut stopped) = watch::channel(false);
         let black_hole = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let accepted = Arc::new(AtomicU64::new(0));
@@ -772,6 +766,7 @@ impl RttRelay {
             .worker_threads(1)
             .enable_all()
             .build()?;
+        let (listener, addr) = loopback_listener(&runtime)?;
         let one_way = rtt / 2;
         let thread = {
             let black_hole = Arc::clone(&black_hole);
@@ -780,9 +775,6 @@ impl RttRelay {
                 .name(format!("testkit-relay-{}", addr.port()))
                 .spawn(move || {
                     runtime.block_on(async move {
-                        let Ok(listener) = TcpListener::from_std(listener) else {
-                            return;
-                        };
                         loop {
                             let (client, _) = tokio::select! {
                                 _ = stopped.changed() => return,

@@ -232,7 +232,7 @@ where
         let peak = Arc::clone(&peak);
         tokio::spawn(async move {
             while sampling.load(Ordering::Relaxed) {
-                if let Some(rss) = harness::alloc::rss_bytes() {
+                if let Some(rss) = harness::rss_bytes() {
                     peak.fetch_max(rss, Ordering::Relaxed);
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;

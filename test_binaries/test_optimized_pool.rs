@@ -10,7 +10,8 @@ mod harness;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use harness::alloc::{live_bytes, rss_bytes};
+use harness::alloc::live_bytes;
+use harness::rss_bytes;
 use https_pool::testkit::{TestServer, TestServerConfig};
 use https_pool::{ConnectionPoolManager, LatencySummary, Origin};
 

@@ -452,7 +452,11 @@ async fn shutdown_fails_waiters_and_later_acquires_with_pool_closed() {
         waiter.await.expect("join"),
         Err(Error::PoolClosed)
     ));
-    tokio::task::yield_now().await;
+    // The waiter saw PoolClosed, so shutdown is past closing; give its task many turns to
+    // show it does not finish while a handle is held.
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
     assert!(
         !shutdown.is_finished(),
         "shutdown waits for the held handle"

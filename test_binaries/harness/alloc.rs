@@ -1,7 +1,8 @@
 //! A counting global allocator: live heap bytes, for the memory criterion.
 //!
 //! Each binary installs it with
-//! `#[global_allocator] static ALLOCATOR: harness::alloc::Counting = harness::alloc::Counting;`.
+//! `#[global_allocator] static ALLOCATOR: harness::alloc::Counting = harness::alloc::Counting;`;
+//! `benches/acquire.rs` includes this file too. It uses only `std`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -42,9 +43,4 @@ unsafe impl GlobalAlloc for Counting {
 /// Live heap bytes right now.
 pub fn live_bytes() -> i64 {
     LIVE_BYTES.load(Ordering::Relaxed)
-}
-
-/// Resident set size right now, bytes (None where the platform does not say).
-pub fn rss_bytes() -> Option<u64> {
-    memory_stats::memory_stats().map(|m| m.physical_mem as u64)
 }

@@ -13,8 +13,9 @@ use https_pool::testkit::{RttRelay, TestServerConfig};
 use https_pool::{ConnectionPoolManager, Error, LatencySummary, Origin};
 use tokio::sync::Barrier;
 
-use super::alloc::{live_bytes, rss_bytes};
+use super::alloc::live_bytes;
 use super::report::{Chart, ChartKind};
+use super::rss_bytes;
 use super::{CriterionResult, Figure, Peer, Scale, Target, Thresholds, embedded_peer, human, ms};
 
 /// What every criterion gets.

@@ -214,3 +214,8 @@ pub fn human(d: Duration) -> String {
         format!("{:.3} ms", d.as_secs_f64() * 1e3)
     }
 }
+
+/// Resident set size right now, bytes (None where the platform does not say).
+pub fn rss_bytes() -> Option<u64> {
+    memory_stats::memory_stats().map(|m| m.physical_mem as u64)
+}
