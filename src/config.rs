@@ -23,6 +23,25 @@ pub enum SelectionPolicy {
     LeastLoaded,
 }
 
+/// How the pool speaks to cleartext `http://` origins.
+///
+/// Certificates protect every `https://` origin; cleartext is for traffic that never leaves a
+/// trusted network (in-cluster gRPC, a sidecar on localhost), so it is off unless asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Cleartext {
+    /// `http://` origins fail with [`Error::CleartextDisabled`]. The default.
+    #[default]
+    Disabled,
+    /// HTTP/2 with prior knowledge ([RFC 9113 §3.3], "h2c"): the connection preface is sent
+    /// at once, no upgrade. What gRPC servers (tonic, grpc-go) speak in cleartext.
+    ///
+    /// [RFC 9113 §3.3]: https://www.rfc-editor.org/rfc/rfc9113#section-3.3
+    Http2PriorKnowledge,
+    /// HTTP/1.1 keep-alive, as for an `https://` server that negotiated HTTP/1.1.
+    Http1,
+}
+
 /// Configuration of a [`ConnectionPoolManager`]. Every field documents its default.
 ///
 /// Build a pool with [`ConnectionPoolManager::builder`]; the fields are public so a
@@ -95,6 +114,8 @@ pub struct PoolConfig {
     /// Fail with [`Error::Protocol`] when ALPN does not select `h2`, instead of falling back to
     /// HTTP/1.1. Default: false.
     pub h2_only: bool,
+    /// Whether and how `http://` origins are dialed. Default: [`Cleartext::Disabled`].
+    pub cleartext: Cleartext,
 
     // ----- HTTP/1.1 fallback
     /// Most connections to an origin whose server negotiated HTTP/1.1 (one request at a time
@@ -145,6 +166,7 @@ impl Default for PoolConfig {
             tls_native_roots: false,
             tls_extra_ca_pem: Vec::new(),
             h2_only: false,
+            cleartext: Cleartext::Disabled,
             h1_max_connections: 10,
             h1_max_idle: 10,
             h1_idle_timeout: Duration::from_secs(60),
@@ -260,6 +282,12 @@ impl PoolConfig {
             return Err(Error::invalid_config(
                 "tls_webpki_roots",
                 "no trusted roots: enable webpki or native roots, or add a CA certificate",
+            ));
+        }
+        if self.h2_only && self.cleartext == Cleartext::Http1 {
+            return Err(Error::invalid_config(
+                "cleartext",
+                "Cleartext::Http1 contradicts h2_only; use Cleartext::Http2PriorKnowledge",
             ));
         }
         if self.tls_native_roots && !cfg!(feature = "native-roots") {
@@ -417,6 +445,20 @@ impl PoolBuilder {
         self
     }
 
+    /// Allows `http://` origins, spoken as `mode` says. See [`PoolConfig::cleartext`].
+    ///
+    /// ```
+    /// use https_pool::{Cleartext, ConnectionPoolManager};
+    /// let pool = ConnectionPoolManager::builder()
+    ///     .cleartext(Cleartext::Http2PriorKnowledge)
+    ///     .build()?;
+    /// # Ok::<(), https_pool::Error>(())
+    /// ```
+    pub fn cleartext(mut self, mode: Cleartext) -> Self {
+        self.config.cleartext = mode;
+        self
+    }
+
     // ----- HTTP/1.1 fallback
 
     /// See [`PoolConfig::h1_max_connections`].
@@ -538,6 +580,10 @@ mod tests {
             (
                 "tls_webpki_roots",
                 PoolBuilder::new().tls_webpki_roots(false),
+            ),
+            (
+                "cleartext",
+                PoolBuilder::new().h2_only(true).cleartext(Cleartext::Http1),
             ),
         ];
         for (field, builder) in cases {

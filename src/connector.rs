@@ -1,4 +1,5 @@
-//! Dialing: TCP through hyper-util's `HttpConnector`, then TLS through rustls with ALPN.
+//! Dialing: TCP through hyper-util's `HttpConnector`, then TLS through rustls with ALPN, or,
+//! for a cleartext `http://` origin the configuration allows, no TLS and the configured protocol.
 //!
 //! The two phases run under separate deadlines so a slow TCP connect and a server that accepts
 //! TCP but never answers TLS are told apart ([`TimeoutKind::Connect`] vs
@@ -14,28 +15,36 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use pki_types::pem::PemObject;
 use pki_types::{CertificateDer, ServerName};
 use rustls::{CertificateError, ClientConfig, RootCertStore};
-use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
 use tower_service::Service;
 use tracing::{debug, instrument};
 
-use crate::config::PoolConfig;
+use crate::config::{Cleartext, PoolConfig};
 use crate::connection::Protocol;
 use crate::error::{Error, TimeoutKind, shared};
-use crate::origin::Origin;
+use crate::origin::{Origin, Scheme};
+use crate::transport::Transport;
 
 const ALPN_H2: &[u8] = b"h2";
 const ALPN_HTTP1: &[u8] = b"http/1.1";
 
-/// A TLS stream ready for HTTP, with what ALPN chose and how long the phases took.
+/// A stream ready for HTTP, with the protocol to speak and how long the phases took.
 pub(crate) struct Dialed {
-    pub(crate) stream: TlsStream<TcpStream>,
+    pub(crate) stream: Transport,
+    /// What ALPN chose, or what the cleartext mode says.
     pub(crate) protocol: Protocol,
     /// TCP connect, DNS included.
     pub(crate) tcp_time: Duration,
-    /// TLS handshake.
+    /// TLS handshake; zero for cleartext.
     pub(crate) tls_time: Duration,
+}
+
+/// What a dial puts on top of TCP.
+enum Security {
+    /// TLS to this server name; ALPN picks the protocol.
+    Tls(ServerName<'static>),
+    /// Nothing: cleartext, speaking this protocol.
+    Plain(Protocol),
 }
 
 /// Opens TLS connections to origins. Cheap to clone.
@@ -46,6 +55,7 @@ pub(crate) struct Connector {
     connect_timeout: Duration,
     tls_handshake_timeout: Duration,
     h2_only: bool,
+    cleartext: Cleartext,
 }
 
 impl std::fmt::Debug for Connector {
@@ -54,6 +64,7 @@ impl std::fmt::Debug for Connector {
             .field("connect_timeout", &self.connect_timeout)
             .field("tls_handshake_timeout", &self.tls_handshake_timeout)
             .field("h2_only", &self.h2_only)
+            .field("cleartext", &self.cleartext)
             .finish_non_exhaustive()
     }
 }
@@ -84,19 +95,33 @@ impl Connector {
             connect_timeout: config.connect_timeout,
             tls_handshake_timeout: config.tls_handshake_timeout,
             h2_only: config.h2_only,
+            cleartext: config.cleartext,
         })
     }
 
-    /// Resolves, connects and completes TLS to `origin`.
+    /// Resolves, connects and completes TLS to `origin` (for `http://`, only connects).
     #[instrument(level = "debug", skip(self), fields(origin = %origin))]
     pub(crate) async fn dial(&self, origin: &Origin) -> Result<Dialed, Error> {
-        let server_name =
-            ServerName::try_from(origin.host_unbracketed().to_owned()).map_err(|_| {
-                Error::InvalidUrl {
-                    input: origin.to_string(),
-                    reason: "host is neither a DNS name nor an IP address",
-                }
-            })?;
+        // Checked before dialing, so a name TLS cannot use never opens a socket.
+        let security = match (origin.scheme(), self.cleartext) {
+            (Scheme::Https, _) => {
+                let name =
+                    ServerName::try_from(origin.host_unbracketed().to_owned()).map_err(|_| {
+                        Error::InvalidUrl {
+                            input: origin.to_string(),
+                            reason: "host is neither a DNS name nor an IP address",
+                        }
+                    })?;
+                Security::Tls(name)
+            }
+            (Scheme::Http, Cleartext::Disabled) => {
+                return Err(Error::CleartextDisabled {
+                    origin: origin.clone(),
+                });
+            }
+            (Scheme::Http, Cleartext::Http2PriorKnowledge) => Security::Plain(Protocol::Http2),
+            (Scheme::Http, Cleartext::Http1) => Security::Plain(Protocol::Http1),
+        };
         // HttpConnector only dials; the `http` scheme here just satisfies its URI check.
         let target: Uri = format!("http://{}", origin.authority())
             .parse()
@@ -119,6 +144,18 @@ impl Connector {
             Ok(Ok(io)) => io.into_inner(),
         };
         let tcp_time = started.elapsed();
+        let server_name = match security {
+            Security::Tls(name) => name,
+            Security::Plain(protocol) => {
+                debug!(?protocol, ?tcp_time, "dialed cleartext");
+                return Ok(Dialed {
+                    stream: Transport::Plain(tcp),
+                    protocol,
+                    tcp_time,
+                    tls_time: Duration::ZERO,
+                });
+            }
+        };
 
         let tls_started = Instant::now();
         let handshake = self.tls.connect(server_name, tcp);
@@ -159,7 +196,7 @@ impl Connector {
         }
         debug!(?protocol, ?tcp_time, ?tls_time, "dialed");
         Ok(Dialed {
-            stream,
+            stream: Transport::Tls(Box::new(stream)),
             protocol,
             tcp_time,
             tls_time,

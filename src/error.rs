@@ -57,12 +57,25 @@ pub enum Error {
     },
 
     /// The URL's scheme is not one the pool speaks.
-    #[error("unsupported scheme {scheme:?} in {input:?}: the pool speaks https only")]
+    #[error("unsupported scheme {scheme:?} in {input:?}: the pool speaks https and http")]
     UnsupportedScheme {
         /// The text that was given.
         input: String,
         /// The scheme found in it.
         scheme: String,
+    },
+
+    /// The origin is cleartext `http://` and the pool's
+    /// [`cleartext`](crate::PoolConfig::cleartext) mode is [`Cleartext::Disabled`]
+    /// (the default). Nothing was dialed.
+    ///
+    /// [`Cleartext::Disabled`]: crate::Cleartext::Disabled
+    #[error(
+        "{origin} is cleartext http and the pool refuses cleartext; enable it with PoolBuilder::cleartext"
+    )]
+    CleartextDisabled {
+        /// The `http://` origin.
+        origin: Origin,
     },
 
     /// A [`PoolConfig`](crate::PoolConfig) value is out of range.
@@ -246,6 +259,7 @@ impl Error {
             | Error::Timeout { origin, .. }
             | Error::Protocol { origin, .. }
             | Error::PoolExhausted { origin, .. }
+            | Error::CleartextDisabled { origin }
             | Error::ConnectionClosed { origin, .. }
             | Error::Request { origin, .. } => Some(origin),
             Error::InvalidUrl { .. }

@@ -19,7 +19,7 @@ use tracing::trace;
 
 use crate::connection::{Connection, Protocol, RequestBody, Sender};
 use crate::error::{BoxError, Error, shared};
-use crate::origin::Origin;
+use crate::origin::{Origin, Scheme};
 
 /// A leased stream slot on a pooled connection, from
 /// [`ConnectionPoolManager::acquire`](crate::ConnectionPoolManager::acquire).
@@ -209,6 +209,22 @@ impl StreamHandle {
 
     fn classify(&self, error: hyper::Error, connection_unusable: bool) -> Error {
         let conn = &self.conn;
+        let h2c = conn.protocol == Protocol::Http2 && conn.origin.scheme() == Scheme::Http;
+        if h2c && conn.peer_limit().is_none() {
+            // Over TLS, ALPN proved the server speaks HTTP/2. With prior knowledge nothing
+            // did, and a connection that fails before the SETTINGS frame every HTTP/2 server
+            // sends first is most likely an HTTP/1.1 server closing on the preface.
+            conn.mark_closed();
+            return Error::Protocol {
+                origin: conn.origin.clone(),
+                reason: format!(
+                    "h2c connection {} failed before the peer's HTTP/2 SETTINGS arrived: \
+                     the server may not speak HTTP/2 with prior knowledge",
+                    conn.id
+                ),
+                source: Some(shared(error)),
+            };
+        }
         let connection_level = connection_unusable
             || connection_failed(&error)
             || error.is_closed()
@@ -359,7 +375,10 @@ where
         Protocol::Http2 => {
             // h2 sends :scheme and :authority from an absolute URI.
             parts.uri = Uri::builder()
-                .scheme(UriScheme::HTTPS)
+                .scheme(match origin.scheme() {
+                    Scheme::Https => UriScheme::HTTPS,
+                    Scheme::Http => UriScheme::HTTP,
+                })
                 .authority(authority)
                 .path_and_query(path)
                 .build()

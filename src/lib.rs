@@ -19,11 +19,12 @@ mod origin_pool;
 mod prewarm;
 mod service;
 mod stats;
+mod transport;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
-pub use config::{PoolBuilder, PoolConfig, SelectionPolicy};
+pub use config::{Cleartext, PoolBuilder, PoolConfig, SelectionPolicy};
 pub use connection::Protocol;
 pub use error::{BoxError, Error, TimeoutKind};
 pub use handle::StreamHandle;

@@ -11,11 +11,11 @@ use http_body::Body;
 use hyper::body::Incoming;
 use tracing::{Instrument, debug, debug_span};
 
-use crate::config::{PoolBuilder, PoolConfig};
+use crate::config::{Cleartext, PoolBuilder, PoolConfig};
 use crate::connector::Connector;
 use crate::error::{BoxError, Error};
 use crate::handle::{SendFailure, StreamHandle, prepare_request};
-use crate::origin::{IntoOrigin, Origin};
+use crate::origin::{IntoOrigin, Origin, Scheme};
 use crate::origin_pool::{OriginPool, PoolContext};
 use crate::prewarm::HostWarmup;
 use crate::stats::PoolStats;
@@ -318,10 +318,21 @@ impl ConnectionPoolManager {
         // closes its socket.
     }
 
+    /// Refuses an `http://` origin unless cleartext is enabled.
+    pub(crate) fn check_cleartext(&self, origin: &Origin) -> Result<(), Error> {
+        if origin.scheme() == Scheme::Http && self.config().cleartext == Cleartext::Disabled {
+            return Err(Error::CleartextDisabled {
+                origin: origin.clone(),
+            });
+        }
+        Ok(())
+    }
+
     fn origin_pool(&self, origin: &Origin) -> Result<Arc<OriginPool>, Error> {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::PoolClosed);
         }
+        self.check_cleartext(origin)?;
         if let Some(pool) = self
             .inner
             .origins

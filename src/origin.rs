@@ -2,7 +2,9 @@
 //!
 //! An origin is a scheme, a lower-cased host and a port with the scheme's default filled in
 //! (RFC 6454), so `https://API.example`, `api.example` and `https://api.example:443/v1` are one
-//! origin and share connections. A bare `host[:port]` means `https`.
+//! origin and share connections. A bare `host[:port]` means `https`. `http://` origins parse,
+//! but the pool dials them only when cleartext is enabled
+//! ([`PoolBuilder::cleartext`](crate::PoolBuilder::cleartext)).
 
 use std::fmt;
 use std::str::FromStr;
@@ -12,12 +14,15 @@ use http::Uri;
 
 use crate::error::Error;
 
-/// The scheme of an [`Origin`]. Only `https` is dialed today.
+/// The scheme of an [`Origin`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Scheme {
     /// HTTP over TLS.
     Https,
+    /// Cleartext HTTP: dialed only when the pool's
+    /// [`cleartext`](crate::PoolConfig::cleartext) mode allows it.
+    Http,
 }
 
 impl Scheme {
@@ -25,6 +30,7 @@ impl Scheme {
     pub fn default_port(self) -> u16 {
         match self {
             Scheme::Https => 443,
+            Scheme::Http => 80,
         }
     }
 
@@ -32,6 +38,7 @@ impl Scheme {
     pub fn as_str(self) -> &'static str {
         match self {
             Scheme::Https => "https",
+            Scheme::Http => "http",
         }
     }
 }
@@ -89,6 +96,7 @@ impl Origin {
     fn from_uri(uri: &Uri, input: &str) -> Result<Origin, Error> {
         let scheme = match uri.scheme_str() {
             Some(s) if s.eq_ignore_ascii_case("https") => Scheme::Https,
+            Some(s) if s.eq_ignore_ascii_case("http") => Scheme::Http,
             Some(s) => {
                 return Err(Error::UnsupportedScheme {
                     input: input.to_owned(),
@@ -299,7 +307,7 @@ mod tests {
                 other => panic!("{bad:?}: expected InvalidUrl, got {other:?}"),
             }
         }
-        for bad in ["http://example.com", "ftp://example.com", "wss://x:1"] {
+        for bad in ["ftp://example.com", "wss://x:1", "h2c://x"] {
             assert!(
                 matches!(bad.parse::<Origin>(), Err(Error::UnsupportedScheme { .. })),
                 "{bad}"
@@ -313,6 +321,17 @@ mod tests {
             "https://example.com:0".parse::<Origin>(),
             Err(Error::InvalidUrl { .. })
         ));
+    }
+
+    /// `http://` is its own origin, with port 80 by default; a bare host stays https.
+    #[test]
+    fn cleartext_origins_parse() {
+        let o = origin("HTTP://Svc.Cluster.Local");
+        assert_eq!(o.scheme(), Scheme::Http);
+        assert_eq!(o.port(), 80);
+        assert_eq!(o.to_string(), "http://svc.cluster.local:80");
+        assert_ne!(origin("http://a:8080"), origin("https://a:8080"));
+        assert_eq!(origin("svc:8080").scheme(), Scheme::Https);
     }
 
     /// Request URIs convert to their origin; origin-form URIs have none.

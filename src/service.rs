@@ -154,8 +154,11 @@ impl ConnectionPoolManager {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidUrl`] or [`Error::UnsupportedScheme`] for a bad origin.
+    /// [`Error::InvalidUrl`] or [`Error::UnsupportedScheme`] for a bad origin;
+    /// [`Error::CleartextDisabled`] for an `http://` origin the configuration does not allow.
     pub fn service(&self, origin: impl crate::origin::IntoOrigin) -> Result<PoolService, Error> {
-        Ok(PoolService::new(self.clone(), origin.into_origin()?))
+        let origin = origin.into_origin()?;
+        self.check_cleartext(&origin)?;
+        Ok(PoolService::new(self.clone(), origin))
     }
 }

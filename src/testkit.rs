@@ -75,6 +75,9 @@ pub struct TestServerConfig {
     /// [`ServerCounters::duplicate_paths`]; give each request a unique path to prove nothing
     /// was processed twice. Default: false.
     pub track_duplicates: bool,
+    /// Serve without TLS on an `http://` URL: HTTP/2 with prior knowledge ("h2c") for
+    /// [`Alpn::H2`] and [`Alpn::Both`], HTTP/1.1 for [`Alpn::Http1`]. Default: false.
+    pub cleartext: bool,
 }
 
 impl Default for TestServerConfig {
@@ -88,11 +91,19 @@ impl Default for TestServerConfig {
             cert_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             track_duplicates: false,
             h1_idle_close_after: None,
+            cleartext: false,
         }
     }
 }
 
 impl TestServerConfig {
+    /// Sets [`cleartext`](Self::cleartext).
+    #[must_use]
+    pub fn cleartext(mut self, on: bool) -> Self {
+        self.cleartext = on;
+        self
+    }
+
     /// Sets [`alpn`](Self::alpn).
     #[must_use]
     pub fn alpn(mut self, alpn: Alpn) -> Self {
@@ -271,6 +282,7 @@ impl TestCertificates {
 #[derive(Debug)]
 pub struct TestServer {
     addr: SocketAddr,
+    scheme: &'static str,
     ca_pem: String,
     counters: Arc<ServerCounters>,
     registry: Registry,
@@ -311,6 +323,7 @@ impl TestServer {
             .build()?;
         let (listener, addr) = loopback_listener(&runtime)?;
         let registry: Registry = Arc::default();
+        let scheme = if config.cleartext { "http" } else { "https" };
         let server = Server {
             registry: Arc::clone(&registry),
             acceptor: TlsAcceptor::from(Arc::new(tls)),
@@ -327,6 +340,7 @@ impl TestServer {
             })?;
         Ok(TestServer {
             addr,
+            scheme,
             ca_pem: certs.ca_pem,
             counters,
             registry,
@@ -367,14 +381,14 @@ impl TestServer {
         killed
     }
 
-    /// The server's base URL, `https://127.0.0.1:PORT`.
+    /// The server's base URL, `https://127.0.0.1:PORT` (`http://` when cleartext).
     pub fn url(&self) -> String {
-        format!("https://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// A URL on this server with `path` (which should start with `/`).
     pub fn url_for(&self, path: &str) -> String {
-        format!("https://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 
     /// The socket address.
@@ -498,6 +512,11 @@ async fn serve_connection(
     request_ids: Arc<AtomicU64>,
     conn: Arc<ConnState>,
 ) {
+    if config.cleartext {
+        let h2 = config.alpn != Alpn::Http1;
+        serve_http(tcp, h2, config, counters, request_ids, conn).await;
+        return;
+    }
     let tls = match acceptor.accept(tcp).await {
         Ok(tls) => tls,
         Err(_) => {
@@ -506,6 +525,20 @@ async fn serve_connection(
         }
     };
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    serve_http(tls, h2, config, counters, request_ids, conn).await;
+}
+
+/// Serves HTTP/2 or HTTP/1.1 on an accepted (and, unless cleartext, TLS-terminated) stream.
+async fn serve_http<I>(
+    io: I,
+    h2: bool,
+    config: Arc<TestServerConfig>,
+    counters: Arc<ServerCounters>,
+    request_ids: Arc<AtomicU64>,
+    conn: Arc<ConnState>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     counters.connections_open.fetch_add(1, Ordering::SeqCst);
     let _open = OpenGuard(Arc::clone(&counters));
     let service = {
@@ -522,7 +555,7 @@ async fn serve_connection(
             )
         })
     };
-    let io = TokioIo::new(tls);
+    let io = TokioIo::new(io);
     if h2 {
         counters.connections_h2.fetch_add(1, Ordering::SeqCst);
         let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
