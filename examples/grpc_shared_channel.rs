@@ -217,7 +217,12 @@ async fn serve(max_streams: u32) -> Result<()> {
 }
 
 #[tokio::main]
-async fn run_client(addr: SocketAddr, approach: Approach, workers: usize, calls: usize) -> Result<Row> {
+async fn run_client(
+    addr: SocketAddr,
+    approach: Approach,
+    workers: usize,
+    calls: usize,
+) -> Result<Row> {
     let url = format!("http://{addr}");
     let dials = Arc::new(AtomicU64::new(0));
     let endpoint = Endpoint::from_shared(url.clone())?;

@@ -350,15 +350,13 @@ impl Connection {
         }
         let before = self.leases.fetch_add(1, Ordering::Relaxed);
         if before > 0 {
-            self.counters.leases_reused.fetch_add(1, Ordering::Relaxed);
+            self.counters.leases_reused.add(1);
         }
         if self.max_leases.is_some_and(|max| before + 1 >= max) {
             debug!(conn_id = self.id, origin = %self.origin, "request budget spent; draining");
             self.draining.store(true, Ordering::Release);
         }
-        self.counters
-            .handles_outstanding
-            .fetch_add(1, Ordering::Relaxed);
+        self.counters.handles_outstanding.increment();
         true
     }
 
@@ -370,9 +368,7 @@ impl Connection {
             self.idle_since
                 .store(nanos_since(self.created), Ordering::Relaxed);
         }
-        self.counters
-            .handles_outstanding
-            .fetch_sub(1, Ordering::Relaxed);
+        self.counters.handles_outstanding.decrement();
         self.slot_freed.notify_one();
     }
 
@@ -383,7 +379,7 @@ impl Connection {
 
     pub(crate) fn record_request(&self) {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        self.counters.requests_sent.fetch_add(1, Ordering::Relaxed);
+        self.counters.requests_sent.add(1);
     }
 
     /// How long the connection has had no active stream; `None` while busy.
@@ -473,6 +469,7 @@ fn spawn_driver<D, O>(
     D: Future<Output = Result<(), hyper::Error>> + Send + 'static,
     O: Fn(&D, &Connection) -> Option<Duration> + Send + Sync + 'static,
 {
+    let opened = Instant::now();
     tokio::spawn(async move {
         let mut driver = Box::pin(driver);
         let mut recheck = pin!(tokio::time::sleep(SETTINGS_CHECK_PROVISIONAL));
@@ -502,7 +499,7 @@ fn spawn_driver<D, O>(
             }
             None => drop(driver),
         }
-        counters.connections_closed.fetch_add(1, Ordering::Relaxed);
+        counters.record_connection_closed(opened.elapsed());
         match result {
             Ok(()) => trace!(conn_id = id, "connection closed"),
             Err(error) => debug!(conn_id = id, error = %error, "connection closed with error"),

@@ -6,7 +6,6 @@
 //! concurrency-limit permits do).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use http::header::HOST;
@@ -90,10 +89,7 @@ impl StreamHandle {
     {
         let request = prepare_request(&self.conn.origin, self.conn.protocol, request)?;
         self.send_prepared(request).await.map_err(|failure| {
-            self.conn
-                .counters
-                .requests_failed
-                .fetch_add(1, Ordering::Relaxed);
+            self.conn.counters.requests_failed.add(1);
             failure.error
         })
     }

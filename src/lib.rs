@@ -14,6 +14,7 @@ mod connector;
 mod error;
 mod handle;
 mod manager;
+mod metrics;
 mod origin;
 mod origin_pool;
 mod prewarm;

@@ -555,10 +555,7 @@ impl OriginPool {
                     st.dialing = st.dialing.saturating_sub(1);
                     match result {
                         Ok((conn, dial_report)) => {
-                            pool.ctx
-                                .counters
-                                .connections_opened
-                                .fetch_add(1, Ordering::Relaxed);
+                            pool.ctx.counters.connections_opened.add(1);
                             st.failures_in_row = 0;
                             st.replenish_after = None;
                             if st.closed {
@@ -573,10 +570,7 @@ impl OriginPool {
                             Ok(dial_report)
                         }
                         Err(error) => {
-                            pool.ctx
-                                .counters
-                                .connects_failed
-                                .fetch_add(1, Ordering::Relaxed);
+                            pool.ctx.counters.connects_failed.add(1);
                             st.failures += 1;
                             st.last_failure = Some(error.clone());
                             st.failures_in_row = st.failures_in_row.saturating_add(1);

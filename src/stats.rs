@@ -18,52 +18,75 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 use crate::connection::Protocol;
+use crate::metrics;
 use crate::origin::Origin;
 
-/// Pool-wide counters. `<noun>_<outcome>` names; all `Relaxed`.
+/// Pool-wide counters. `<noun>_<outcome>` names; all `Relaxed`. Each is mirrored to the
+/// `metrics` facade when that feature is on (see `metrics.rs`).
 #[derive(Debug)]
 pub(crate) struct PoolCounters {
-    pub(crate) connections_opened: AtomicU64,
-    pub(crate) connections_closed: AtomicU64,
-    pub(crate) connects_failed: AtomicU64,
-    pub(crate) acquires_succeeded: AtomicU64,
-    pub(crate) acquires_failed: AtomicU64,
+    pub(crate) connections_opened: Tally,
+    pub(crate) connections_closed: Tally,
+    pub(crate) connects_failed: Tally,
+    pub(crate) acquires_succeeded: Tally,
+    pub(crate) acquires_failed: Tally,
     /// Leases on a connection that had already served one: the handshake saved.
-    pub(crate) leases_reused: AtomicU64,
-    pub(crate) handles_outstanding: AtomicU64,
-    pub(crate) requests_sent: AtomicU64,
-    pub(crate) requests_failed: AtomicU64,
+    pub(crate) leases_reused: Tally,
+    pub(crate) handles_outstanding: Level,
+    pub(crate) requests_sent: Tally,
+    pub(crate) requests_failed: Tally,
     /// Requests re-sent on another connection because they provably never reached the server.
-    pub(crate) requests_retried: AtomicU64,
+    pub(crate) requests_retried: Tally,
     acquire_latency: LatencyRecorder,
     time_in_queue: LatencyRecorder,
+    connection_duration: metrics::Histogram,
 }
 
 impl PoolCounters {
     pub(crate) fn new() -> PoolCounters {
+        use metrics::{counter, counter_with, gauge, histogram};
         PoolCounters {
-            connections_opened: AtomicU64::new(0),
-            connections_closed: AtomicU64::new(0),
-            connects_failed: AtomicU64::new(0),
-            acquires_succeeded: AtomicU64::new(0),
-            acquires_failed: AtomicU64::new(0),
-            leases_reused: AtomicU64::new(0),
-            handles_outstanding: AtomicU64::new(0),
-            requests_sent: AtomicU64::new(0),
-            requests_failed: AtomicU64::new(0),
-            requests_retried: AtomicU64::new(0),
-            acquire_latency: LatencyRecorder::new(),
-            time_in_queue: LatencyRecorder::new(),
+            connections_opened: Tally::new(counter("https_pool_connections_opened_total")),
+            connections_closed: Tally::new(counter("https_pool_connections_closed_total")),
+            connects_failed: Tally::new(counter("https_pool_connects_failed_total")),
+            acquires_succeeded: Tally::new(counter_with(
+                "https_pool_acquires_total",
+                "outcome",
+                "ok",
+            )),
+            acquires_failed: Tally::new(counter_with(
+                "https_pool_acquires_total",
+                "outcome",
+                "error",
+            )),
+            leases_reused: Tally::new(counter("https_pool_leases_reused_total")),
+            handles_outstanding: Level::new(gauge("https_pool_handles_outstanding")),
+            requests_sent: Tally::new(counter_with("https_pool_requests_total", "outcome", "sent")),
+            requests_failed: Tally::new(counter_with(
+                "https_pool_requests_total",
+                "outcome",
+                "failed",
+            )),
+            requests_retried: Tally::new(counter("https_pool_requests_retried_total")),
+            acquire_latency: LatencyRecorder::new(histogram("https_pool_acquire_duration_seconds")),
+            time_in_queue: LatencyRecorder::new(histogram("https_pool_time_in_queue_seconds")),
+            connection_duration: histogram("https_pool_connection_duration_seconds"),
         }
     }
 
     /// Records a successful acquire; `queued` is how long it waited for a slot, if it did.
     pub(crate) fn record_acquire(&self, total: Duration, queued: Option<Duration>) {
-        self.acquires_succeeded.fetch_add(1, Relaxed);
+        self.acquires_succeeded.add(1);
         self.acquire_latency.record(total);
         if let Some(q) = queued {
             self.time_in_queue.record(q);
         }
+    }
+
+    /// Records a connection's end, with how long it was open.
+    pub(crate) fn record_connection_closed(&self, lifetime: Duration) {
+        self.connections_closed.add(1);
+        self.connection_duration.record(metrics::seconds(lifetime));
     }
 
     pub(crate) fn acquire_latency(&self) -> LatencySummary {
@@ -75,16 +98,82 @@ impl PoolCounters {
     }
 }
 
+/// A count that only grows, mirrored to a facade counter.
+pub(crate) struct Tally {
+    value: AtomicU64,
+    exported: metrics::Counter,
+}
+
+impl Tally {
+    fn new(exported: metrics::Counter) -> Tally {
+        Tally {
+            value: AtomicU64::new(0),
+            exported,
+        }
+    }
+
+    pub(crate) fn add(&self, n: u64) {
+        self.value.fetch_add(n, Relaxed);
+        self.exported.increment(n);
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.value.load(Relaxed)
+    }
+}
+
+impl std::fmt::Debug for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+/// A count that goes up and down, mirrored to a facade gauge.
+pub(crate) struct Level {
+    value: AtomicU64,
+    exported: metrics::Gauge,
+}
+
+impl Level {
+    fn new(exported: metrics::Gauge) -> Level {
+        Level {
+            value: AtomicU64::new(0),
+            exported,
+        }
+    }
+
+    pub(crate) fn increment(&self) {
+        self.value.fetch_add(1, Relaxed);
+        self.exported.increment(1.0);
+    }
+
+    pub(crate) fn decrement(&self) {
+        self.value.fetch_sub(1, Relaxed);
+        self.exported.decrement(1.0);
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.value.load(Relaxed)
+    }
+}
+
+impl std::fmt::Debug for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
 /// A nanosecond histogram, 3 significant digits, saturating at one hour.
 #[derive(Debug)]
 struct LatencyRecorder {
     histogram: Mutex<Histogram<u64>>,
+    exported: metrics::Histogram,
 }
 
 const HISTOGRAM_MAX_NANOS: u64 = 3_600 * 1_000_000_000;
 
 impl LatencyRecorder {
-    fn new() -> LatencyRecorder {
+    fn new(exported: metrics::Histogram) -> LatencyRecorder {
         // The bounds are constants that hdrhistogram accepts (low >= 1, high >= 2 * low,
         // 0..=5 significant figures): no input reaches this.
         #[allow(clippy::expect_used)]
@@ -92,6 +181,7 @@ impl LatencyRecorder {
             .expect("constant histogram bounds are valid");
         LatencyRecorder {
             histogram: Mutex::new(histogram),
+            exported,
         }
     }
 
@@ -103,6 +193,8 @@ impl LatencyRecorder {
         // still usable.
         let mut h = self.histogram.lock().unwrap_or_else(|p| p.into_inner());
         h.saturating_record(nanos);
+        drop(h);
+        self.exported.record(metrics::seconds(d));
     }
 
     fn summary(&self) -> LatencySummary {
