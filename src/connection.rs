@@ -15,8 +15,8 @@
 
 use std::future::{Future, poll_fn};
 use std::pin::pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -24,7 +24,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::sync::Notify;
-use tracing::{debug, trace};
+use tracing::{Instrument, debug, debug_span};
 
 use crate::config::PoolConfig;
 use crate::connector::Dialed;
@@ -188,7 +188,7 @@ impl Connection {
                     .keep_alive_while_idle(true);
                 let (sender, driver) = builder.handshake(io).await.map_err(protocol_error)?;
                 let conn = make(Sender::H2(sender));
-                spawn_h2_driver(driver, Arc::downgrade(&conn), slot_freed, counters);
+                spawn_h2_driver(driver, &conn, slot_freed, counters);
                 Ok(conn)
             }
             Protocol::Http1 => {
@@ -199,17 +199,10 @@ impl Connection {
                 let conn = make(Sender::H1(std::sync::Mutex::new(sender)));
                 // HTTP/1.1 has no SETTINGS: one request at a time, known from the start.
                 conn.peer_max_streams.store(1, Ordering::Relaxed);
-                spawn_driver(
-                    driver,
-                    id,
-                    Arc::downgrade(&conn),
-                    slot_freed,
-                    counters,
-                    |_, conn| {
-                        conn.publish_h1_readiness();
-                        None
-                    },
-                );
+                spawn_driver(driver, &conn, slot_freed, counters, |_, conn| {
+                    conn.publish_h1_readiness();
+                    None
+                });
                 Ok(conn)
             }
         }
@@ -436,14 +429,13 @@ const SETTINGS_CHECK_ESTABLISHED: Duration = Duration::from_millis(100);
 
 fn spawn_h2_driver<T>(
     driver: http2::Connection<T, RequestBody, TokioExecutor>,
-    conn: Weak<Connection>,
+    conn: &Arc<Connection>,
     slot_freed: Arc<Notify>,
     counters: Arc<PoolCounters>,
 ) where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let id = conn.upgrade().map(|c| c.id).unwrap_or_default();
-    spawn_driver(driver, id, conn, slot_freed, counters, |driver, conn| {
+    spawn_driver(driver, conn, slot_freed, counters, |driver, conn| {
         conn.publish_peer_max_streams(driver.current_max_send_streams());
         Some(if conn.peer_limit().is_some() {
             SETTINGS_CHECK_ESTABLISHED
@@ -457,11 +449,11 @@ fn spawn_h2_driver<T>(
 /// (the HTTP/2 wrapper publishes the peer's stream limit there) and ask to be called again
 /// after a delay even if the connection has no work. The task holds only a `Weak` to the
 /// connection: the `SendRequest` inside it must drop when the pool lets go, or hyper would
-/// keep the socket open forever.
+/// keep the socket open forever. Events inside carry the connection's id, origin and protocol
+/// from the task's span.
 fn spawn_driver<D, O>(
     driver: D,
-    id: u64,
-    conn: Weak<Connection>,
+    conn: &Arc<Connection>,
     slot_freed: Arc<Notify>,
     counters: Arc<PoolCounters>,
     observe: O,
@@ -470,7 +462,14 @@ fn spawn_driver<D, O>(
     O: Fn(&D, &Connection) -> Option<Duration> + Send + Sync + 'static,
 {
     let opened = Instant::now();
-    tokio::spawn(async move {
+    let span = debug_span!(
+        "connection",
+        conn_id = conn.id,
+        origin = %conn.origin,
+        protocol = %conn.protocol
+    );
+    let conn = Arc::downgrade(conn);
+    let task = async move {
         let mut driver = Box::pin(driver);
         let mut recheck = pin!(tokio::time::sleep(SETTINGS_CHECK_PROVISIONAL));
         let result = poll_fn(|cx| {
@@ -499,12 +498,16 @@ fn spawn_driver<D, O>(
             }
             None => drop(driver),
         }
-        counters.record_connection_closed(opened.elapsed());
+        let lifetime = opened.elapsed();
+        counters.record_connection_closed(lifetime);
         match result {
-            Ok(()) => trace!(conn_id = id, "connection closed"),
-            Err(error) => debug!(conn_id = id, error = %error, "connection closed with error"),
+            Ok(()) => debug!(?lifetime, "connection closed"),
+            // A PING timeout, a reset, a protocol error: the connection is out of selection
+            // from here on, and its in-flight requests have failed with this error.
+            Err(error) => debug!(?lifetime, error = %error, "connection evicted after an error"),
         }
         // Waiters may now need a replacement connection.
         slot_freed.notify_waiters();
-    });
+    };
+    tokio::spawn(task.instrument(span));
 }

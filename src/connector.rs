@@ -147,7 +147,7 @@ impl Connector {
         let server_name = match security {
             Security::Tls(name) => name,
             Security::Plain(protocol) => {
-                debug!(?protocol, ?tcp_time, "dialed cleartext");
+                debug!(%protocol, ?tcp_time, "dialed cleartext");
                 return Ok(Dialed {
                     stream: Transport::Plain(tcp),
                     protocol,
@@ -194,7 +194,7 @@ impl Connector {
                 source: None,
             });
         }
-        debug!(?protocol, ?tcp_time, ?tls_time, "dialed");
+        debug!(%protocol, ?tcp_time, ?tls_time, "dialed");
         Ok(Dialed {
             stream: Transport::Tls(Box::new(stream)),
             protocol,

@@ -234,11 +234,13 @@ impl ConnectionPoolManager {
                     }) if retries_left > 0 => {
                         retries_left -= 1;
                         let failed_on = handle.connection_id();
+                        let protocol = handle.protocol();
                         drop(handle);
                         counters.requests_retried.add(1);
                         debug!(
                             origin = %origin,
                             conn_id = failed_on,
+                            %protocol,
                             error = %error,
                             "retrying a request the server never processed"
                         );

@@ -136,11 +136,23 @@ pub(crate) fn dials_needed(
 }
 
 impl OriginState {
-    /// Drops connections that can no longer take streams.
-    /// Drops connections that can no longer take streams: closed ones, and rotated ones whose
-    /// last stream has finished (their driver then closes them gracefully).
+    /// Drops connections that can no longer take streams: closed ones (driver ended, GOAWAY,
+    /// PING timeout, request error) and rotated ones whose last stream has finished (their
+    /// driver then closes them gracefully).
     fn prune_closed(&mut self) {
-        self.conns.retain(|c| !c.is_closed() && !c.is_retired());
+        self.conns.retain(|c| {
+            let keep = !c.is_closed() && !c.is_retired();
+            if !keep {
+                debug!(
+                    conn_id = c.id,
+                    origin = %c.origin,
+                    protocol = %c.protocol,
+                    closed = c.is_closed(),
+                    "connection removed from selection"
+                );
+            }
+            keep
+        });
     }
 
     /// Connections that count toward the origin's shape: open and not rotating out.
@@ -469,11 +481,16 @@ impl OriginPool {
             debug!(
                 origin = %self.origin,
                 conn_id = conn.id,
-                protocol = ?conn.protocol,
+                protocol = %conn.protocol,
                 "reusing pooled connection"
             );
         } else {
-            debug!(origin = %self.origin, conn_id = conn.id, "first stream on new connection");
+            debug!(
+                origin = %self.origin,
+                conn_id = conn.id,
+                protocol = %conn.protocol,
+                "first stream on new connection"
+            );
         }
         StreamHandle::from_lease(conn)
     }
@@ -618,7 +635,7 @@ impl OriginPool {
                 kind: TimeoutKind::TlsHandshake,
                 after: self.ctx.config.tls_handshake_timeout,
             })??;
-        debug!(conn_id = id, protocol = ?report.protocol, "connection established");
+        debug!(conn_id = id, protocol = %report.protocol, "connection established");
         Ok((conn, report))
     }
 

@@ -1,0 +1,165 @@
+//! The pool's `tracing` events name what they are about: connect, handshake, reuse and
+//! eviction each carry the origin, the connection id and the protocol (from the event or an
+//! enclosing span).
+
+mod support;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use https_pool::testkit::{TestServer, TestServerConfig};
+use support::{body_len, builder_for, get};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::layer::{Context, SubscriberExt};
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::{Layer, Registry};
+
+/// One recorded event: its message and every field of it and its enclosing spans.
+type Recorded = HashMap<String, String>;
+
+#[derive(Default)]
+struct Fields(HashMap<String, String>);
+
+impl Visit for Fields {
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(
+            field.name().to_owned(),
+            format!("{value:?}").trim_matches('"').to_owned(),
+        );
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+}
+
+/// Records events from the `https_pool` crate with their spans' fields.
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<Recorded>>>);
+
+impl<S: Subscriber + for<'a> LookupSpan<'a>> Layer<S> for Recorder {
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let mut fields = Fields::default();
+        attrs.record(&mut fields);
+        if let Some(span) = ctx.span(id) {
+            span.extensions_mut().insert(fields);
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        if !event.metadata().target().starts_with("https_pool") {
+            return;
+        }
+        let mut fields = Fields::default();
+        if let Some(scope) = ctx.event_scope(event) {
+            for span in scope.from_root() {
+                if let Some(span_fields) = span.extensions().get::<Fields>() {
+                    fields.0.extend(span_fields.0.clone());
+                }
+            }
+        }
+        event.record(&mut fields);
+        self.0.lock().expect("recorder lock").push(fields.0);
+    }
+}
+
+impl Recorder {
+    fn find(&self, message: &str) -> Option<Recorded> {
+        self.0
+            .lock()
+            .expect("recorder lock")
+            .iter()
+            .find(|e| e.get("message").is_some_and(|m| m == message))
+            .cloned()
+    }
+}
+
+fn assert_names_its_connection(recorder: &Recorder, message: &str, origin: &str) {
+    let event = recorder
+        .find(message)
+        .unwrap_or_else(|| panic!("no {message:?} event"));
+    assert_eq!(
+        event.get("origin").map(String::as_str),
+        Some(origin),
+        "{message}: {event:?}"
+    );
+    assert!(event.contains_key("conn_id"), "{message}: {event:?}");
+    assert_eq!(
+        event.get("protocol").map(String::as_str),
+        Some("h2"),
+        "{message}: {event:?}"
+    );
+}
+
+/// Events run on this test's single thread (current-thread runtime), so a thread-local
+/// subscriber sees the pool's tasks.
+#[tokio::test]
+async fn connect_handshake_reuse_and_eviction_events_name_origin_connection_and_protocol() {
+    let recorder = Recorder::default();
+    let subscriber = Registry::default().with(
+        recorder
+            .clone()
+            .with_filter(tracing_subscriber::filter::LevelFilter::DEBUG),
+    );
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let server = TestServer::start(TestServerConfig::default()).expect("server starts");
+    let origin = server
+        .url()
+        .parse::<https_pool::Origin>()
+        .expect("origin")
+        .to_string();
+    let pool = builder_for(&server).build().expect("pool builds");
+    for _ in 0..2 {
+        let response = pool
+            .request(get(&server.url_for("/traced")))
+            .await
+            .expect("request succeeds");
+        body_len(response).await;
+    }
+
+    let dialed = recorder.find("dialed").expect("a dial event");
+    assert_eq!(dialed.get("origin"), Some(&origin), "{dialed:?}");
+    assert_eq!(
+        dialed.get("protocol").map(String::as_str),
+        Some("h2"),
+        "{dialed:?}"
+    );
+    assert_names_its_connection(&recorder, "connection established", &origin);
+    assert_names_its_connection(&recorder, "first stream on new connection", &origin);
+    assert_names_its_connection(&recorder, "reusing pooled connection", &origin);
+
+    // The server cuts the connection: the driver reports the eviction, and the next acquire
+    // removes it from selection.
+    assert_eq!(server.kill_connections(1), 1);
+    for _ in 0..500 {
+        if pool.stats().connections_closed == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let response = pool
+        .request(get(&server.url_for("/after-kill")))
+        .await
+        .expect("the next request gets a new connection");
+    body_len(response).await;
+    let ended = recorder
+        .find("connection evicted after an error")
+        .or_else(|| recorder.find("connection closed"))
+        .expect("the driver reports the connection's end");
+    assert_eq!(ended.get("origin"), Some(&origin), "{ended:?}");
+    assert_eq!(
+        ended.get("conn_id").map(String::as_str),
+        Some("1"),
+        "{ended:?}"
+    );
+    assert_eq!(
+        ended.get("protocol").map(String::as_str),
+        Some("h2"),
+        "{ended:?}"
+    );
+    assert_names_its_connection(&recorder, "connection removed from selection", &origin);
+}
