@@ -34,37 +34,14 @@ done
 mkdir -p "$dir"
 dir="$(cd "$dir" && pwd)"
 
-install_missing() {
-    local missing=()
-    command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
-    command -v openssl >/dev/null 2>&1 || missing+=(openssl)
-    if [ ${#missing[@]} -gt 0 ]; then
-        echo "installing ${missing[*]} (apt)" >&2
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -q >/dev/null
-        # Keep the package's own service from starting on port 80.
-        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
-        chmod +x /usr/sbin/policy-rc.d
-        apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-        rm -f /usr/sbin/policy-rc.d
-    fi
-}
-
-make_certs() {
-    [ -f "$dir/server.pem" ] && return
-    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=https-pool nginx test CA $$" \
-        -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null
-    openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
-        -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n' > "$dir/ext.cnf"
-    openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
-        -CAcreateserial -days 2 -extfile "$dir/ext.cnf" -out "$dir/server.pem" 2>/dev/null
-}
+# shellcheck source=scripts/peer-common.sh
+. "$(dirname "$0")/peer-common.sh"
 
 case "$cmd" in
     start)
-        install_missing
-        make_certs
+        [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || install_packages nginx-light
+        command -v openssl >/dev/null 2>&1 || install_packages openssl
+        make_certs "$dir"
         nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
         mkdir -p "$dir/tmp"
         # A 4 MiB file for tests that drop a body half-read.

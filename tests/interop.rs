@@ -1,6 +1,6 @@
-//! Interop with a third-party server (nginx from Debian) on 127.0.0.1. Runs only under
-//! `scripts/interop.sh`, which starts the servers and sets `HTTPS_POOL_INTEROP=1`; a plain
-//! `cargo test` skips every test here (each prints why).
+//! Interop with third-party servers (nginx and nghttpd from Debian) on 127.0.0.1. Runs only
+//! under `scripts/interop.sh`, which starts the servers (`scripts/peers.sh`) and sets
+//! `HTTPS_POOL_INTEROP=1`; a plain `cargo test` skips every test here (each prints why).
 
 mod support;
 
@@ -14,7 +14,7 @@ use tokio::sync::Barrier;
 /// The URL in `var`, or `None` (and a note) when the interop servers are not running.
 fn peer(var: &str) -> Option<String> {
     if std::env::var("HTTPS_POOL_INTEROP").as_deref() != Ok("1") {
-        eprintln!("skipped: run scripts/interop.sh to test against nginx");
+        eprintln!("skipped: run scripts/interop.sh to test against nginx and nghttpd");
         return None;
     }
     match std::env::var(var) {
@@ -36,16 +36,26 @@ fn builder() -> PoolBuilder {
     builder
 }
 
+/// `n` requests released together; nginx answers any path, so each gets its own.
 async fn concurrent(
     pool: &ConnectionPoolManager,
     url: &str,
     n: usize,
 ) -> Vec<Result<usize, Error>> {
+    concurrent_on(pool, n, |i| format!("{url}/interop/{i}")).await
+}
+
+/// `n` requests to `url_for(i)`, released together by a barrier.
+async fn concurrent_on(
+    pool: &ConnectionPoolManager,
+    n: usize,
+    url_for: impl Fn(usize) -> String,
+) -> Vec<Result<usize, Error>> {
     let barrier = Arc::new(Barrier::new(n));
     let tasks: Vec<_> = (0..n)
         .map(|i| {
             let pool = pool.clone();
-            let url = format!("{url}/interop/{i}");
+            let url = url_for(i);
             let barrier = Arc::clone(&barrier);
             tokio::spawn(async move {
                 barrier.wait().await;
@@ -302,4 +312,69 @@ async fn nginx_http1_half_read_body_is_not_reused() {
     );
     let response = next.send(get("/big.bin")).await.expect("next");
     assert_eq!(body_len(response).await, 4 * 1024 * 1024);
+}
+
+/// nghttpd over TLS with max concurrent streams 8: 64 concurrent requests succeed on more
+/// than one connection, each carrying the peer's limit of 8.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nghttpd_stream_limit_8_makes_the_pool_open_more_connections() {
+    let Some(url) = peer("HTTPS_POOL_NGHTTPD_MS8") else {
+        return;
+    };
+    trace_init();
+    let pool = builder()
+        .max_connections_per_origin(8)
+        .build()
+        .expect("pool builds");
+    // nghttpd serves files: every request asks for the one index page.
+    let results = concurrent_on(&pool, 64, |_| format!("{url}/index.html")).await;
+    assert!(
+        results.iter().all(Result::is_ok),
+        "{:?}",
+        results.iter().find(|r| r.is_err())
+    );
+    let stats = pool.stats();
+    assert!(stats.connections_opened > 1, "scaled past one connection");
+    assert!(stats.connections_opened <= 8);
+    let origin: Origin = url.parse().expect("origin");
+    let o = stats.origin(&origin).expect("origin stats");
+    assert!(o.connections.iter().all(|c| c.protocol == Protocol::Http2));
+    assert!(
+        o.connections
+            .iter()
+            .filter(|c| c.peer_settings_received)
+            .all(|c| c.max_streams == 8)
+    );
+    assert_eq!(stats.handles_outstanding, 0);
+}
+
+/// nghttpd in cleartext (`--no-tls`): the pool speaks HTTP/2 with prior knowledge to a
+/// third-party h2c server; 100 concurrent requests share nghttpd's 100 streams on one
+/// connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nghttpd_h2c_prior_knowledge_multiplexes() {
+    let Some(url) = peer("HTTPS_POOL_NGHTTPD_H2C") else {
+        return;
+    };
+    trace_init();
+    let pool = ConnectionPoolManager::builder()
+        .cleartext(https_pool::Cleartext::Http2PriorKnowledge)
+        .acquire_timeout(Duration::from_secs(10))
+        .build()
+        .expect("pool builds");
+    let results = concurrent_on(&pool, 100, |_| format!("{url}/index.html")).await;
+    assert!(
+        results.iter().all(|r| matches!(r, Ok(3))),
+        "every response is the 3-byte page: {:?}",
+        results.iter().find(|r| !matches!(r, Ok(3)))
+    );
+    let stats = pool.stats();
+    assert_eq!(
+        stats.connections_opened, 1,
+        "100 streams fit one connection"
+    );
+    let origin: Origin = url.parse().expect("origin");
+    let o = stats.origin(&origin).expect("origin stats");
+    assert!(o.connections.iter().all(|c| c.protocol == Protocol::Http2));
+    assert_eq!(stats.handles_outstanding, 0);
 }

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Starts or stops every third-party peer of the interop suite, all on 127.0.0.1, each with its
+# own directory, config and (for TLS) throwaway CA under target/interop/:
+#
+#   nginx  h2         :18443  HTTP/2, http2_max_concurrent_streams 128
+#   nginx  h2-ms8     :18444  HTTP/2, http2_max_concurrent_streams 8
+#   nginx  h2-rotate  :18445  HTTP/2, keepalive_requests 50 (GOAWAY every 50 requests)
+#   nginx  h1         :18446  HTTP/1.1 only, keepalive_timeout 1s
+#   nghttpd tls-ms8   :18447  HTTP/2 over TLS, max concurrent streams 8
+#   nghttpd h2c       :18448  cleartext HTTP/2 with prior knowledge
+#
+#   scripts/peers.sh start   # prints the environment the suite reads (also in target/interop/peers.env)
+#   scripts/peers.sh stop    # stops them all by PID
+#
+# nginx, nghttpd and openssl come from Debian packages and are installed when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+base="target/interop"
+nginx_peers=(h2 h2-ms8 h2-rotate h1)
+nghttpd_peers=(tls-ms8 h2c)
+
+case "${1:-}" in
+    start)
+        mkdir -p "$base"
+        nginx() { # name port options...
+            local name="$1" port="$2"
+            shift 2
+            scripts/nginx-peer.sh start --dir "$base/$name" --port "$port" "$@" >/dev/null
+            echo "https://127.0.0.1:$port"
+        }
+        nghttpd() { # name port options...
+            local name="$1" port="$2"
+            shift 2
+            scripts/nghttpd-peer.sh start --dir "$base/$name" --port "$port" "$@" \
+                | sed -n 's/^url=\(.*\)\/$/\1/p'
+        }
+        {
+            echo "export HTTPS_POOL_INTEROP=1"
+            echo "export HTTPS_POOL_NGINX_H2=$(nginx h2 18443 --max-streams 128)"
+            echo "export HTTPS_POOL_NGINX_H2_MS8=$(nginx h2-ms8 18444 --max-streams 8)"
+            echo "export HTTPS_POOL_NGINX_ROTATE=$(nginx h2-rotate 18445 --keepalive-requests 50)"
+            echo "export HTTPS_POOL_NGINX_H1=$(nginx h1 18446 --http1-only --keepalive-timeout 1s)"
+            echo "export HTTPS_POOL_NGHTTPD_MS8=$(nghttpd tls-ms8 18447 --max-streams 8)"
+            echo "export HTTPS_POOL_NGHTTPD_H2C=$(nghttpd h2c 18448 --no-tls)"
+            # Each TLS peer has its own CA; the suite trusts all of them.
+            cas=""
+            for p in "${nginx_peers[@]}" tls-ms8; do cas="$cas$(pwd)/$base/$p/ca.pem:"; done
+            echo "export HTTPS_POOL_INTEROP_CAS=$cas"
+        } > "$base/peers.env"
+        cat "$base/peers.env"
+        ;;
+    stop)
+        for p in "${nginx_peers[@]}"; do scripts/nginx-peer.sh stop --dir "$base/$p" || true; done
+        for p in "${nghttpd_peers[@]}"; do scripts/nghttpd-peer.sh stop --dir "$base/$p" || true; done
+        ;;
+    *)
+        sed -n '2,16p' "$0" >&2
+        exit 2
+        ;;
+esac
