@@ -1,5 +1,12 @@
 //! Injected faults against the embedded server: GOAWAY rotation under load, abrupt
-//! connection kills, and a silent (black-holed) path. Counts only; no timing assertions.
+//! connection kills, a silent (black-holed) path, a server restart on the same port, a peer
+//! lowering SETTINGS_MAX_CONCURRENT_STREAMS mid-connection, and graceful rotation. Counts
+//! only; no timing assertions.
+//!
+//! Every scenario ends with the same leak check: no handle, stream or waiter left, and after
+//! `shutdown()` no socket of this process still connected to the scenario's port. Each prints
+//! one row of the fault table:
+//! `cargo test --test faults -- --nocapture --test-threads=1 | grep '^FAULT'`.
 
 mod support;
 
@@ -8,8 +15,47 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use https_pool::testkit::{RttRelay, TestServer, TestServerConfig};
-use https_pool::{Error, Origin};
-use support::{body_len, builder_for, get, trace_init};
+use https_pool::{ConnectionPoolManager, Error, Origin};
+use support::{body_len, builder_for, get, sockets_settle, sockets_to, trace_init};
+
+/// What one scenario did, for the leak check and the table row.
+struct Outcome {
+    sent: u64,
+    succeeded: u64,
+    failed: u64,
+    /// Client sockets to the scenario's port before the pool was built.
+    sockets_before: Option<usize>,
+}
+
+/// Checks nothing is left in use, shuts the pool down, checks every socket to `port` closed,
+/// and prints the scenario's row of the fault table.
+async fn finish(name: &str, pool: ConnectionPoolManager, port: u16, outcome: Outcome) {
+    let stats = pool.stats();
+    assert_eq!(stats.handles_outstanding, 0, "{name}: handles left");
+    assert_eq!(stats.active_streams(), 0, "{name}: streams left");
+    assert_eq!(stats.waiters(), 0, "{name}: waiters left");
+    let sockets_open = sockets_to(port);
+    pool.shutdown().await;
+    drop(pool);
+    let sockets_after = sockets_settle(port, 0).await;
+    assert_eq!(
+        sockets_after.unwrap_or(0),
+        0,
+        "{name}: sockets left open after shutdown"
+    );
+    let show = |n: Option<usize>| n.map_or_else(|| "n/a".to_owned(), |n| n.to_string());
+    println!(
+        "FAULT | {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
+        outcome.sent,
+        outcome.succeeded,
+        stats.requests_retried,
+        outcome.failed,
+        stats.connections_opened,
+        show(outcome.sockets_before),
+        show(sockets_open),
+        show(sockets_after),
+    );
+}
 
 /// The server sends GOAWAY after every 50 requests on a connection; of 5,000 requests from
 /// 64 tasks, every failure is a typed `ConnectionClosed`, requests handed back unsent are
@@ -25,6 +71,7 @@ async fn goaway_every_50_requests_duplicates_nothing_and_fails_only_with_typed_e
             .track_duplicates(true),
     )
     .expect("server starts");
+    let sockets_before = sockets_to(server.port());
     let pool = builder_for(&server).build().expect("pool builds");
     let ok = Arc::new(AtomicU64::new(0));
     let tasks: Vec<_> = (0..TASKS)
@@ -72,12 +119,13 @@ async fn goaway_every_50_requests_duplicates_nothing_and_fails_only_with_typed_e
     let stats = pool.stats();
     assert_eq!(stats.requests_failed, errors.len() as u64);
     assert_eq!(stats.handles_outstanding, 0);
-    println!(
-        "goaway rotation: {succeeded} ok, {} failed, {} retried, {} connections",
-        errors.len(),
-        stats.requests_retried,
-        stats.connections_opened
-    );
+    let outcome = Outcome {
+        sent: TASKS * PER_TASK,
+        succeeded,
+        failed: errors.len() as u64,
+        sockets_before,
+    };
+    finish("GOAWAY every 50 requests", pool, server.port(), outcome).await;
 }
 
 /// While the server abruptly kills random connections, acquire/send/drop at full speed
@@ -90,6 +138,7 @@ async fn churn_under_connection_kills_leaks_nothing_and_fails_only_with_typed_er
         TestServer::start(TestServerConfig::default().response_delay(Duration::from_millis(2)))
             .expect("server starts"),
     );
+    let sockets_before = sockets_to(server.port());
     let pool = builder_for(&server).build().expect("pool builds");
     let origin: Origin = server.url().parse().expect("origin");
     let killer = {
@@ -148,12 +197,21 @@ async fn churn_under_connection_kills_leaks_nothing_and_fails_only_with_typed_er
     assert_eq!(stats.handles_outstanding, 0);
     assert_eq!(stats.active_streams(), 0);
     assert_eq!(stats.waiters(), 0);
-    println!(
-        "churn: sent {}, failed {}, killed {killed}, connections {}",
-        sent.load(Ordering::SeqCst),
-        failures.len(),
-        stats.connections_opened
-    );
+    // Attempts, acquire included: a request that found no connection also failed.
+    let attempted = 32 * 150;
+    let outcome = Outcome {
+        sent: attempted,
+        succeeded: attempted - failures.len() as u64,
+        failed: failures.len() as u64,
+        sockets_before,
+    };
+    finish(
+        &format!("abrupt kills ({killed} connections cut)"),
+        pool,
+        server.port(),
+        outcome,
+    )
+    .await;
 }
 
 /// A connection whose path goes silent is evicted by the HTTP/2 PING timeout, and the next
@@ -163,6 +221,7 @@ async fn black_holed_connection_is_evicted_by_ping_timeout_and_replaced() {
     trace_init();
     let server = TestServer::start(TestServerConfig::default()).expect("server starts");
     let relay = RttRelay::start(server.addr(), Duration::ZERO).expect("relay starts");
+    let sockets_before = sockets_to(relay.addr().port());
     let pool = builder_for(&server)
         .http2_keep_alive_interval(Duration::from_millis(100))
         .http2_keep_alive_timeout(Duration::from_millis(200))
@@ -193,7 +252,22 @@ async fn black_holed_connection_is_evicted_by_ping_timeout_and_replaced() {
         .await
         .expect("request");
     assert_eq!(response.status(), 200);
+    body_len(response).await;
+    drop(handle);
     assert_eq!(relay.accepted(), 2);
+    let outcome = Outcome {
+        sent: 1,
+        succeeded: 1,
+        failed: 0,
+        sockets_before,
+    };
+    finish(
+        "black hole (PING timeout eviction)",
+        pool,
+        relay.addr().port(),
+        outcome,
+    )
+    .await;
 }
 
 /// With a budget of 50 requests per connection, 2,000 requests from 16 tasks all succeed:
@@ -203,6 +277,7 @@ async fn request_budget_rotates_connections_without_failures() {
     trace_init();
     let server = TestServer::start(TestServerConfig::default().track_duplicates(true))
         .expect("server starts");
+    let sockets_before = sockets_to(server.port());
     let pool = builder_for(&server)
         .max_requests_per_connection(50)
         .build()
@@ -236,6 +311,19 @@ async fn request_budget_rotates_connections_without_failures() {
     let stats = pool.stats();
     assert_eq!(stats.requests_failed, 0);
     assert_eq!(stats.handles_outstanding, 0);
+    let outcome = Outcome {
+        sent: 2_000,
+        succeeded: 2_000,
+        failed: 0,
+        sockets_before,
+    };
+    finish(
+        "request budget 50 per connection",
+        pool,
+        server.port(),
+        outcome,
+    )
+    .await;
 }
 
 /// Connections older than their lifetime rotate out under steady load with no failed request.
@@ -245,6 +333,7 @@ async fn lifetime_rotation_under_steady_load_loses_nothing() {
     let server =
         TestServer::start(TestServerConfig::default().response_delay(Duration::from_millis(2)))
             .expect("server starts");
+    let sockets_before = sockets_to(server.port());
     let pool = builder_for(&server)
         .max_connection_lifetime(Duration::from_millis(100))
         .build()
@@ -268,6 +357,13 @@ async fn lifetime_rotation_under_steady_load_loses_nothing() {
     assert_eq!(server.counters().requests(), 1_200);
     assert!(server.counters().accepted() >= 2, "connections rotated");
     assert_eq!(pool.stats().requests_failed, 0);
+    let outcome = Outcome {
+        sent: 1_200,
+        succeeded: 1_200,
+        failed: 0,
+        sockets_before,
+    };
+    finish("lifetime 100 ms", pool, server.port(), outcome).await;
 }
 
 /// A prewarmed origin dials the replacement of an aging connection before it retires, and
@@ -276,6 +372,7 @@ async fn lifetime_rotation_under_steady_load_loses_nothing() {
 async fn prewarmed_origin_replaces_an_aging_connection() {
     trace_init();
     let server = TestServer::start(TestServerConfig::default()).expect("server starts");
+    let sockets_before = sockets_to(server.port());
     let pool = builder_for(&server)
         .min_connections_per_origin(1)
         .max_connection_lifetime(Duration::from_millis(300))
@@ -305,4 +402,239 @@ async fn prewarmed_origin_replaces_an_aging_connection() {
         .await
         .expect("request");
     assert_eq!(response.status(), 200);
+    body_len(response).await;
+    let outcome = Outcome {
+        sent: 1,
+        succeeded: 1,
+        failed: 0,
+        sockets_before,
+    };
+    finish(
+        "prewarmed replacement before retirement",
+        pool,
+        server.port(),
+        outcome,
+    )
+    .await;
+}
+
+/// The server restarts on the same port under load (every connection cut without GOAWAY, a
+/// moment of refused connects): requests in flight fail with a typed error or succeed; once
+/// the pool has seen the old connections close, every request succeeds; nothing hangs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_restart_under_load_recovers_with_typed_errors_only() {
+    trace_init();
+    use std::sync::atomic::AtomicBool;
+    const WORKERS: u64 = 16;
+    let mut server =
+        TestServer::start(TestServerConfig::default().response_delay(Duration::from_millis(1)))
+            .expect("server starts");
+    let port = server.port();
+    let url = server.url();
+    let sockets_before = sockets_to(port);
+    let pool = builder_for(&server)
+        .acquire_timeout(Duration::from_secs(10))
+        .build()
+        .expect("pool builds");
+    let after_restart = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|w| {
+            let pool = pool.clone();
+            let url = url.clone();
+            let after_restart = Arc::clone(&after_restart);
+            let stop = Arc::clone(&stop);
+            tokio::spawn(async move {
+                // (phase-after-restart, outcome) per request.
+                let mut outcomes: Vec<(bool, Result<(), Error>)> = Vec::new();
+                let mut i = 0u64;
+                while !stop.load(Ordering::SeqCst) {
+                    let after = after_restart.load(Ordering::SeqCst);
+                    let result = match pool.request(get(&format!("{url}/restart/{w}/{i}"))).await {
+                        Ok(response) => {
+                            body_len(response).await;
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
+                    };
+                    outcomes.push((after, result));
+                    i += 1;
+                    if i >= 5_000 {
+                        break; // bound, whatever happens
+                    }
+                }
+                outcomes
+            })
+        })
+        .collect();
+
+    // Let load build up, restart, then wait (bounded) until the pool has seen every
+    // connection of the old server close.
+    for _ in 0..500 {
+        if server.counters().requests() >= 500 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let opened_before = pool.stats().connections_opened;
+    server.restart().expect("server restarts on its port");
+    for _ in 0..500 {
+        if pool.stats().connections_closed >= opened_before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        pool.stats().connections_closed >= opened_before,
+        "the pool noticed the old connections close"
+    );
+    let served_at_mark = server.counters().requests();
+    after_restart.store(true, Ordering::SeqCst);
+    for _ in 0..500 {
+        if server.counters().requests() >= served_at_mark + 1_000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+
+    let (mut sent, mut succeeded, mut failed, mut after_sent) = (0u64, 0u64, 0u64, 0u64);
+    for worker in workers {
+        for (after, result) in worker.await.expect("worker ran") {
+            sent += 1;
+            after_sent += u64::from(after);
+            match result {
+                Ok(()) => succeeded += 1,
+                Err(e) => {
+                    failed += 1;
+                    assert!(!after, "a request started after the restart failed: {e:?}");
+                    assert!(
+                        matches!(
+                            e,
+                            Error::ConnectionClosed { .. }
+                                | Error::Request { .. }
+                                | Error::ConnectionRefused { .. }
+                        ),
+                        "untyped or unexpected failure: {e:?}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(after_sent >= 1, "requests ran after the restart");
+    let outcome = Outcome {
+        sent,
+        succeeded,
+        failed,
+        sockets_before,
+    };
+    finish("server restart on the same port", pool, port, outcome).await;
+}
+
+/// The peer lowers SETTINGS_MAX_CONCURRENT_STREAMS from 100 to 2 on a live connection: the
+/// pool applies the new limit to that connection (never more than 2 leases on it) and opens
+/// more connections for the rest of the load, which all succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_lowering_max_concurrent_streams_mid_connection_is_honoured() {
+    trace_init();
+    let server = TestServer::start(
+        TestServerConfig::default()
+            .max_concurrent_streams(100)
+            .response_delay(Duration::from_millis(20))
+            .settings_injection(true),
+    )
+    .expect("server starts");
+    let port = server.port();
+    let sockets_before = sockets_to(port);
+    let pool = builder_for(&server)
+        .max_connections_per_origin(8)
+        .build()
+        .expect("pool builds");
+    let origin: Origin = server.url().parse().expect("origin");
+    let response = pool
+        .request(get(&server.url_for("/warm")))
+        .await
+        .expect("warm-up request");
+    body_len(response).await;
+    let first = pool.stats().origin(&origin).expect("origin").connections[0].clone();
+    assert_eq!(first.max_streams, 100);
+
+    assert_eq!(server.send_max_concurrent_streams(2), 1);
+    // Bounded wait until the client acknowledged the frame and the pool applied it.
+    for _ in 0..500 {
+        let applied = pool
+            .stats()
+            .origin(&origin)
+            .and_then(|o| o.connections.iter().find(|c| c.id == first.id).cloned())
+            .is_some_and(|c| c.max_streams == 2);
+        if server.settings_acked() == 1 && applied {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        server.settings_acked(),
+        1,
+        "the client acknowledged the new SETTINGS"
+    );
+
+    // 40 concurrent requests: the first connection takes at most 2 of them.
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let pool = pool.clone();
+        let origin = origin.clone();
+        let sampling = Arc::clone(&sampling);
+        tokio::spawn(async move {
+            let mut most_on_first = 0;
+            while sampling.load(Ordering::SeqCst) {
+                if let Some(c) = pool
+                    .stats()
+                    .origin(&origin)
+                    .and_then(|o| o.connections.iter().find(|c| c.id == first.id).cloned())
+                {
+                    assert_eq!(c.max_streams, 2, "the lowered limit stays applied");
+                    most_on_first = most_on_first.max(c.active_streams);
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            most_on_first
+        })
+    };
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let pool = pool.clone();
+            let url = server.url_for(&format!("/lowered/{i}"));
+            tokio::spawn(async move {
+                let response = pool.request(get(&url)).await?;
+                Ok::<_, Error>(body_len(response).await)
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task").expect("every request succeeds");
+    }
+    sampling.store(false, Ordering::SeqCst);
+    let most_on_first = sampler.await.expect("sampler");
+    assert!(
+        most_on_first <= 2,
+        "at most 2 leases on the lowered connection"
+    );
+    let stats = pool.stats();
+    assert!(
+        stats.connections_opened >= 2,
+        "more connections carried the load"
+    );
+    let outcome = Outcome {
+        sent: 41,
+        succeeded: 41,
+        failed: 0,
+        sockets_before,
+    };
+    finish(
+        "SETTINGS max streams 100 -> 2 mid-connection",
+        pool,
+        port,
+        outcome,
+    )
+    .await;
 }

@@ -42,3 +42,55 @@ pub async fn body_len(response: Response<Incoming>) -> usize {
         .to_bytes()
         .len()
 }
+
+/// Sockets of this process connected to `port` on the loopback (the client side of
+/// connections to a test server), from `/proc/self/fd` and `/proc/net/tcp{,6}`. `None` where
+/// `/proc` is not available. Parallel tests do not disturb it: each server has its own port.
+pub fn sockets_to(port: u16) -> Option<usize> {
+    let mut inodes = std::collections::HashSet::new();
+    for entry in std::fs::read_dir("/proc/self/fd").ok()? {
+        let Ok(target) = std::fs::read_link(entry.ok()?.path()) else {
+            continue; // closed between listing and reading
+        };
+        if let Some(inode) = target
+            .to_str()
+            .and_then(|t| t.strip_prefix("socket:["))
+            .and_then(|t| t.strip_suffix(']'))
+        {
+            inodes.insert(inode.to_owned());
+        }
+    }
+    let mut count = 0;
+    for table in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(remote), Some(inode)) = (fields.get(2), fields.get(9)) else {
+                continue;
+            };
+            let remote_port = remote
+                .rsplit_once(':')
+                .and_then(|(_, p)| u16::from_str_radix(p, 16).ok());
+            if remote_port == Some(port) && inodes.contains(*inode) {
+                count += 1;
+            }
+        }
+    }
+    Some(count)
+}
+
+/// Waits (bounded, 5 s) until [`sockets_to`] reports `expected`, and returns what it reports
+/// last: sockets close asynchronously, after the pool lets go.
+pub async fn sockets_settle(port: u16, expected: usize) -> Option<usize> {
+    let mut last = sockets_to(port);
+    for _ in 0..500 {
+        if last.is_none_or(|n| n == expected) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        last = sockets_to(port);
+    }
+    last
+}

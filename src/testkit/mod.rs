@@ -37,6 +37,10 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tokio_rustls::TlsAcceptor;
 
+mod settings_injector;
+
+use settings_injector::{Injections, SettingsInjector};
+
 /// Which protocols the server offers by ALPN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -75,6 +79,11 @@ pub struct TestServerConfig {
     /// [`ServerCounters::duplicate_paths`]; give each request a unique path to prove nothing
     /// was processed twice. Default: false.
     pub track_duplicates: bool,
+    /// Let [`TestServer::send_max_concurrent_streams`] change
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS` on live HTTP/2 connections (a frame-level shim
+    /// between hyper and the socket; off by default so measurements see plain hyper).
+    /// Default: false.
+    pub settings_injection: bool,
     /// Serve without TLS on an `http://` URL: HTTP/2 with prior knowledge ("h2c") for
     /// [`Alpn::H2`] and [`Alpn::Both`], HTTP/1.1 for [`Alpn::Http1`]. Default: false.
     pub cleartext: bool,
@@ -92,11 +101,19 @@ impl Default for TestServerConfig {
             track_duplicates: false,
             h1_idle_close_after: None,
             cleartext: false,
+            settings_injection: false,
         }
     }
 }
 
 impl TestServerConfig {
+    /// Sets [`settings_injection`](Self::settings_injection).
+    #[must_use]
+    pub fn settings_injection(mut self, on: bool) -> Self {
+        self.settings_injection = on;
+        self
+    }
+
     /// Sets [`cleartext`](Self::cleartext).
     #[must_use]
     pub fn cleartext(mut self, on: bool) -> Self {
@@ -283,9 +300,11 @@ impl TestCertificates {
 pub struct TestServer {
     addr: SocketAddr,
     scheme: &'static str,
+    settings_injection: bool,
     ca_pem: String,
     counters: Arc<ServerCounters>,
     registry: Registry,
+    server: Server,
     stop: watch::Sender<bool>,
     thread: Option<JoinHandle<()>>,
 }
@@ -315,15 +334,9 @@ impl TestServer {
         };
 
         let counters = Arc::new(ServerCounters::default());
-        let (stop, stopped) = watch::channel(false);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("https-pool-testkit")
-            .enable_all()
-            .build()?;
-        let (listener, addr) = loopback_listener(&runtime)?;
         let registry: Registry = Arc::default();
         let scheme = if config.cleartext { "http" } else { "https" };
+        let settings_injection = config.settings_injection;
         let server = Server {
             registry: Arc::clone(&registry),
             acceptor: TlsAcceptor::from(Arc::new(tls)),
@@ -331,35 +344,87 @@ impl TestServer {
             counters: Arc::clone(&counters),
             request_ids: Arc::new(AtomicU64::new(0)),
         };
-        let thread = std::thread::Builder::new()
-            .name(format!("testkit-server-{}", addr.port()))
-            .spawn(move || {
-                runtime.block_on(server.run(listener, stopped));
-                // Dropping the runtime cancels the connection tasks.
-                runtime.shutdown_timeout(Duration::from_secs(1));
-            })?;
+        let (stop, thread, addr) =
+            server.spawn("127.0.0.1:0".parse().map_err(io::Error::other)?)?;
         Ok(TestServer {
             addr,
             scheme,
+            settings_injection,
             ca_pem: certs.ca_pem,
             counters,
             registry,
+            server,
             stop,
             thread: Some(thread),
         })
     }
 
+    /// Stops the server and starts it again on the same port with the same certificate, as a
+    /// deploy or crash-restart does: every connection is cut without GOAWAY (the process
+    /// went away), and for a moment connections are refused. Counters carry on.
+    ///
+    /// # Errors
+    ///
+    /// The port could not be bound again.
+    ///
+    /// # Panics
+    ///
+    /// Re-raises a panic of the server's thread, as dropping the server does.
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.stop_thread();
+        let (stop, thread, _) = self.server.spawn(self.addr)?;
+        self.stop = stop;
+        self.thread = Some(thread);
+        Ok(())
+    }
+
+    fn stop_thread(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(thread) = self.thread.take()
+            && let Err(panic) = thread.join()
+            && !std::thread::panicking()
+        {
+            std::panic::resume_unwind(panic);
+        }
+    }
+
+    /// Sends `SETTINGS_MAX_CONCURRENT_STREAMS = max_streams` on every live HTTP/2 connection,
+    /// as a server lowering (or raising) its limit mid-connection does. Needs
+    /// [`TestServerConfig::settings_injection`]. Returns how many connections it was queued
+    /// on; see [`settings_acked`](Self::settings_acked) for when clients have applied it.
+    pub fn send_max_concurrent_streams(&self, max_streams: u32) -> usize {
+        if !self.settings_injection {
+            return 0;
+        }
+        let live = self.live_connections();
+        for conn in &live {
+            conn.injections.send_max_concurrent_streams(max_streams);
+        }
+        live.len()
+    }
+
+    /// Injected SETTINGS frames clients have acknowledged (RFC 9113 §6.5.3: a client
+    /// acknowledges once it has applied them), over live connections.
+    pub fn settings_acked(&self) -> u64 {
+        self.live_connections()
+            .iter()
+            .map(|c| c.injections.acked())
+            .sum()
+    }
+
+    fn live_connections(&self) -> Vec<Arc<ConnState>> {
+        let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        registry.retain(|w| w.strong_count() > 0);
+        registry
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .collect()
+    }
+
     /// Abruptly closes up to `n` live connections, picked pseudo-randomly: no GOAWAY, no TLS
     /// close_notify, in-flight requests are cut. Returns how many were killed.
     pub fn kill_connections(&self, n: usize) -> usize {
-        let mut live: Vec<Arc<ConnState>> = {
-            let mut registry = self.registry.lock().unwrap_or_else(|p| p.into_inner());
-            registry.retain(|w| w.strong_count() > 0);
-            registry
-                .iter()
-                .filter_map(std::sync::Weak::upgrade)
-                .collect()
-        };
+        let mut live = self.live_connections();
         let mut seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos() as usize)
@@ -419,26 +484,30 @@ impl TestServer {
 
 impl Drop for TestServer {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
-        if let Some(thread) = self.thread.take()
-            && let Err(panic) = thread.join()
-            && !std::thread::panicking()
-        {
-            std::panic::resume_unwind(panic);
-        }
+        self.stop_thread();
     }
 }
 
 /// Binds `127.0.0.1:0` and registers the listener with `runtime`, so a failure is an error
 /// here rather than a panic on the peer's thread.
 fn loopback_listener(runtime: &tokio::runtime::Runtime) -> io::Result<(TcpListener, SocketAddr)> {
-    let listener = StdTcpListener::bind("127.0.0.1:0")?;
+    listener_on(runtime, SocketAddr::from(([127, 0, 0, 1], 0)))
+}
+
+/// Binds `addr` (std sets `SO_REUSEADDR`, so a restarted server gets its port back while old
+/// connections sit in TIME_WAIT) and registers the listener with `runtime`.
+fn listener_on(
+    runtime: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+) -> io::Result<(TcpListener, SocketAddr)> {
+    let listener = StdTcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let _entered = runtime.enter();
     Ok((TcpListener::from_std(listener)?, addr))
 }
 
+#[derive(Clone)]
 struct Server {
     registry: Registry,
     acceptor: TlsAcceptor,
@@ -458,12 +527,45 @@ struct ConnState {
     kill: Notify,
     /// When the last request finished (for the HTTP/1.1 idle close).
     last_done: std::sync::Mutex<Option<std::time::Instant>>,
+    /// SETTINGS frames to send mid-connection (with `settings_injection`).
+    injections: Arc<Injections>,
 }
 
 /// Live connections, so a test can kill some.
 type Registry = Arc<std::sync::Mutex<Vec<std::sync::Weak<ConnState>>>>;
 
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Server {
+    /// Runs a copy of the server on `addr` in its own thread and runtime.
+    fn spawn(
+        &self,
+        addr: SocketAddr,
+    ) -> io::Result<(watch::Sender<bool>, JoinHandle<()>, SocketAddr)> {
+        let (stop, stopped) = watch::channel(false);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("https-pool-testkit")
+            .enable_all()
+            .build()?;
+        let (listener, addr) = listener_on(&runtime, addr)?;
+        let server = self.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("testkit-server-{}", addr.port()))
+            .spawn(move || {
+                runtime.block_on(server.run(listener, stopped));
+                // Dropping the runtime cancels the connection tasks.
+                runtime.shutdown_timeout(Duration::from_secs(1));
+            })?;
+        Ok((stop, thread, addr))
+    }
+
     async fn run(self, listener: TcpListener, mut stopped: watch::Receiver<bool>) {
         let mut next_id = 0u64;
         loop {
@@ -528,8 +630,27 @@ async fn serve_connection(
     serve_http(tls, h2, config, counters, request_ids, conn).await;
 }
 
-/// Serves HTTP/2 or HTTP/1.1 on an accepted (and, unless cleartext, TLS-terminated) stream.
+/// Serves HTTP/2 or HTTP/1.1 on an accepted (and, unless cleartext, TLS-terminated) stream,
+/// through a [`SettingsInjector`] when the configuration asks for one.
 async fn serve_http<I>(
+    io: I,
+    h2: bool,
+    config: Arc<TestServerConfig>,
+    counters: Arc<ServerCounters>,
+    request_ids: Arc<AtomicU64>,
+    conn: Arc<ConnState>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    if h2 && config.settings_injection {
+        let io = SettingsInjector::new(io, Arc::clone(&conn.injections));
+        serve_protocol(io, h2, config, counters, request_ids, conn).await;
+    } else {
+        serve_protocol(io, h2, config, counters, request_ids, conn).await;
+    }
+}
+
+async fn serve_protocol<I>(
     io: I,
     h2: bool,
     config: Arc<TestServerConfig>,
