@@ -95,6 +95,15 @@ pub struct PoolConfig {
     /// A connection that has carried this many requests stops taking new ones, drains and
     /// closes. `None` never rotates by count. Default: `None`.
     pub max_requests_per_connection: Option<u64>,
+    /// Learn a server's per-connection request limit (nginx `keepalive_requests` and the
+    /// like) from its GOAWAYs and rotate connections a tenth before reaching it, so rotation
+    /// stops failing in-flight requests. Learned only when two consecutive connections
+    /// end after about the same number of requests; it only ever lowers the budget below
+    /// `max_requests_per_connection`. See [`OriginStats::learned_request_budget`].
+    /// Default: true.
+    ///
+    /// [`OriginStats::learned_request_budget`]: crate::OriginStats::learned_request_budget
+    pub learn_request_budget: bool,
 
     // ----- TCP and TLS
     /// Deadline for DNS resolution plus TCP connect. Default: 10 s.
@@ -158,6 +167,7 @@ impl Default for PoolConfig {
             max_idle_connections_per_origin: 4,
             max_connection_lifetime: None,
             max_requests_per_connection: None,
+            learn_request_budget: true,
             connect_timeout: Duration::from_secs(10),
             tls_handshake_timeout: Duration::from_secs(10),
             tcp_nodelay: true,
@@ -391,6 +401,12 @@ impl PoolBuilder {
     /// See [`PoolConfig::max_idle_connections_per_origin`].
     pub fn max_idle_connections_per_origin(mut self, n: usize) -> Self {
         self.config.max_idle_connections_per_origin = n;
+        self
+    }
+
+    /// See [`PoolConfig::learn_request_budget`].
+    pub fn learn_request_budget(mut self, enabled: bool) -> Self {
+        self.config.learn_request_budget = enabled;
         self
     }
 

@@ -30,6 +30,7 @@ use crate::config::PoolConfig;
 use crate::connector::Dialed;
 use crate::error::{BoxError, Error, shared};
 use crate::origin::Origin;
+use crate::request_budget::RequestBudget;
 use crate::stats::{ConnectionStats, PoolCounters};
 
 /// The body type every pooled connection is typed over; callers' bodies are boxed into it.
@@ -90,6 +91,13 @@ pub(crate) struct Connection {
     draining: AtomicBool,
     /// `max_requests_per_connection`.
     max_leases: Option<u64>,
+    /// The origin's learned request budget (see `request_budget.rs`).
+    budget: Arc<RequestBudget>,
+    /// Responses (heads) received: requests the server served.
+    responses: AtomicU64,
+    /// Requests failed by the server's graceful GOAWAY: the connection was rotated under
+    /// them.
+    rotation_failures: AtomicU64,
     /// Creation + `max_connection_lifetime`.
     retire_at: Option<Instant>,
     /// Held (read) while a request is handed to hyper, and (write) while the driver drops
@@ -120,6 +128,25 @@ impl std::fmt::Debug for Connection {
     }
 }
 
+impl Drop for Connection {
+    /// The last reference goes once the pool has let go and every request on the connection
+    /// has settled: the moment its served and failed counts are final.
+    fn drop(&mut self) {
+        if self.rotation_failures.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let served = self.responses.load(Ordering::Relaxed);
+        if let Some(budget) = self.budget.observe_rotation(served) {
+            debug!(
+                conn_id = self.id,
+                origin = %self.origin,
+                budget,
+                "learned the server's per-connection request limit; rotating before it"
+            );
+        }
+    }
+}
+
 /// What the origin pool hands in when establishing a connection.
 pub(crate) struct ConnectionParams<'a> {
     pub(crate) id: u64,
@@ -127,6 +154,7 @@ pub(crate) struct ConnectionParams<'a> {
     pub(crate) config: &'a PoolConfig,
     pub(crate) slot_freed: Arc<Notify>,
     pub(crate) counters: Arc<PoolCounters>,
+    pub(crate) budget: Arc<RequestBudget>,
 }
 
 impl Connection {
@@ -141,6 +169,7 @@ impl Connection {
             config,
             slot_freed,
             counters,
+            budget,
         } = params;
         let io = TokioIo::new(dialed.stream);
         let protocol_error = |e: hyper::Error| Error::Protocol {
@@ -160,6 +189,9 @@ impl Connection {
                 closed: AtomicBool::new(false),
                 draining: AtomicBool::new(false),
                 max_leases: config.max_requests_per_connection,
+                budget: Arc::clone(&budget),
+                responses: AtomicU64::new(0),
+                rotation_failures: AtomicU64::new(0),
                 retire_at: config
                     .max_connection_lifetime
                     .map(|lifetime| Instant::now() + lifetime),
@@ -325,6 +357,12 @@ impl Connection {
         if !self.accepts_streams() {
             return false;
         }
+        // A budget learned while the connection was in use may already be spent.
+        let budget = self.request_budget();
+        if budget.is_some_and(|max| self.leases.load(Ordering::Relaxed) >= max) {
+            self.draining.store(true, Ordering::Release);
+            return false;
+        }
         let limit = self.stream_limit();
         let mut current = self.active.load(Ordering::Acquire);
         loop {
@@ -345,7 +383,7 @@ impl Connection {
         if before > 0 {
             self.counters.leases_reused.add(1);
         }
-        if self.max_leases.is_some_and(|max| before + 1 >= max) {
+        if budget.is_some_and(|max| before + 1 >= max) {
             debug!(conn_id = self.id, origin = %self.origin, "request budget spent; draining");
             self.draining.store(true, Ordering::Release);
         }
@@ -363,6 +401,25 @@ impl Connection {
         }
         self.counters.handles_outstanding.decrement();
         self.slot_freed.notify_one();
+    }
+
+    /// Requests this connection may carry: the configured budget or the learned one, the
+    /// smaller.
+    fn request_budget(&self) -> Option<u64> {
+        match (self.max_leases, self.budget.learned()) {
+            (Some(configured), Some(learned)) => Some(configured.min(learned)),
+            (configured, learned) => configured.or(learned),
+        }
+    }
+
+    /// A response head arrived.
+    pub(crate) fn record_response(&self) {
+        self.responses.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request failed because the server rotated the connection (graceful GOAWAY).
+    pub(crate) fn record_rotation_failure(&self) {
+        self.rotation_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Leases handed out on this connection so far.

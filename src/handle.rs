@@ -146,6 +146,9 @@ impl StreamHandle {
                 .await
             }
         };
+        if result.is_ok() {
+            conn.record_response();
+        }
         result.map_err(|mut e| {
             if let Some(unsent) = e.take_message() {
                 // The connection could not take it: it is closing or closed.
@@ -155,6 +158,9 @@ impl StreamHandle {
                 };
             }
             let error = e.into_error();
+            if rotated_under(&error) {
+                conn.record_rotation_failure();
+            }
             let never_processed = never_processed(&error);
             let failure = SendFailure {
                 error: self.classify(error, never_processed),
@@ -302,6 +308,19 @@ fn connection_failed(error: &hyper::Error) -> bool {
         }
         if e.downcast_ref::<std::io::Error>().is_some() {
             return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// True when the server's graceful GOAWAY (NO_ERROR) failed the request: a rotation, as
+/// opposed to an error or a shutdown for cause.
+fn rotated_under(error: &hyper::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            return h2.is_go_away() && h2.is_remote() && h2.reason() == Some(h2::Reason::NO_ERROR);
         }
         cause = e.source();
     }

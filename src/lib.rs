@@ -18,6 +18,7 @@ mod metrics;
 mod origin;
 mod origin_pool;
 mod prewarm;
+mod request_budget;
 mod service;
 mod stats;
 mod transport;

@@ -22,6 +22,7 @@
 //! | `https_pool_open_connections` | gauge | `origin`, `state` = `active` \| `idle` |
 //! | `https_pool_active_streams` | gauge | `origin` |
 //! | `https_pool_waiters` | gauge | `origin` |
+//! | `https_pool_learned_request_budget` | gauge | `origin` (0 until learned) |
 //! | `https_pool_acquire_duration_seconds` | histogram | |
 //! | `https_pool_time_in_queue_seconds` | histogram | |
 //! | `https_pool_connection_duration_seconds` | histogram | |
@@ -83,7 +84,9 @@ mod facade {
             .set(stats.idle_connections() as f64);
         metrics::gauge!("https_pool_active_streams", "origin" => origin.clone())
             .set(stats.active_streams() as f64);
-        metrics::gauge!("https_pool_waiters", "origin" => origin).set(stats.waiters as f64);
+        metrics::gauge!("https_pool_waiters", "origin" => origin.clone()).set(stats.waiters as f64);
+        metrics::gauge!("https_pool_learned_request_budget", "origin" => origin)
+            .set(stats.learned_request_budget.unwrap_or(0) as f64);
     }
 }
 

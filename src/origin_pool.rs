@@ -28,6 +28,7 @@ use crate::error::{Error, TimeoutKind};
 use crate::handle::StreamHandle;
 use crate::origin::Origin;
 use crate::prewarm::WarmedOrigin;
+use crate::request_budget::RequestBudget;
 use crate::stats::{OriginStats, PoolCounters};
 
 /// What every origin pool shares: configuration, the dialer and the counters.
@@ -59,6 +60,8 @@ pub(crate) struct OriginPool {
     /// Woken by a freed slot (one waiter), a new connection, a raised peer limit, a closed
     /// connection or a failed dial (all waiters).
     slot_freed: Arc<Notify>,
+    /// The server's per-connection request limit, once learned.
+    budget: Arc<RequestBudget>,
 }
 
 /// The mutable part of an origin pool. Only touched under the mutex.
@@ -355,7 +358,9 @@ impl OriginState {
 
 impl OriginPool {
     pub(crate) fn new(origin: Origin, ctx: Arc<PoolContext>) -> OriginPool {
+        let budget = Arc::new(RequestBudget::new(ctx.config.learn_request_budget));
         OriginPool {
+            budget,
             origin,
             ctx,
             state: Mutex::new(OriginState::default()),
@@ -626,6 +631,7 @@ impl OriginPool {
                 config: &self.ctx.config,
                 slot_freed: Arc::clone(&self.slot_freed),
                 counters: Arc::clone(&self.ctx.counters),
+                budget: Arc::clone(&self.budget),
             },
         );
         let conn = tokio::time::timeout(self.ctx.config.tls_handshake_timeout, handshake)
@@ -704,6 +710,7 @@ impl OriginPool {
             connecting: st.dialing,
             waiters: st.waiting,
             warm_minimum: st.warm_min,
+            learned_request_budget: self.budget.learned(),
         }
     }
 }

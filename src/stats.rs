@@ -399,6 +399,17 @@ impl PoolStats {
                 )]
             }),
         ));
+        lines.push((
+            "learned_request_budget".to_owned(),
+            "gauge",
+            "Requests per connection the server allows before rotating it, as learned (0: none).",
+            per_origin(&|o| {
+                vec![(
+                    format!("{{origin=\"{}\"}}", escape_label(&o.origin.to_string())),
+                    o.learned_request_budget.unwrap_or(0).to_string(),
+                )]
+            }),
+        ));
         for (name, help, summary) in [
             (
                 "acquire_duration_seconds",
@@ -491,6 +502,10 @@ pub struct OriginStats {
     pub waiters: usize,
     /// Connections this origin keeps open (0 unless prewarmed).
     pub warm_minimum: usize,
+    /// Requests per connection the pool learned this origin's server allows before it
+    /// rotates the connection with GOAWAY; connections drain at this count. `None` until
+    /// learned (see [`PoolConfig::learn_request_budget`](crate::PoolConfig::learn_request_budget)).
+    pub learned_request_budget: Option<u64>,
 }
 
 impl OriginStats {
@@ -557,6 +572,7 @@ mod tests {
                 connecting: 0,
                 waiters: 3,
                 warm_minimum: 1,
+                learned_request_budget: Some(50),
             }],
             connections_opened: 2,
             connections_closed: 1,

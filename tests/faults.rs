@@ -57,55 +57,83 @@ async fn finish(name: &str, pool: ConnectionPoolManager, port: u16, outcome: Out
     );
 }
 
-/// The server sends GOAWAY after every 50 requests on a connection; of 5,000 requests from
-/// 64 tasks, every failure is a typed `ConnectionClosed`, requests handed back unsent are
-/// retried (and counted), and the server never processed any request twice.
+/// The server sends GOAWAY after every 50 requests on a connection; 20,000 requests from 64
+/// tasks. Every failure is a typed `ConnectionClosed`, requests handed back unsent are
+/// retried (and counted), the server never processed any request twice, and the pool learns
+/// the server's request budget from the rotations (after which it rotates first; the row
+/// shows failures before and after that point).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn goaway_every_50_requests_duplicates_nothing_and_fails_only_with_typed_errors() {
     trace_init();
+    use std::sync::atomic::AtomicBool;
     const TASKS: u64 = 64;
-    const PER_TASK: u64 = 5_000 / TASKS + 1;
+    const PER_TASK: u64 = 20_000 / TASKS + 1;
     let server = TestServer::start(
         TestServerConfig::default()
             .goaway_after(50)
             .track_duplicates(true),
     )
     .expect("server starts");
+    let origin: Origin = server.url().parse().expect("origin");
     let sockets_before = sockets_to(server.port());
     let pool = builder_for(&server).build().expect("pool builds");
-    let ok = Arc::new(AtomicU64::new(0));
+    let learned = Arc::new(AtomicBool::new(false));
+    let running = Arc::new(AtomicBool::new(true));
+    let monitor = {
+        let (pool, origin) = (pool.clone(), origin.clone());
+        let (learned, running) = (Arc::clone(&learned), Arc::clone(&running));
+        tokio::spawn(async move {
+            while running.load(Ordering::SeqCst) && !learned.load(Ordering::SeqCst) {
+                let budget = pool
+                    .stats()
+                    .origin(&origin)
+                    .and_then(|o| o.learned_request_budget);
+                if budget.is_some() {
+                    learned.store(true, Ordering::SeqCst);
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
     let tasks: Vec<_> = (0..TASKS)
         .map(|t| {
             let pool = pool.clone();
             let url = server.url();
-            let ok = Arc::clone(&ok);
+            let learned = Arc::clone(&learned);
             tokio::spawn(async move {
+                // (started after the budget was learned, error)
                 let mut errors = Vec::new();
+                let mut ok = 0u64;
                 for i in 0..PER_TASK {
+                    let after = learned.load(Ordering::SeqCst);
                     match pool.request(get(&format!("{url}/goaway/{t}/{i}"))).await {
                         Ok(response) => {
                             assert_eq!(response.status(), 200);
                             body_len(response).await;
-                            ok.fetch_add(1, Ordering::SeqCst);
+                            ok += 1;
                         }
-                        Err(e) => errors.push(e),
+                        Err(e) => errors.push((after, e)),
                     }
                 }
-                errors
+                (ok, errors)
             })
         })
         .collect();
-    let mut errors: Vec<Error> = Vec::new();
+    let mut errors: Vec<(bool, Error)> = Vec::new();
+    let mut succeeded = 0;
     for t in tasks {
-        errors.extend(t.await.expect("task"));
+        let (ok, task_errors) = t.await.expect("task");
+        succeeded += ok;
+        errors.extend(task_errors);
     }
-    for e in &errors {
+    running.store(false, Ordering::SeqCst);
+    monitor.await.expect("monitor");
+    for (_, e) in &errors {
         assert!(
             matches!(e, Error::ConnectionClosed { .. }),
             "unexpected failure: {e:?}"
         );
     }
-    let succeeded = ok.load(Ordering::SeqCst);
     assert_eq!(succeeded + errors.len() as u64, TASKS * PER_TASK);
     assert_eq!(
         server.counters().duplicates(),
@@ -118,14 +146,26 @@ async fn goaway_every_50_requests_duplicates_nothing_and_fails_only_with_typed_e
     assert!(server.counters().goaways_sent.load(Ordering::SeqCst) > 10);
     let stats = pool.stats();
     assert_eq!(stats.requests_failed, errors.len() as u64);
-    assert_eq!(stats.handles_outstanding, 0);
+    let budget = stats
+        .origin(&origin)
+        .and_then(|o| o.learned_request_budget)
+        .expect("the rotations taught the pool the server's budget");
+    let after_learning = errors.iter().filter(|(after, _)| *after).count();
     let outcome = Outcome {
         sent: TASKS * PER_TASK,
         succeeded,
         failed: errors.len() as u64,
         sockets_before,
     };
-    finish("GOAWAY every 50 requests", pool, server.port(), outcome).await;
+    finish(
+        &format!(
+            "GOAWAY every 50 requests (learned budget {budget}; {after_learning} of the failures after learning)"
+        ),
+        pool,
+        server.port(),
+        outcome,
+    )
+    .await;
 }
 
 /// While the server abruptly kills random connections, acquire/send/drop at full speed

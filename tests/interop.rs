@@ -137,28 +137,51 @@ async fn nginx_stream_limit_8_makes_the_pool_open_more_connections() {
 }
 
 /// nginx closing each connection after 50 requests (`keepalive_requests 50`, a GOAWAY):
-/// 2,000 requests from 16 workers; connections rotate, every failure is a typed
-/// `ConnectionClosed` (never a hang or a panic), and the pool ends with nothing leaked.
+/// 20,000 requests from 64 workers. Every failure is a typed `ConnectionClosed` (never a hang
+/// or a panic); the pool learns nginx's budget from the first rotations, and from then on
+/// rotates first: **no request started after the budget was learned fails**. Nothing leaks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nginx_goaway_rotation_fails_only_with_typed_errors_and_leaks_nothing() {
+async fn nginx_goaway_rotation_stops_failing_once_the_budget_is_learned() {
+    use std::sync::atomic::{AtomicBool, Ordering};
     let Some(url) = peer("HTTPS_POOL_NGINX_ROTATE") else {
         return;
     };
     trace_init();
+    const WORKERS: usize = 64;
+    const PER_WORKER: usize = 20_000 / WORKERS + 1;
+    let origin: Origin = url.parse().expect("origin");
     let pool = builder().build().expect("pool builds");
-    let tasks: Vec<_> = (0..16)
+    let learned = Arc::new(AtomicBool::new(false));
+    let running = Arc::new(AtomicBool::new(true));
+    let monitor = {
+        let (pool, origin) = (pool.clone(), origin.clone());
+        let (learned, running) = (Arc::clone(&learned), Arc::clone(&running));
+        tokio::spawn(async move {
+            while running.load(Ordering::SeqCst) && !learned.load(Ordering::SeqCst) {
+                let budget = pool
+                    .stats()
+                    .origin(&origin)
+                    .and_then(|o| o.learned_request_budget);
+                learned.store(budget.is_some(), Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
+    let tasks: Vec<_> = (0..WORKERS)
         .map(|w| {
             let pool = pool.clone();
             let url = url.clone();
+            let learned = Arc::clone(&learned);
             tokio::spawn(async move {
                 let (mut ok, mut errors) = (0u64, Vec::new());
-                for i in 0..125 {
+                for i in 0..PER_WORKER {
+                    let after = learned.load(Ordering::SeqCst);
                     match pool.request(get(&format!("{url}/rotate/{w}/{i}"))).await {
                         Ok(r) => {
                             body_len(r).await;
                             ok += 1;
                         }
-                        Err(e) => errors.push(e),
+                        Err(e) => errors.push((after, e)),
                     }
                 }
                 (ok, errors)
@@ -171,16 +194,29 @@ async fn nginx_goaway_rotation_fails_only_with_typed_errors_and_leaks_nothing() 
         ok += o;
         errors.extend(e);
     }
-    for e in &errors {
+    running.store(false, Ordering::SeqCst);
+    monitor.await.expect("monitor");
+    for (_, e) in &errors {
         assert!(matches!(e, Error::ConnectionClosed { .. }), "{e:?}");
     }
     let stats = pool.stats();
+    let budget = stats
+        .origin(&origin)
+        .and_then(|o| o.learned_request_budget)
+        .expect("the pool learned nginx's keepalive_requests");
+    let after_learning = errors.iter().filter(|(after, _)| *after).count();
     println!(
-        "nginx rotation: {ok} ok, {} failed, {} retried, {} connections",
+        "nginx rotation: {ok} ok, {} failed ({after_learning} after learning budget {budget}), \
+         {} retried, {} connections",
         errors.len(),
         stats.requests_retried,
         stats.connections_opened
     );
+    assert!(
+        budget < 50,
+        "the budget stays below nginx's limit: {budget}"
+    );
+    assert_eq!(after_learning, 0, "no failure once the budget was learned");
     // nginx serves at most 50 requests per connection.
     assert!(
         stats.connections_opened >= ok.div_ceil(50),

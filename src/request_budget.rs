@@ -1,0 +1,146 @@
+//! Learning how many requests a server serves on one connection before it rotates it.
+//!
+//! Servers and proxies close HTTP/2 connections after a fixed number of requests with a
+//! graceful GOAWAY: nginx's `keepalive_requests` (1000 by default), Envoy's and HAProxy's
+//! equivalents. Requests the client sent past that number fail with the GOAWAY, and hyper does
+//! not say which of them the server left unprocessed (see `handle.rs`), so they cannot be
+//! retried safely. Under load that is every request in flight at each rotation.
+//!
+//! The way out is to stop first. When two consecutive connections to an origin end with such
+//! failures after about the same number of served requests (within 25%, so one restart or
+//! deploy does not count), the origin drains every connection a tenth before the smaller
+//! number. The margin is there because servers count fuzzily: hyper's and Go's graceful
+//! shutdown keep serving what arrives during their two-GOAWAY handshake, so "served" overshoots
+//! the point where the server started refusing. The server then never has to send GOAWAY
+//! while requests are in flight: rotation costs a handshake every (limit × 0.9) requests, not
+//! failed requests. A later, lower observation lowers the budget; a server
+//! that raises its limit is not noticed (rotating early costs handshakes, never requests).
+//! Rotations after fewer than 16 requests teach nothing. A wrong lesson (two deploy GOAWAYs
+//! that happened to agree) costs at worst a handshake every 15 requests, never a failure.
+//! `PoolConfig::learn_request_budget` turns this off; `max_requests_per_connection` sets a
+//! budget up front.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Fewer served requests than this teach nothing. A deploy or restart GOAWAYs every
+/// connection at once, young ones too; below this floor their counts could be taken for a
+/// budget and cost a handshake every few requests from then on.
+const MIN_OBSERVED: u64 = 16;
+
+/// How far apart (as a ratio) two observations may be and still confirm each other. hyper's
+/// own graceful shutdown, like Go's, keeps serving the requests that arrive during its
+/// double-GOAWAY handshake, so the counts vary a little around the server's limit.
+const AGREEMENT: f64 = 1.25;
+
+/// One origin's learned budget, shared by its connections.
+#[derive(Debug)]
+pub(crate) struct RequestBudget {
+    enabled: bool,
+    /// The learned budget; 0 while nothing is learned.
+    learned: AtomicU64,
+    /// The previous unconfirmed observation.
+    previous: Mutex<Option<u64>>,
+}
+
+impl RequestBudget {
+    pub(crate) fn new(enabled: bool) -> RequestBudget {
+        RequestBudget {
+            enabled,
+            learned: AtomicU64::new(0),
+            previous: Mutex::new(None),
+        }
+    }
+
+    /// The learned budget, if any.
+    pub(crate) fn learned(&self) -> Option<u64> {
+        match self.learned.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(n),
+        }
+    }
+
+    /// A connection ended with requests failed by the server's graceful GOAWAY after `served`
+    /// requests got a response. Returns the budget if this observation changed it.
+    pub(crate) fn observe_rotation(&self, served: u64) -> Option<u64> {
+        if !self.enabled {
+            return None;
+        }
+        let mut previous = self.previous.lock().unwrap_or_else(|p| p.into_inner());
+        let (next_previous, learned) = decide(*previous, self.learned(), served);
+        *previous = next_previous;
+        let changed = learned.filter(|&b| Some(b) != self.learned());
+        if let Some(budget) = changed {
+            self.learned.store(budget, Ordering::Relaxed);
+        }
+        changed
+    }
+}
+
+/// The rule, as a pure function: (previous observation, learned budget, new observation) →
+/// (observation to remember, budget).
+fn decide(previous: Option<u64>, learned: Option<u64>, served: u64) -> (Option<u64>, Option<u64>) {
+    if served < MIN_OBSERVED {
+        return (previous, learned);
+    }
+    let Some(previous) = previous else {
+        return (Some(served), learned);
+    };
+    let (low, high) = (previous.min(served), previous.max(served));
+    if (high as f64) > (low as f64) * AGREEMENT {
+        return (Some(served), learned);
+    }
+    let with_margin = low - (low / 10).max(1);
+    let budget = learned.map_or(with_margin, |l| l.min(with_margin));
+    (Some(served), Some(budget))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One observation is not enough; a second close one sets a tenth below the smaller.
+    #[test]
+    fn two_agreeing_observations_set_the_smaller_less_a_tenth() {
+        assert_eq!(decide(None, None, 50), (Some(50), None));
+        assert_eq!(decide(Some(50), None, 53), (Some(53), Some(45)));
+        assert_eq!(decide(Some(1000), None, 998), (Some(998), Some(899)));
+        assert_eq!(decide(Some(16), None, 16), (Some(16), Some(15)));
+    }
+
+    /// A rotation far from the last one (a restart, a deploy) teaches nothing by itself.
+    #[test]
+    fn disagreeing_observations_teach_nothing() {
+        assert_eq!(decide(Some(1000), None, 30), (Some(30), None));
+        assert_eq!(decide(Some(3), None, 1000), (Some(1000), None));
+        assert_eq!(decide(Some(20), Some(50), 2000), (Some(2000), Some(50)));
+    }
+
+    /// A server that lowers its limit lowers the budget; nothing raises it.
+    #[test]
+    fn budget_only_goes_down() {
+        assert_eq!(decide(Some(20), Some(50), 21), (Some(21), Some(18)));
+        assert_eq!(decide(Some(90), Some(50), 95), (Some(95), Some(50)));
+    }
+
+    /// Connections rotated after a handful of requests (a deploy) are not a budget.
+    #[test]
+    fn tiny_counts_are_ignored() {
+        assert_eq!(decide(Some(3), None, 3), (Some(3), None));
+        assert_eq!(decide(Some(15), None, 15), (Some(15), None));
+        assert_eq!(decide(Some(40), None, 0), (Some(40), None));
+    }
+
+    #[test]
+    fn disabled_learns_nothing() {
+        let budget = RequestBudget::new(false);
+        assert_eq!(budget.observe_rotation(50), None);
+        assert_eq!(budget.observe_rotation(50), None);
+        assert_eq!(budget.learned(), None);
+        let budget = RequestBudget::new(true);
+        assert_eq!(budget.observe_rotation(50), None);
+        assert_eq!(budget.observe_rotation(50), Some(45));
+        assert_eq!(budget.observe_rotation(50), None, "unchanged");
+        assert_eq!(budget.learned(), Some(45));
+    }
+}
