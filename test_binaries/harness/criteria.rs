@@ -724,11 +724,17 @@ pub async fn chaos_goaway(ctx: &Ctx<'_>) -> Result<CriterionResult> {
     let sent = ok + errors.len() as u64;
     let failed_pct = errors.len() as f64 / sent.max(1) as f64 * 100.0;
     let pass = duplicates == 0 && untyped == 0 && stats.handles_outstanding == 0;
+    let learned = stats
+        .origins
+        .first()
+        .and_then(|o| o.learned_request_budget)
+        .map_or_else(|| "none".to_owned(), |b| b.to_string());
     Ok(CriterionResult {
         name: "chaos-goaway",
         target,
         measured: format!(
-            "{ok}/{sent} ok ({failed_pct:.2}% failed), {} retried, {duplicates} duplicates",
+            "{ok}/{sent} ok ({failed_pct:.2}% failed), {} retried, {duplicates} duplicates, \
+             learned budget {learned}",
             stats.requests_retried
         ),
         pass: Some(pass),
@@ -738,6 +744,11 @@ pub async fn chaos_goaway(ctx: &Ctx<'_>) -> Result<CriterionResult> {
              a request whose stream it did open (proto/h2/client.rs, the second poll_ready), \
              and retrying those duplicated 1-2 requests per 5,000 here. The failure rate is \
              the price of never processing a request twice."
+                .to_owned(),
+            "The pool learns the server's per-connection limit from two agreeing rotations and \
+             then drains each connection a tenth before it, so the server stops sending GOAWAY \
+             under load: the failures come from the first rotations (and from any later one \
+             that lowers the learned budget)."
                 .to_owned(),
         ],
         figures: vec![
@@ -756,6 +767,15 @@ pub async fn chaos_goaway(ctx: &Ctx<'_>) -> Result<CriterionResult> {
                 "count",
             ),
             Figure::new("connections opened", stats.connections_opened, "count"),
+            Figure::new(
+                "learned request budget (0: none)",
+                stats
+                    .origins
+                    .first()
+                    .and_then(|o| o.learned_request_budget)
+                    .unwrap_or(0),
+                "requests",
+            ),
             Figure::new(
                 "throughput",
                 (sent as f64 / elapsed.as_secs_f64()).round(),
