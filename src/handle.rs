@@ -17,6 +17,7 @@ use hyper::body::Incoming;
 use tracing::trace;
 
 use crate::connection::{Connection, Protocol, RequestBody, Sender};
+use crate::dispatch_probe::{Probe, is_empty_body};
 use crate::error::{BoxError, Error, shared};
 use crate::origin::{Origin, Scheme};
 
@@ -102,13 +103,15 @@ impl StreamHandle {
     ///   consumed the request, so only one with an empty body (rebuilt from its head) can be
     ///   handed back.
     ///
-    /// A *remote GOAWAY* error is not taken as proof, although h2 alone would allow it (h2's
-    /// `recv_go_away` fails only streams above the last-stream-id): hyper 1.x's dispatch task
-    /// re-checks `poll_ready` right after h2 accepted a stream and reports the connection's
-    /// GOAWAY error to that request when it lost the race with the GOAWAY frame
-    /// (hyper `proto/h2/client.rs`, `ClientTask::poll`, "Check poll_ready() again"), although
-    /// its HEADERS are still written and the server may process it. Measured here: retrying
-    /// those duplicated 1–2 of 5,000 requests under a GOAWAY every 50 requests.
+    /// - the server's GOAWAY failed it *and* hyper had polled its body: the stream was above
+    ///   the GOAWAY's last-stream-id (see `dispatch_probe.rs`). Empty bodies only, as above.
+    ///
+    /// A remote GOAWAY error alone is not proof: hyper 1.x's dispatch task re-checks
+    /// `poll_ready` right after h2 accepted a stream and reports the connection's GOAWAY error
+    /// to that request when it lost the race with the GOAWAY frame (hyper
+    /// `proto/h2/client.rs`, `ClientTask::poll`, "Check poll_ready() again"), although its
+    /// HEADERS are still written and the server may process it. Measured here: retrying every
+    /// GOAWAY-failed request duplicated 1–2 of 5,000 under a GOAWAY every 50 requests.
     pub(crate) async fn send_prepared(
         &mut self,
         request: Request<RequestBody>,
@@ -120,6 +123,15 @@ impl StreamHandle {
         let template = match conn.protocol {
             Protocol::Http2 => ReplayTemplate::of(&request),
             Protocol::Http1 => None,
+        };
+        // An empty HTTP/2 body travels as a probe, so a GOAWAY failure can be classified.
+        let (request, probe) = match template {
+            Some(_) => {
+                let (probe, body) = Probe::new();
+                let (parts, _) = request.into_parts();
+                (Request::from_parts(parts, body.boxed_unsync()), Some(probe))
+            }
+            None => (request, None),
         };
         conn.record_request();
         let result = match &conn.sender {
@@ -158,10 +170,12 @@ impl StreamHandle {
                 };
             }
             let error = e.into_error();
-            if rotated_under(&error) {
+            let rotated = rotated_under(&error);
+            if rotated {
                 conn.record_rotation_failure();
             }
-            let never_processed = never_processed(&error);
+            let above_last_stream = remote_go_away(&error) && probe.is_some_and(|p| p.was_polled());
+            let never_processed = above_last_stream || never_processed(&error);
             let failure = SendFailure {
                 error: self.classify(error, never_processed),
                 replay: None,
@@ -275,7 +289,7 @@ struct ReplayTemplate {
 
 impl ReplayTemplate {
     fn of(request: &Request<RequestBody>) -> Option<ReplayTemplate> {
-        request.body().is_end_stream().then(|| ReplayTemplate {
+        is_empty_body(request.body()).then(|| ReplayTemplate {
             method: request.method().clone(),
             uri: request.uri().clone(),
             version: request.version(),
@@ -321,6 +335,18 @@ fn rotated_under(error: &hyper::Error) -> bool {
     while let Some(e) = cause {
         if let Some(h2) = e.downcast_ref::<h2::Error>() {
             return h2.is_go_away() && h2.is_remote() && h2.reason() == Some(h2::Reason::NO_ERROR);
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// True when the error is the peer's GOAWAY, whatever its code.
+fn remote_go_away(error: &hyper::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = cause {
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            return h2.is_go_away() && h2.is_remote();
         }
         cause = e.source();
     }

@@ -11,6 +11,7 @@
 mod config;
 mod connection;
 mod connector;
+mod dispatch_probe;
 mod error;
 mod handle;
 mod manager;

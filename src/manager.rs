@@ -199,12 +199,14 @@ impl ConnectionPoolManager {
     /// Acquires a slot on the request URI's origin and sends the request on it. The slot is
     /// freed when the response head arrives (the body streams on).
     ///
-    /// A request that provably never reached the server (hyper handed it back unsent, or the
-    /// peer refused the stream with REFUSED_STREAM) is sent again on another connection, at
-    /// most [`max_unprocessed_retries`](PoolConfig::max_unprocessed_retries) times; a refused
-    /// request is retried only if its body was empty, since hyper consumed it. Nothing else is
-    /// retried: a request failed by a GOAWAY surfaces as [`Error::ConnectionClosed`], because
-    /// hyper can report a GOAWAY to a request it did send. Retries are counted in [`PoolStats::requests_retried`].
+    /// A request that provably never reached the server is sent again on another connection,
+    /// at most [`max_unprocessed_retries`](PoolConfig::max_unprocessed_retries) times: hyper
+    /// handed it back unsent, the peer refused the stream with REFUSED_STREAM, or the
+    /// server's GOAWAY failed it above the last-stream-id. The last two need an empty body
+    /// (hyper consumed it). Nothing else is retried: in particular a request hyper reports
+    /// failed by a GOAWAY before it got past dispatch, which it does for some requests the
+    /// server may process, surfaces as [`Error::ConnectionClosed`]. Retries are counted in
+    /// [`PoolStats::requests_retried`].
     ///
     /// # Errors
     ///

@@ -739,16 +739,16 @@ pub async fn chaos_goaway(ctx: &Ctx<'_>) -> Result<CriterionResult> {
         ),
         pass: Some(pass),
         notes: vec![
-            "Only requests hyper handed back unsent (or refused with REFUSED_STREAM) are \
-             retried. A request failed by a GOAWAY is not: hyper 1.x can report the GOAWAY to \
-             a request whose stream it did open (proto/h2/client.rs, the second poll_ready), \
-             and retrying those duplicated 1-2 requests per 5,000 here. The failure rate is \
-             the price of never processing a request twice."
+            "Retried: requests hyper handed back unsent, refused with REFUSED_STREAM, or failed \
+             by the GOAWAY above its last-stream-id (shown by hyper having polled the empty \
+             body, src/dispatch_probe.rs). Not retried: a request hyper 1.x reports failed by \
+             the GOAWAY while dispatching it (proto/h2/client.rs, the second poll_ready), \
+             which the server may have processed; retrying every GOAWAY failure duplicated \
+             1-2 requests per 5,000 here. Those are the remaining failures."
                 .to_owned(),
             "The pool learns the server's per-connection limit from two agreeing rotations and \
              then drains each connection a tenth before it, so the server stops sending GOAWAY \
-             under load: the failures come from the first rotations (and from any later one \
-             that lowers the learned budget)."
+             under load and retries become rare."
                 .to_owned(),
         ],
         figures: vec![
