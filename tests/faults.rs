@@ -5,8 +5,9 @@
 //!
 //! Every scenario ends with the same leak check: no handle, stream or waiter left, and after
 //! `shutdown()` no socket of this process still connected to the scenario's port. Each prints
-//! one row of the fault table:
-//! `cargo test --test faults -- --nocapture --test-threads=1 | grep '^FAULT'`.
+//! one row of the fault table (scenario | requests | succeeded | retried | failed |
+//! connections opened | client sockets before | at the end of the load | after shutdown):
+//! `cargo test --all-features --test faults -- --nocapture --test-threads=1 | grep '^FAULT'`.
 
 mod support;
 
@@ -45,7 +46,8 @@ async fn finish(name: &str, pool: ConnectionPoolManager, port: u16, outcome: Out
     );
     let show = |n: Option<usize>| n.map_or_else(|| "n/a".to_owned(), |n| n.to_string());
     println!(
-        "FAULT | {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
+        // Leading newline: the test harness prints "test … ..." on the same line.
+        "\nFAULT | {name} | {} | {} | {} | {} | {} | {} | {} | {} |",
         outcome.sent,
         outcome.succeeded,
         stats.requests_retried,
