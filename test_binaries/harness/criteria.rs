@@ -733,8 +733,9 @@ pub async fn chaos_goaway(ctx: &Ctx<'_>) -> Result<CriterionResult> {
         name: "chaos-goaway",
         target,
         measured: format!(
-            "{ok}/{sent} ok ({failed_pct:.2}% failed), {} retried, {duplicates} duplicates, \
-             learned budget {learned}",
+            "{ok}/{sent} ok, {} failed ({failed_pct:.3}%), {} retried, {duplicates} \
+             duplicates, learned budget {learned}",
+            errors.len(),
             stats.requests_retried
         ),
         pass: Some(pass),
