@@ -312,60 +312,45 @@ impl ReplayTemplate {
     }
 }
 
+/// The causes of `error`, outermost first.
+fn causes(error: &hyper::Error) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error as &(dyn std::error::Error + 'static)), |e| {
+        e.source()
+    })
+}
+
+/// The h2 error behind `error`, if HTTP/2 reported it.
+fn h2_cause(error: &hyper::Error) -> Option<&h2::Error> {
+    causes(error).find_map(|e| e.downcast_ref::<h2::Error>())
+}
+
 /// True when the request failed with its connection: h2 saw GOAWAY or an I/O error, or the
 /// socket itself failed (reset, broken pipe) under HTTP/1.1 or HTTP/2.
 fn connection_failed(error: &hyper::Error) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = cause {
-        if let Some(h2) = e.downcast_ref::<h2::Error>() {
-            return h2.is_go_away() || h2.is_io();
-        }
-        if e.downcast_ref::<std::io::Error>().is_some() {
-            return true;
-        }
-        cause = e.source();
+    match h2_cause(error) {
+        Some(h2) => h2.is_go_away() || h2.is_io(),
+        None => causes(error).any(|e| e.downcast_ref::<std::io::Error>().is_some()),
     }
-    false
 }
 
 /// True when the server's graceful GOAWAY (NO_ERROR) failed the request: a rotation, as
 /// opposed to an error or a shutdown for cause.
 fn rotated_under(error: &hyper::Error) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = cause {
-        if let Some(h2) = e.downcast_ref::<h2::Error>() {
-            return h2.is_go_away() && h2.is_remote() && h2.reason() == Some(h2::Reason::NO_ERROR);
-        }
-        cause = e.source();
-    }
-    false
+    remote_go_away(error)
+        && h2_cause(error).and_then(h2::Error::reason) == Some(h2::Reason::NO_ERROR)
 }
 
 /// True when the error is the peer's GOAWAY, whatever its code.
 fn remote_go_away(error: &hyper::Error) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = cause {
-        if let Some(h2) = e.downcast_ref::<h2::Error>() {
-            return h2.is_go_away() && h2.is_remote();
-        }
-        cause = e.source();
-    }
-    false
+    h2_cause(error).is_some_and(|h2| h2.is_go_away() && h2.is_remote())
 }
 
 /// True when the peer refused the stream (REFUSED_STREAM): RFC 9113 §8.7 guarantees it was
-/// not processed. See `send_prepared` for why a remote GOAWAY does not count.
+/// not processed. See `send_prepared` for why a remote GOAWAY alone does not count.
 fn never_processed(error: &hyper::Error) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(e) = cause {
-        if let Some(h2) = e.downcast_ref::<h2::Error>() {
-            return h2.is_reset()
-                && h2.is_remote()
-                && h2.reason() == Some(h2::Reason::REFUSED_STREAM);
-        }
-        cause = e.source();
-    }
-    false
+    h2_cause(error).is_some_and(|h2| {
+        h2.is_reset() && h2.is_remote() && h2.reason() == Some(h2::Reason::REFUSED_STREAM)
+    })
 }
 
 impl Drop for StreamHandle {
