@@ -170,8 +170,7 @@ impl StreamHandle {
                 };
             }
             let error = e.into_error();
-            let rotated = rotated_under(&error);
-            if rotated {
+            if rotated_under(&error) {
                 conn.record_rotation_failure();
             }
             let above_last_stream = remote_go_away(&error) && probe.is_some_and(|p| p.was_polled());
@@ -336,8 +335,9 @@ fn connection_failed(error: &hyper::Error) -> bool {
 /// True when the server's graceful GOAWAY (NO_ERROR) failed the request: a rotation, as
 /// opposed to an error or a shutdown for cause.
 fn rotated_under(error: &hyper::Error) -> bool {
-    remote_go_away(error)
-        && h2_cause(error).and_then(h2::Error::reason) == Some(h2::Reason::NO_ERROR)
+    h2_cause(error).is_some_and(|h2| {
+        h2.is_go_away() && h2.is_remote() && h2.reason() == Some(h2::Reason::NO_ERROR)
+    })
 }
 
 /// True when the error is the peer's GOAWAY, whatever its code.

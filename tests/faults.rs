@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use https_pool::testkit::{RttRelay, TestServer, TestServerConfig};
 use https_pool::{ConnectionPoolManager, Error, Origin};
-use support::{body_len, builder_for, get, sockets_settle, sockets_to, trace_init};
+use support::{
+    BudgetWatch, body_len, builder_for, get, run_load, sockets_settle, sockets_to, trace_init,
+};
 
 /// What one scenario did, for the leak check and the table row.
 struct Outcome {
@@ -60,14 +62,13 @@ async fn finish(name: &str, pool: ConnectionPoolManager, port: u16, outcome: Out
 }
 
 /// The server sends GOAWAY after every 50 requests on a connection; 20,000 requests from 64
-/// tasks. Every failure is a typed `ConnectionClosed`, requests handed back unsent are
+/// tasks. Every failure is a typed `ConnectionClosed`, requests the GOAWAY provably cut off are
 /// retried (and counted), the server never processed any request twice, and the pool learns
 /// the server's request budget from the rotations (after which it rotates first; the row
 /// shows failures before and after that point).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn goaway_every_50_requests_duplicates_nothing_and_fails_only_with_typed_errors() {
     trace_init();
-    use std::sync::atomic::AtomicBool;
     const TASKS: u64 = 64;
     const PER_TASK: u64 = 20_000 / TASKS + 1;
     let server = TestServer::start(
@@ -79,64 +80,20 @@ async fn goaway_every_50_requests_duplicates_nothing_and_fails_only_with_typed_e
     let origin: Origin = server.url().parse().expect("origin");
     let sockets_before = sockets_to(server.port());
     let pool = builder_for(&server).build().expect("pool builds");
-    let learned = Arc::new(AtomicBool::new(false));
-    let running = Arc::new(AtomicBool::new(true));
-    let monitor = {
-        let (pool, origin) = (pool.clone(), origin.clone());
-        let (learned, running) = (Arc::clone(&learned), Arc::clone(&running));
-        tokio::spawn(async move {
-            while running.load(Ordering::SeqCst) && !learned.load(Ordering::SeqCst) {
-                let budget = pool
-                    .stats()
-                    .origin(&origin)
-                    .and_then(|o| o.learned_request_budget);
-                if budget.is_some() {
-                    learned.store(true, Ordering::SeqCst);
-                }
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-        })
-    };
-    let tasks: Vec<_> = (0..TASKS)
-        .map(|t| {
-            let pool = pool.clone();
-            let url = server.url();
-            let learned = Arc::clone(&learned);
-            tokio::spawn(async move {
-                // (started after the budget was learned, error)
-                let mut errors = Vec::new();
-                let mut ok = 0u64;
-                for i in 0..PER_TASK {
-                    let after = learned.load(Ordering::SeqCst);
-                    match pool.request(get(&format!("{url}/goaway/{t}/{i}"))).await {
-                        Ok(response) => {
-                            assert_eq!(response.status(), 200);
-                            body_len(response).await;
-                            ok += 1;
-                        }
-                        Err(e) => errors.push((after, e)),
-                    }
-                }
-                (ok, errors)
-            })
-        })
-        .collect();
-    let mut errors: Vec<(bool, Error)> = Vec::new();
-    let mut succeeded = 0;
-    for t in tasks {
-        let (ok, task_errors) = t.await.expect("task");
-        succeeded += ok;
-        errors.extend(task_errors);
-    }
-    running.store(false, Ordering::SeqCst);
-    monitor.await.expect("monitor");
-    for (_, e) in &errors {
-        assert!(
-            matches!(e, Error::ConnectionClosed { .. }),
-            "unexpected failure: {e:?}"
-        );
-    }
-    assert_eq!(succeeded + errors.len() as u64, TASKS * PER_TASK);
+    let watch = BudgetWatch::start(&pool, &origin);
+    let load = run_load(
+        &pool,
+        &server.url(),
+        "goaway",
+        TASKS,
+        PER_TASK,
+        Some(&watch),
+    )
+    .await;
+    drop(watch);
+    load.assert_only_connection_closed();
+    let failed = load.failures.len() as u64;
+    assert_eq!(load.succeeded + failed, TASKS * PER_TASK);
     assert_eq!(
         server.counters().duplicates(),
         0,
@@ -144,30 +101,25 @@ async fn goaway_every_50_requests_duplicates_nothing_and_fails_only_with_typed_e
     );
     // Every success was processed once; a failed request was processed at most once.
     let processed = server.counters().requests();
-    assert!(processed >= succeeded && processed <= succeeded + errors.len() as u64);
+    assert!(processed >= load.succeeded && processed <= load.succeeded + failed);
     assert!(server.counters().goaways_sent.load(Ordering::SeqCst) > 10);
     let stats = pool.stats();
-    assert_eq!(stats.requests_failed, errors.len() as u64);
+    assert_eq!(stats.requests_failed, failed);
     let budget = stats
         .origin(&origin)
         .and_then(|o| o.learned_request_budget)
         .expect("the rotations taught the pool the server's budget");
-    let after_learning = errors.iter().filter(|(after, _)| *after).count();
     let outcome = Outcome {
         sent: TASKS * PER_TASK,
-        succeeded,
-        failed: errors.len() as u64,
+        succeeded: load.succeeded,
+        failed,
         sockets_before,
     };
-    finish(
-        &format!(
-            "GOAWAY every 50 requests (learned budget {budget}; {after_learning} of the failures after learning)"
-        ),
-        pool,
-        server.port(),
-        outcome,
-    )
-    .await;
+    let name = format!(
+        "GOAWAY every 50 requests (learned budget {budget}; {} of the failures after learning)",
+        load.failed_after_learning()
+    );
+    finish(&name, pool, server.port(), outcome).await;
 }
 
 /// While the server abruptly kills random connections, acquire/send/drop at full speed
@@ -324,22 +276,8 @@ async fn request_budget_rotates_connections_without_failures() {
         .max_requests_per_connection(50)
         .build()
         .expect("pool builds");
-    let tasks: Vec<_> = (0..16)
-        .map(|t| {
-            let pool = pool.clone();
-            let url = server.url();
-            tokio::spawn(async move {
-                for i in 0..125 {
-                    let response = pool.request(get(&format!("{url}/budget/{t}/{i}"))).await?;
-                    body_len(response).await;
-                }
-                Ok::<_, Error>(())
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.expect("task").expect("every request succeeds");
-    }
+    let load = run_load(&pool, &server.url(), "budget", 16, 125, None).await;
+    assert!(load.failures.is_empty(), "{:?}", load.failures.first());
     let counters = server.counters();
     assert_eq!(counters.requests(), 2_000);
     assert_eq!(counters.duplicates(), 0);
@@ -350,12 +288,10 @@ async fn request_budget_rotates_connections_without_failures() {
             <= 50
     );
     assert!(counters.accepted() >= 2_000 / 50);
-    let stats = pool.stats();
-    assert_eq!(stats.requests_failed, 0);
-    assert_eq!(stats.handles_outstanding, 0);
+    assert_eq!(pool.stats().requests_failed, 0);
     let outcome = Outcome {
         sent: 2_000,
-        succeeded: 2_000,
+        succeeded: load.succeeded,
         failed: 0,
         sockets_before,
     };
@@ -380,28 +316,14 @@ async fn lifetime_rotation_under_steady_load_loses_nothing() {
         .max_connection_lifetime(Duration::from_millis(100))
         .build()
         .expect("pool builds");
-    let tasks: Vec<_> = (0..8)
-        .map(|t| {
-            let pool = pool.clone();
-            let url = server.url();
-            tokio::spawn(async move {
-                for i in 0..150 {
-                    let response = pool.request(get(&format!("{url}/life/{t}/{i}"))).await?;
-                    body_len(response).await;
-                }
-                Ok::<_, Error>(())
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.expect("task").expect("every request succeeds");
-    }
+    let load = run_load(&pool, &server.url(), "life", 8, 150, None).await;
+    assert!(load.failures.is_empty(), "{:?}", load.failures.first());
     assert_eq!(server.counters().requests(), 1_200);
     assert!(server.counters().accepted() >= 2, "connections rotated");
     assert_eq!(pool.stats().requests_failed, 0);
     let outcome = Outcome {
         sent: 1_200,
-        succeeded: 1_200,
+        succeeded: load.succeeded,
         failed: 0,
         sockets_before,
     };
@@ -702,52 +624,26 @@ async fn goaway_retries_only_unprocessed_requests_and_never_duplicates() {
         .learn_request_budget(false)
         .build()
         .expect("pool builds");
-    let tasks: Vec<_> = (0..TASKS)
-        .map(|t| {
-            let pool = pool.clone();
-            let url = server.url();
-            tokio::spawn(async move {
-                let (mut ok, mut errors) = (0u64, Vec::new());
-                for i in 0..PER_TASK {
-                    match pool.request(get(&format!("{url}/retry/{t}/{i}"))).await {
-                        Ok(response) => {
-                            body_len(response).await;
-                            ok += 1;
-                        }
-                        Err(e) => errors.push(e),
-                    }
-                }
-                (ok, errors)
-            })
-        })
-        .collect();
-    let (mut succeeded, mut errors) = (0u64, Vec::new());
-    for t in tasks {
-        let (ok, e) = t.await.expect("task");
-        succeeded += ok;
-        errors.extend(e);
-    }
-    for e in &errors {
-        assert!(matches!(e, Error::ConnectionClosed { .. }), "{e:?}");
-    }
+    let load = run_load(&pool, &server.url(), "retry", TASKS, PER_TASK, None).await;
+    load.assert_only_connection_closed();
     assert_eq!(
         server.counters().duplicates(),
         0,
         "no request processed twice"
     );
-    let stats = pool.stats();
     assert!(
-        stats.requests_retried > 0,
+        pool.stats().requests_retried > 0,
         "GOAWAY-failed requests were retried"
     );
+    // The server serves a few more than 50 on a connection during its graceful shutdown.
     assert!(
         server.counters().goaways_sent.load(Ordering::SeqCst) > 100,
         "rotations happened"
     );
     let outcome = Outcome {
         sent: TASKS * PER_TASK,
-        succeeded,
-        failed: errors.len() as u64,
+        succeeded: load.succeeded,
+        failed: load.failures.len() as u64,
         sockets_before,
     };
     finish(

@@ -7,8 +7,8 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use https_pool::{ConnectionPoolManager, Error, Origin, PoolBuilder, Protocol};
-use support::{body_len, get, trace_init};
+use https_pool::{ConnectionPoolManager, Error, Origin, PoolBuilder, PoolStats, Protocol};
+use support::{BudgetWatch, body_len, get, run_load, trace_init};
 use tokio::sync::Barrier;
 
 /// The URL in `var`, or `None` (and a note) when the interop servers are not running.
@@ -36,17 +36,8 @@ fn builder() -> PoolBuilder {
     builder
 }
 
-/// `n` requests released together; nginx answers any path, so each gets its own.
-async fn concurrent(
-    pool: &ConnectionPoolManager,
-    url: &str,
-    n: usize,
-) -> Vec<Result<usize, Error>> {
-    concurrent_on(pool, n, |i| format!("{url}/interop/{i}")).await
-}
-
 /// `n` requests to `url_for(i)`, released together by a barrier.
-async fn concurrent_on(
+async fn concurrent(
     pool: &ConnectionPoolManager,
     n: usize,
     url_for: impl Fn(usize) -> String,
@@ -72,6 +63,37 @@ async fn concurrent_on(
     out
 }
 
+/// `n` requests to `url_for(i)` released together; asserts every one got the peers' 3-byte
+/// page (`ok\n` from nginx, the index file from nghttpd), every connection negotiated HTTP/2
+/// and each whose SETTINGS arrived carries the peer's `limit`. Returns the stats afterwards.
+async fn h2_burst(
+    pool: &ConnectionPoolManager,
+    origin_url: &str,
+    n: usize,
+    limit: usize,
+    url_for: impl Fn(usize) -> String,
+) -> PoolStats {
+    let results = concurrent(pool, n, url_for).await;
+    assert!(
+        results.iter().all(|r| matches!(r, Ok(3))),
+        "{:?}",
+        results.iter().find(|r| !matches!(r, Ok(3)))
+    );
+    let stats = pool.stats();
+    let origin: Origin = origin_url.parse().expect("origin");
+    let o = stats.origin(&origin).expect("origin stats");
+    assert!(o.connections.iter().all(|c| c.protocol == Protocol::Http2));
+    // (A connection whose SETTINGS have not been read yet reports its provisional limit.)
+    assert!(
+        o.connections
+            .iter()
+            .filter(|c| c.peer_settings_received)
+            .all(|c| c.max_streams == limit)
+    );
+    assert_eq!(stats.handles_outstanding, 0);
+    stats
+}
+
 /// nginx (HTTP/2, 128 streams): 150 concurrent requests succeed over at most
 /// ceil(150 / 128) = 2 connections, negotiated as h2.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,27 +103,11 @@ async fn nginx_h2_multiplexes_150_requests_over_at_most_two_connections() {
     };
     trace_init();
     let pool = builder().build().expect("pool builds");
-    let results = concurrent(&pool, &url, 150).await;
-    assert!(
-        results.iter().all(Result::is_ok),
-        "{:?}",
-        results.iter().find(|r| r.is_err())
-    );
-    let stats = pool.stats();
+    let stats = h2_burst(&pool, &url, 150, 128, |i| format!("{url}/interop/{i}")).await;
     assert!(
         stats.connections_opened <= 2,
         "{} connections",
         stats.connections_opened
-    );
-    let origin: Origin = url.parse().expect("origin");
-    let o = stats.origin(&origin).expect("origin stats");
-    assert!(o.connections.iter().all(|c| c.protocol == Protocol::Http2));
-    // (A connection whose SETTINGS have not been read yet reports its provisional limit.)
-    assert!(
-        o.connections
-            .iter()
-            .filter(|c| c.peer_settings_received)
-            .all(|c| c.max_streams == 128)
     );
 }
 
@@ -117,23 +123,9 @@ async fn nginx_stream_limit_8_makes_the_pool_open_more_connections() {
         .max_connections_per_origin(8)
         .build()
         .expect("pool builds");
-    let results = concurrent(&pool, &url, 256).await;
-    assert!(
-        results.iter().all(Result::is_ok),
-        "{:?}",
-        results.iter().find(|r| r.is_err())
-    );
-    let stats = pool.stats();
+    let stats = h2_burst(&pool, &url, 256, 8, |i| format!("{url}/interop/{i}")).await;
     assert!(stats.connections_opened > 1, "scaled past one connection");
     assert!(stats.connections_opened <= 8);
-    let origin: Origin = url.parse().expect("origin");
-    let o = stats.origin(&origin).expect("origin stats");
-    assert!(
-        o.connections
-            .iter()
-            .filter(|c| c.peer_settings_received)
-            .all(|c| c.max_streams == 8)
-    );
 }
 
 /// nginx closing each connection after 50 requests (`keepalive_requests 50`, a GOAWAY):
@@ -142,73 +134,29 @@ async fn nginx_stream_limit_8_makes_the_pool_open_more_connections() {
 /// rotates first: **no request started after the budget was learned fails**. Nothing leaks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nginx_goaway_rotation_stops_failing_once_the_budget_is_learned() {
-    use std::sync::atomic::{AtomicBool, Ordering};
     let Some(url) = peer("HTTPS_POOL_NGINX_ROTATE") else {
         return;
     };
     trace_init();
-    const WORKERS: usize = 64;
-    const PER_WORKER: usize = 20_000 / WORKERS + 1;
+    const WORKERS: u64 = 64;
+    const PER_WORKER: u64 = 20_000 / WORKERS + 1;
     let origin: Origin = url.parse().expect("origin");
     let pool = builder().build().expect("pool builds");
-    let learned = Arc::new(AtomicBool::new(false));
-    let running = Arc::new(AtomicBool::new(true));
-    let monitor = {
-        let (pool, origin) = (pool.clone(), origin.clone());
-        let (learned, running) = (Arc::clone(&learned), Arc::clone(&running));
-        tokio::spawn(async move {
-            while running.load(Ordering::SeqCst) && !learned.load(Ordering::SeqCst) {
-                let budget = pool
-                    .stats()
-                    .origin(&origin)
-                    .and_then(|o| o.learned_request_budget);
-                learned.store(budget.is_some(), Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
-        })
-    };
-    let tasks: Vec<_> = (0..WORKERS)
-        .map(|w| {
-            let pool = pool.clone();
-            let url = url.clone();
-            let learned = Arc::clone(&learned);
-            tokio::spawn(async move {
-                let (mut ok, mut errors) = (0u64, Vec::new());
-                for i in 0..PER_WORKER {
-                    let after = learned.load(Ordering::SeqCst);
-                    match pool.request(get(&format!("{url}/rotate/{w}/{i}"))).await {
-                        Ok(r) => {
-                            body_len(r).await;
-                            ok += 1;
-                        }
-                        Err(e) => errors.push((after, e)),
-                    }
-                }
-                (ok, errors)
-            })
-        })
-        .collect();
-    let (mut ok, mut errors) = (0, Vec::new());
-    for t in tasks {
-        let (o, e) = t.await.expect("task");
-        ok += o;
-        errors.extend(e);
-    }
-    running.store(false, Ordering::SeqCst);
-    monitor.await.expect("monitor");
-    for (_, e) in &errors {
-        assert!(matches!(e, Error::ConnectionClosed { .. }), "{e:?}");
-    }
+    let watch = BudgetWatch::start(&pool, &origin);
+    let load = run_load(&pool, &url, "rotate", WORKERS, PER_WORKER, Some(&watch)).await;
+    drop(watch);
+    load.assert_only_connection_closed();
     let stats = pool.stats();
     let budget = stats
         .origin(&origin)
         .and_then(|o| o.learned_request_budget)
         .expect("the pool learned nginx's keepalive_requests");
-    let after_learning = errors.iter().filter(|(after, _)| *after).count();
+    let after_learning = load.failed_after_learning();
     println!(
-        "nginx rotation: {ok} ok, {} failed ({after_learning} after learning budget {budget}), \
+        "nginx rotation: {} ok, {} failed ({after_learning} after learning budget {budget}), \
          {} retried, {} connections",
-        errors.len(),
+        load.succeeded,
+        load.failures.len(),
         stats.requests_retried,
         stats.connections_opened
     );
@@ -219,7 +167,7 @@ async fn nginx_goaway_rotation_stops_failing_once_the_budget_is_learned() {
     assert_eq!(after_learning, 0, "no failure once the budget was learned");
     // nginx serves at most 50 requests per connection.
     assert!(
-        stats.connections_opened >= ok.div_ceil(50),
+        stats.connections_opened >= load.succeeded.div_ceil(50),
         "connections rotated"
     );
     assert_eq!(stats.handles_outstanding, 0);
@@ -259,7 +207,7 @@ async fn nginx_http1_concurrency_is_capped_by_h1_max_connections() {
         .h1_max_connections(10)
         .build()
         .expect("pool builds");
-    let results = concurrent(&pool, &url, 50).await;
+    let results = concurrent(&pool, 50, |i| format!("{url}/interop/{i}")).await;
     assert!(
         results.iter().all(Result::is_ok),
         "{:?}",
@@ -363,25 +311,9 @@ async fn nghttpd_stream_limit_8_makes_the_pool_open_more_connections() {
         .build()
         .expect("pool builds");
     // nghttpd serves files: every request asks for the one index page.
-    let results = concurrent_on(&pool, 64, |_| format!("{url}/index.html")).await;
-    assert!(
-        results.iter().all(Result::is_ok),
-        "{:?}",
-        results.iter().find(|r| r.is_err())
-    );
-    let stats = pool.stats();
+    let stats = h2_burst(&pool, &url, 64, 8, |_| format!("{url}/index.html")).await;
     assert!(stats.connections_opened > 1, "scaled past one connection");
     assert!(stats.connections_opened <= 8);
-    let origin: Origin = url.parse().expect("origin");
-    let o = stats.origin(&origin).expect("origin stats");
-    assert!(o.connections.iter().all(|c| c.protocol == Protocol::Http2));
-    assert!(
-        o.connections
-            .iter()
-            .filter(|c| c.peer_settings_received)
-            .all(|c| c.max_streams == 8)
-    );
-    assert_eq!(stats.handles_outstanding, 0);
 }
 
 /// nghttpd in cleartext (`--no-tls`): the pool speaks HTTP/2 with prior knowledge to a
@@ -398,19 +330,9 @@ async fn nghttpd_h2c_prior_knowledge_multiplexes() {
         .acquire_timeout(Duration::from_secs(10))
         .build()
         .expect("pool builds");
-    let results = concurrent_on(&pool, 100, |_| format!("{url}/index.html")).await;
-    assert!(
-        results.iter().all(|r| matches!(r, Ok(3))),
-        "every response is the 3-byte page: {:?}",
-        results.iter().find(|r| !matches!(r, Ok(3)))
-    );
-    let stats = pool.stats();
+    let stats = h2_burst(&pool, &url, 100, 100, |_| format!("{url}/index.html")).await;
     assert_eq!(
         stats.connections_opened, 1,
         "100 streams fit one connection"
     );
-    let origin: Origin = url.parse().expect("origin");
-    let o = stats.origin(&origin).expect("origin stats");
-    assert!(o.connections.iter().all(|c| c.protocol == Protocol::Http2));
-    assert_eq!(stats.handles_outstanding, 0);
 }

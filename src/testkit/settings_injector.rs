@@ -162,8 +162,8 @@ impl<IO> SettingsInjector<IO> {
         } else {
             FRAME_HEADER_LEN - c.header_len
         };
-        // At a boundary, a header starts: let the whole header and payload through in one go
-        // only up to the header; the payload's length is known after it.
+        // Each write stops at the end of a header or of a payload, so every frame boundary
+        // falls between two writes, where an injection can go.
         offered.min(to_boundary)
     }
 

@@ -94,3 +94,110 @@ pub async fn sockets_settle(port: u16, expected: usize) -> Option<usize> {
     }
     last
 }
+
+/// What [`run_load`] saw: successes, and each failure with whether it started after the
+/// [`BudgetWatch`] (if any) had seen the budget learned.
+pub struct LoadOutcome {
+    pub succeeded: u64,
+    pub failures: Vec<(bool, https_pool::Error)>,
+}
+
+impl LoadOutcome {
+    /// Failures that started after the learned budget was seen.
+    pub fn failed_after_learning(&self) -> usize {
+        self.failures.iter().filter(|(after, _)| *after).count()
+    }
+
+    /// Every failure is a typed `ConnectionClosed`.
+    pub fn assert_only_connection_closed(&self) {
+        for (_, e) in &self.failures {
+            assert!(
+                matches!(e, https_pool::Error::ConnectionClosed { .. }),
+                "unexpected failure: {e:?}"
+            );
+        }
+    }
+}
+
+/// `tasks` workers, each sending `per_task` GETs one after another to
+/// `{base}/{label}/{task}/{i}` (a distinct path per request, for duplicate tracking) and
+/// reading each body. `watch` tags each request with whether the budget was learned when it
+/// started.
+pub async fn run_load(
+    pool: &ConnectionPoolManager,
+    base: &str,
+    label: &str,
+    tasks: u64,
+    per_task: u64,
+    watch: Option<&BudgetWatch>,
+) -> LoadOutcome {
+    let workers: Vec<_> = (0..tasks)
+        .map(|t| {
+            let pool = pool.clone();
+            let prefix = format!("{base}/{label}/{t}");
+            let learned = watch.map(|w| std::sync::Arc::clone(&w.learned));
+            tokio::spawn(async move {
+                let (mut ok, mut failures) = (0u64, Vec::new());
+                for i in 0..per_task {
+                    let after = learned
+                        .as_ref()
+                        .is_some_and(|l| l.load(std::sync::atomic::Ordering::SeqCst));
+                    match pool.request(get(&format!("{prefix}/{i}"))).await {
+                        Ok(response) => {
+                            assert!(response.status().is_success(), "{}", response.status());
+                            body_len(response).await;
+                            ok += 1;
+                        }
+                        Err(e) => failures.push((after, e)),
+                    }
+                }
+                (ok, failures)
+            })
+        })
+        .collect();
+    let mut outcome = LoadOutcome {
+        succeeded: 0,
+        failures: Vec::new(),
+    };
+    for worker in workers {
+        let (ok, failures) = worker.await.expect("worker ran");
+        outcome.succeeded += ok;
+        outcome.failures.extend(failures);
+    }
+    outcome
+}
+
+/// Watches (every millisecond) for the pool to learn `origin`'s request budget, so a load can
+/// tell requests started before from those started after.
+pub struct BudgetWatch {
+    learned: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl BudgetWatch {
+    pub fn start(pool: &ConnectionPoolManager, origin: &https_pool::Origin) -> BudgetWatch {
+        use std::sync::atomic::Ordering;
+        let learned = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let task = {
+            let (pool, origin) = (pool.clone(), origin.clone());
+            let learned = std::sync::Arc::clone(&learned);
+            tokio::spawn(async move {
+                while !learned.load(Ordering::SeqCst) {
+                    let budget = pool
+                        .stats()
+                        .origin(&origin)
+                        .and_then(|o| o.learned_request_budget);
+                    learned.store(budget.is_some(), Ordering::SeqCst);
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                }
+            })
+        };
+        BudgetWatch { learned, task }
+    }
+}
+
+impl Drop for BudgetWatch {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
