@@ -1,5 +1,7 @@
-//! Warm acquire + release on an open HTTP/2 connection (1 task and 64 tasks), and heap bytes
-//! per held handle, against the embedded HTTPS server on 127.0.0.1.
+//! Warm acquire + release on an open HTTP/2 connection (1 task and 64 tasks), a warm request
+//! round trip (GET, body read to the end), a contended case (64 tasks on 8 stream slots, so
+//! every acquire waits for a slot another task frees), and heap bytes per held handle, against
+//! the embedded HTTPS server on 127.0.0.1.
 //!
 //! `cargo bench --bench acquire`. The heap figure is printed before criterion's output; it
 //! comes from a counting global allocator wrapped around the system allocator.
@@ -21,7 +23,37 @@ struct Fixture {
     runtime: tokio::runtime::Runtime,
     pool: ConnectionPoolManager,
     origin: Origin,
+    server_url: String,
     _server: TestServer,
+}
+
+/// 64 tasks loop on acquire, yield once holding the slot, release: with 8 slots, 56 tasks
+/// are always queued and each release hands its slot to a waiter.
+fn contended(f: &Fixture, iters: u64) -> Duration {
+    const TASKS: u64 = 64;
+    f.runtime.block_on(async {
+        let per_task = iters.div_ceil(TASKS);
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|_| {
+                let pool = f.pool.clone();
+                let origin = f.origin.clone();
+                tokio::spawn(async move {
+                    for _ in 0..per_task {
+                        let handle = pool.acquire(&origin).await.expect("acquire");
+                        tokio::task::yield_now().await;
+                        drop(handle);
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("task");
+        }
+        start
+            .elapsed()
+            .mul_f64(iters as f64 / (per_task * TASKS) as f64)
+    })
 }
 
 fn fixture(server_streams: u32) -> Fixture {
@@ -61,6 +93,7 @@ fn fixture(server_streams: u32) -> Fixture {
         runtime,
         pool,
         origin,
+        server_url: server.url(),
         _server: server,
     }
 }
@@ -128,6 +161,29 @@ fn bench_acquire(c: &mut Criterion) {
                     .mul_f64(iters as f64 / (per_task * 64) as f64)
             }
         })
+    });
+    group.finish();
+
+    let url = format!("{}/bench", f.server_url);
+    let mut group = c.benchmark_group("warm_request");
+    group.bench_function("1_task", |b| {
+        b.to_async(&f.runtime).iter(|| async {
+            let request = http::Request::get(url.as_str())
+                .body(http_body_util::Empty::<bytes::Bytes>::new())
+                .expect("request");
+            let response = f.pool.request(request).await.expect("request");
+            let body = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .expect("body");
+            assert_eq!(body.to_bytes().len(), 16);
+        })
+    });
+    group.finish();
+
+    let slots8 = fixture(8);
+    let mut group = c.benchmark_group("contended_handoff");
+    group.bench_function("64_tasks_8_slots", |b| {
+        b.iter_custom(|iters| contended(&slots8, iters))
     });
     group.finish();
 
