@@ -143,9 +143,19 @@ pub struct PoolConfig {
     pub http2_initial_stream_window_size: u32,
     /// Connection-level receive window, in bytes. Default: 64 KiB.
     pub http2_initial_connection_window_size: u32,
-    /// Let hyper grow the windows from measured bandwidth-delay product (overrides the two
-    /// sizes above). Default: false.
+    /// Grow the receive windows from the measured bandwidth-delay product, as hyper's
+    /// adaptive window does: a PING measures the round trip while DATA arrives, and the
+    /// windows double (up to 16 MiB) while samples fill them. Overrides the two sizes above.
+    /// Default: false.
     pub http2_adaptive_window: bool,
+    /// Most bytes of request DATA h2 buffers per stream before the pipe waits for the peer's
+    /// flow control. Default: 1 MiB (hyper's).
+    pub http2_max_send_buf_size: usize,
+    /// `SETTINGS_MAX_HEADER_LIST_SIZE` we advertise: the largest response header block we
+    /// accept, in bytes ([RFC 9113 §6.5.2]). Default: 16 KiB (hyper's).
+    ///
+    /// [RFC 9113 §6.5.2]: https://www.rfc-editor.org/rfc/rfc9113#section-6.5.2
+    pub http2_max_header_list_size: u32,
     /// Interval of HTTP/2 keep-alive PINGs; `None` disables them. Default: 30 s.
     pub http2_keep_alive_interval: Option<Duration>,
     /// A PING unanswered for this long closes the connection. Default: 10 s.
@@ -183,6 +193,8 @@ impl Default for PoolConfig {
             http2_initial_stream_window_size: 32 * 1024,
             http2_initial_connection_window_size: 64 * 1024,
             http2_adaptive_window: false,
+            http2_max_send_buf_size: 1024 * 1024,
+            http2_max_header_list_size: 16 * 1024,
             http2_keep_alive_interval: Some(Duration::from_secs(30)),
             http2_keep_alive_timeout: Duration::from_secs(10),
         }
@@ -286,6 +298,19 @@ impl PoolConfig {
             return Err(Error::invalid_config(
                 "http2_initial_connection_window_size",
                 format!("must be in {MIN_WINDOW_SIZE}..={MAX_WINDOW_SIZE}"),
+            ));
+        }
+        if self.http2_max_send_buf_size == 0 || self.http2_max_send_buf_size > u32::MAX as usize
+        {
+            return Err(Error::invalid_config(
+                "http2_max_send_buf_size",
+                format!("must be in 1..={}", u32::MAX),
+            ));
+        }
+        if self.http2_max_header_list_size == 0 {
+            return Err(Error::invalid_config(
+                "http2_max_header_list_size",
+                "must be at least 1",
             ));
         }
         if !self.tls_webpki_roots && !self.tls_native_roots && self.tls_extra_ca_pem.is_empty() {
@@ -512,6 +537,18 @@ impl PoolBuilder {
     /// See [`PoolConfig::http2_adaptive_window`].
     pub fn http2_adaptive_window(mut self, enabled: bool) -> Self {
         self.config.http2_adaptive_window = enabled;
+        self
+    }
+
+    /// See [`PoolConfig::http2_max_send_buf_size`].
+    pub fn http2_max_send_buf_size(mut self, bytes: usize) -> Self {
+        self.config.http2_max_send_buf_size = bytes;
+        self
+    }
+
+    /// See [`PoolConfig::http2_max_header_list_size`].
+    pub fn http2_max_header_list_size(mut self, bytes: u32) -> Self {
+        self.config.http2_max_header_list_size = bytes;
         self
     }
 

@@ -1,44 +1,55 @@
-//! One pooled connection: its hyper handle, its stream-slot accounting, and its driver task.
+//! One pooled connection: its sender, its limits and state, and the task that drives it.
 //!
-//! The pool counts its own stream leases because hyper's HTTP/2 `SendRequest::is_ready()`
-//! only means "not closed": requests past the peer's `SETTINGS_MAX_CONCURRENT_STREAMS` would
-//! queue invisibly inside h2. A connection therefore takes a new lease only while
-//! `active < min(peer limit, configured cap)`.
+//! # States
 //!
-//! The peer's limit is read from the connection driver
-//! (`hyper::client::conn::http2::Connection::current_max_send_streams`) by a thin wrapper
-//! future that publishes it into an atomic after every poll. The limit is *provisional* until
-//! the peer's first SETTINGS frame arrives; to tell "not arrived" from "arrived", hyper is
-//! given an initial value no SETTINGS frame can carry ([`PROVISIONAL`]). While provisional the
-//! pool places one stream on the connection, so a cold burst never overruns a small server
-//! limit (which the server would answer with REFUSED_STREAM).
+//! A connection is **Open** (takes new streams while `active < stream_limit()`), then
+//! **Draining** (past its lifetime or request budget: finishes its streams, takes no new ones;
+//! it leaves the origin's table when the last one ends), and finally **Closed** (its driver
+//! ended: the peer closed, a GOAWAY, a PING timeout, an I/O error, or the pool let go). A
+//! closed connection is never handed out again; streams already on it finish or fail.
+//!
+//! # HTTP/2
+//!
+//! Driven through the `h2` crate directly: requests are sent from the caller's task (see
+//! `exchange.rs`), and one task per connection polls `h2::client::Connection`, reads the peer's
+//! `SETTINGS_MAX_CONCURRENT_STREAMS` after every poll, and sends keep-alive PINGs (`ping.rs`).
+//! The peer's limit is *provisional* until its first SETTINGS frame arrives: h2 is given an
+//! initial value no SETTINGS frame can carry ([`PROVISIONAL`]), and while it is seen the pool
+//! places one stream on the connection, so a cold burst never overruns a small server limit.
+//!
+//! # HTTP/1.1
+//!
+//! hyper's `client::conn::http1`, one request at a time: the driver publishes after each poll
+//! whether hyper's dispatcher wants the next request, and the connection counts as free only
+//! then.
 
 use std::future::{Future, poll_fn};
-use std::pin::pin;
-use std::sync::Arc;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::combinators::UnsyncBoxBody;
-use hyper::client::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::sync::Notify;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
 use tracing::{Instrument, debug, debug_span};
 
 use crate::config::PoolConfig;
 use crate::connector::Dialed;
-use crate::error::{BoxError, Error, shared};
+use crate::error::{Error, shared};
 use crate::origin::Origin;
+use crate::outgoing::OutBody;
+use crate::ping::{DataRecorder, PingEvent, Pinger};
+use crate::protocol::Protocol;
 use crate::request_budget::RequestBudget;
+use crate::slot::SlotCell;
 use crate::stats::{ConnectionStats, PoolCounters};
 
-/// The body type every pooled connection is typed over; callers' bodies are boxed into it.
-pub(crate) type RequestBody = UnsyncBoxBody<Bytes, BoxError>;
-
-/// The initial `max_send_streams` given to hyper: larger than any `u32` a SETTINGS frame can
+/// The initial `max_send_streams` given to h2: larger than any `u32` a SETTINGS frame can
 /// carry on 64-bit targets, and not `usize::MAX`, which h2 uses for "SETTINGS without
-/// MAX_CONCURRENT_STREAMS" (unlimited). Seeing it means "no SETTINGS yet".
+/// MAX_CONCURRENT_STREAMS" (unlimited; h2 `Counts::apply_remote_settings`). Seeing it means
+/// "no SETTINGS yet".
 pub(crate) const PROVISIONAL: usize = usize::MAX - 1;
 
 /// Streams the pool places on a connection whose peer sent SETTINGS without
@@ -46,48 +57,41 @@ pub(crate) const PROVISIONAL: usize = usize::MAX - 1;
 /// same case. `max_streams_per_connection` lowers it.
 const UNLIMITED_PEER_STREAMS: usize = 1000;
 
-/// The negotiated HTTP version of a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum Protocol {
-    /// HTTP/1.1: one request at a time per connection.
-    Http1,
-    /// HTTP/2: many concurrent streams per connection.
-    Http2,
-}
-
-impl std::fmt::Display for Protocol {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Protocol::Http1 => "http/1.1",
-            Protocol::Http2 => "h2",
-        })
-    }
-}
-
+/// How a connection sends requests.
 pub(crate) enum Sender {
-    /// Cloned per request: an HTTP/2 `SendRequest` is a cheap channel handle.
-    H2(http2::SendRequest<RequestBody>),
+    /// Cloned per request (a handle on h2's shared stream state).
+    H2(h2::client::SendRequest<Bytes>),
     /// HTTP/1.1 needs `&mut`. A plain mutex, held only for non-blocking calls (`poll_ready`,
     /// `is_ready`, enqueueing a request), so the driver can always read readiness.
-    H1(std::sync::Mutex<http1::SendRequest<RequestBody>>),
+    H1(std::sync::Mutex<http1::SendRequest<OutBody>>),
 }
 
-/// A pooled connection. Shared by the origin's list and every [`StreamHandle`] leased on it.
-///
-/// [`StreamHandle`]: crate::StreamHandle
+/// What a connection tells its origin. Implemented by the origin pool; the connection holds
+/// it weakly, so a dropped pool is not kept alive by its connections.
+pub(crate) trait SlotEvents: Send + Sync {
+    /// A lease on `conn` ended: its slot is free (or, if someone waits, theirs).
+    fn released(self: Arc<Self>, conn: &Arc<Connection>);
+    /// `conn` may take more streams than before (the peer raised its limit, an HTTP/1.1
+    /// dispatcher became ready).
+    fn capacity_grew(self: Arc<Self>, conn: &Arc<Connection>);
+    /// `conn` takes no new streams any more (closed, GOAWAY, evicted).
+    fn closed(self: Arc<Self>, conn: &Arc<Connection>);
+}
+
+/// A pooled connection. Shared by the origin's table, every lease on it and, weakly, its
+/// driver task.
 pub(crate) struct Connection {
     pub(crate) id: u64,
     pub(crate) origin: Origin,
     pub(crate) protocol: Protocol,
     pub(crate) sender: Sender,
+    pub(crate) slot: SlotCell,
     /// Configured per-connection stream cap (`usize::MAX` when unset).
     cap: usize,
-    active: AtomicUsize,
     /// Published by the driver; [`PROVISIONAL`] until the peer's SETTINGS arrive.
     peer_max_streams: AtomicUsize,
     closed: AtomicBool,
-    /// Rotation: no new streams; removed from the pool once its streams finish.
+    /// Rotation: no new streams; leaves the table once its streams finish.
     draining: AtomicBool,
     /// `max_requests_per_connection`.
     max_leases: Option<u64>,
@@ -95,23 +99,25 @@ pub(crate) struct Connection {
     budget: Arc<RequestBudget>,
     /// Responses (heads) received: requests the server served.
     responses: AtomicU64,
-    /// Requests failed by the server's graceful GOAWAY: the connection was rotated under
-    /// them.
+    /// Requests failed by the server's graceful GOAWAY: the connection was rotated under them.
     rotation_failures: AtomicU64,
     /// Creation + `max_connection_lifetime`.
     retire_at: Option<Instant>,
-    /// Held (read) while a request is handed to hyper, and (write) while the driver drops
-    /// hyper's dispatch task; see `spawn_driver`.
+    /// HTTP/1.1 only. Held (read) while a request is handed to hyper, and (write) while the
+    /// driver drops hyper's dispatch task: a request enqueued concurrently with that drop
+    /// could otherwise stay in hyper's channel unanswered for as long as a handle keeps the
+    /// sender alive (seen under connection kills).
     pub(crate) send_gate: std::sync::RwLock<()>,
-    /// HTTP/1.1 only: readiness as last seen by the driver, to wake waiters on the change.
+    /// HTTP/1.1 only: readiness as last seen by the driver.
     h1_ready: AtomicBool,
     leases: AtomicU64,
     requests: AtomicU64,
     created: Instant,
-    /// Nanoseconds after `created` at which `active` last fell to zero.
+    /// Nanoseconds after `created` at which the last lease ended.
     idle_since: AtomicU64,
-    /// The origin's wake-up: a freed slot or a raised limit lets a waiter in.
-    pub(crate) slot_freed: Arc<Notify>,
+    /// HTTP/2 with the adaptive window: where bodies report received DATA.
+    pub(crate) data_recorder: Option<DataRecorder>,
+    events: Weak<dyn SlotEvents>,
     pub(crate) counters: Arc<PoolCounters>,
 }
 
@@ -121,7 +127,7 @@ impl std::fmt::Debug for Connection {
             .field("id", &self.id)
             .field("origin", &self.origin)
             .field("protocol", &self.protocol)
-            .field("active", &self.active.load(Ordering::Relaxed))
+            .field("active", &self.slot.active())
             .field("limit", &self.stream_limit())
             .field("closed", &self.is_closed())
             .finish_non_exhaustive()
@@ -130,7 +136,8 @@ impl std::fmt::Debug for Connection {
 
 impl Drop for Connection {
     /// The last reference goes once the pool has let go and every request on the connection
-    /// has settled: the moment its served and failed counts are final.
+    /// has settled: the moment its served and failed counts are final, which is what the
+    /// request-budget learner needs.
     fn drop(&mut self) {
         if self.rotation_failures.load(Ordering::Relaxed) == 0 {
             return;
@@ -152,13 +159,13 @@ pub(crate) struct ConnectionParams<'a> {
     pub(crate) id: u64,
     pub(crate) origin: &'a Origin,
     pub(crate) config: &'a PoolConfig,
-    pub(crate) slot_freed: Arc<Notify>,
+    pub(crate) events: Weak<dyn SlotEvents>,
     pub(crate) counters: Arc<PoolCounters>,
     pub(crate) budget: Arc<RequestBudget>,
 }
 
 impl Connection {
-    /// Runs the HTTP handshake over a dialed TLS stream and spawns the driver task.
+    /// Runs the HTTP handshake over a dialed stream and spawns the driver task.
     pub(crate) async fn establish(
         dialed: Dialed,
         params: ConnectionParams<'_>,
@@ -167,74 +174,96 @@ impl Connection {
             id,
             origin,
             config,
-            slot_freed,
+            events,
             counters,
             budget,
         } = params;
-        let io = TokioIo::new(dialed.stream);
-        let protocol_error = |e: hyper::Error| Error::Protocol {
+        let make = |sender, data_recorder| Connection {
+            id,
             origin: origin.clone(),
-            reason: format!("{} handshake failed", dialed.protocol),
-            source: Some(shared(e)),
-        };
-        let make = |sender| {
-            Arc::new(Connection {
-                id,
-                origin: origin.clone(),
-                protocol: dialed.protocol,
-                sender,
-                cap: config.max_streams_per_connection.unwrap_or(usize::MAX),
-                active: AtomicUsize::new(0),
-                peer_max_streams: AtomicUsize::new(PROVISIONAL),
-                closed: AtomicBool::new(false),
-                draining: AtomicBool::new(false),
-                max_leases: config.max_requests_per_connection,
-                budget: Arc::clone(&budget),
-                responses: AtomicU64::new(0),
-                rotation_failures: AtomicU64::new(0),
-                retire_at: config
-                    .max_connection_lifetime
-                    .map(|lifetime| Instant::now() + lifetime),
-                send_gate: std::sync::RwLock::new(()),
-                h1_ready: AtomicBool::new(false),
-                leases: AtomicU64::new(0),
-                requests: AtomicU64::new(0),
-                created: Instant::now(),
-                idle_since: AtomicU64::new(0),
-                slot_freed: slot_freed.clone(),
-                counters: counters.clone(),
-            })
+            protocol: dialed.protocol,
+            sender,
+            slot: SlotCell::default(),
+            cap: config.max_streams_per_connection.unwrap_or(usize::MAX),
+            peer_max_streams: AtomicUsize::new(PROVISIONAL),
+            closed: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            max_leases: config.max_requests_per_connection,
+            budget: Arc::clone(&budget),
+            responses: AtomicU64::new(0),
+            rotation_failures: AtomicU64::new(0),
+            retire_at: config
+                .max_connection_lifetime
+                .map(|lifetime| Instant::now() + lifetime),
+            send_gate: std::sync::RwLock::new(()),
+            h1_ready: AtomicBool::new(false),
+            leases: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            created: Instant::now(),
+            idle_since: AtomicU64::new(0),
+            data_recorder,
+            events: events.clone(),
+            counters: Arc::clone(&counters),
         };
 
         match dialed.protocol {
             Protocol::Http2 => {
-                let mut builder = http2::Builder::new(TokioExecutor::new());
+                let mut builder = h2::client::Builder::new();
+                let (stream_window, conn_window) = if config.http2_adaptive_window {
+                    // BDP estimation starts from the protocol's default window and grows it.
+                    (MIN_WINDOW, MIN_WINDOW)
+                } else {
+                    (
+                        config.http2_initial_stream_window_size,
+                        config.http2_initial_connection_window_size,
+                    )
+                };
                 builder
-                    .timer(TokioTimer::new())
                     .initial_max_send_streams(PROVISIONAL)
-                    .initial_stream_window_size(config.http2_initial_stream_window_size)
-                    .initial_connection_window_size(config.http2_initial_connection_window_size)
-                    .adaptive_window(config.http2_adaptive_window)
-                    .keep_alive_interval(config.http2_keep_alive_interval)
-                    .keep_alive_timeout(config.http2_keep_alive_timeout)
-                    .keep_alive_while_idle(true);
-                let (sender, driver) = builder.handshake(io).await.map_err(protocol_error)?;
-                let conn = make(Sender::H2(sender));
-                spawn_h2_driver(driver, &conn, slot_freed, counters);
+                    .initial_window_size(stream_window)
+                    .initial_connection_window_size(conn_window)
+                    .max_send_buffer_size(config.http2_max_send_buf_size)
+                    .max_header_list_size(config.http2_max_header_list_size)
+                    .enable_push(false);
+                let (sender, mut h2_conn) =
+                    builder
+                        .handshake(dialed.stream)
+                        .await
+                        .map_err(|e| Error::Protocol {
+                            origin: origin.clone(),
+                            reason: "h2 handshake failed".to_owned(),
+                            source: Some(shared(e)),
+                        })?;
+                let pinger = h2_conn.ping_pong().and_then(|ping_pong| {
+                    Pinger::new(
+                        ping_pong,
+                        config
+                            .http2_keep_alive_interval
+                            .map(|interval| (interval, config.http2_keep_alive_timeout)),
+                        config.http2_adaptive_window.then_some(MIN_WINDOW),
+                    )
+                });
+                let (pinger, recorder) = match pinger {
+                    Some((pinger, recorder)) => (Some(pinger), recorder),
+                    None => (None, None),
+                };
+                let conn = Arc::new(make(Sender::H2(sender), recorder));
+                spawn_h2_driver(h2_conn, pinger, &conn, counters);
                 Ok(conn)
             }
             Protocol::Http1 => {
                 let (sender, driver) = http1::Builder::new()
-                    .handshake(io)
+                    .handshake(TokioIo::new(dialed.stream))
                     .await
-                    .map_err(protocol_error)?;
-                let conn = make(Sender::H1(std::sync::Mutex::new(sender)));
+                    .map_err(|e| Error::Protocol {
+                        origin: origin.clone(),
+                        reason: "http/1.1 handshake failed".to_owned(),
+                        source: Some(shared(e)),
+                    })?;
+                let conn = Arc::new(make(Sender::H1(std::sync::Mutex::new(sender)), None));
                 // HTTP/1.1 has no SETTINGS: one request at a time, known from the start.
                 conn.peer_max_streams.store(1, Ordering::Relaxed);
-                spawn_driver(driver, &conn, slot_freed, counters, |_, conn| {
-                    conn.publish_h1_readiness();
-                    None
-                });
+                spawn_h1_driver(driver, &conn, counters);
                 Ok(conn)
             }
         }
@@ -262,17 +291,6 @@ impl Connection {
         self.peer_limit().map(|p| p.min(self.cap))
     }
 
-    pub(crate) fn active(&self) -> usize {
-        self.active.load(Ordering::Acquire)
-    }
-
-    pub(crate) fn free_slots(&self) -> usize {
-        if !self.accepts_streams() {
-            return 0;
-        }
-        self.stream_limit().saturating_sub(self.active())
-    }
-
     /// Open, not rotating out, and (HTTP/1.1) done with the previous exchange.
     pub(crate) fn accepts_streams(&self) -> bool {
         !self.is_closed() && !self.is_draining() && !self.h1_busy()
@@ -291,22 +309,14 @@ impl Connection {
         false
     }
 
-    /// Draining and without streams: ready to be dropped from the pool.
-    pub(crate) fn is_retired(&self) -> bool {
-        self.is_draining() && self.active() == 0
-    }
-
     /// When the connection will start draining by age, if it will.
     pub(crate) fn retire_at(&self) -> Option<Instant> {
         self.retire_at
     }
 
-    /// An HTTP/1.1 connection is busy until the previous response body has been read off the
-    /// socket, even after its handle is dropped; leasing it then would make the next request
-    /// wait behind a body its caller may never read.
-    ///
-    /// Read from the flag the driver publishes after every poll (and the sender clears when it
-    /// hands over a request), so every check in one decision sees the same answer.
+    /// An HTTP/1.1 connection is busy until hyper's dispatcher is ready for the next
+    /// request, which is after the previous response body was read off the socket; leasing it
+    /// earlier would make the next request wait behind a body its caller may never read.
     fn h1_busy(&self) -> bool {
         match &self.sender {
             Sender::H2(_) => false,
@@ -320,28 +330,14 @@ impl Connection {
         self.h1_ready.store(false, Ordering::Release);
     }
 
-    /// Called by the HTTP/1.1 driver after each poll: publishes whether hyper's dispatcher
-    /// wants a request, and wakes the waiters when it has just started to.
-    fn publish_h1_readiness(&self) {
-        let ready = match &self.sender {
-            Sender::H2(_) => return,
-            Sender::H1(m) => m.lock().unwrap_or_else(|p| p.into_inner()).is_ready(),
-        };
-        let was_ready = self.h1_ready.swap(ready, Ordering::AcqRel);
-        if ready && !was_ready {
-            self.slot_freed.notify_waiters();
-        }
-    }
-
-    /// Closed by the driver ending, by us, or as hyper sees it.
+    /// Closed by the driver ending, by the pool, or as hyper sees it (HTTP/1.1).
     pub(crate) fn is_closed(&self) -> bool {
         if self.closed.load(Ordering::Acquire) {
             return true;
         }
         match &self.sender {
-            Sender::H2(s) => s.is_closed(),
-            // A locked sender is in use, hence not known to be closed; an unlocked one can be
-            // asked. (The driver also marks the connection closed when hyper's dispatcher ends.)
+            // h2 has no "closed" query; the driver and failed sends set the flag.
+            Sender::H2(_) => false,
             Sender::H1(m) => m.lock().unwrap_or_else(|p| p.into_inner()).is_closed(),
         }
     }
@@ -351,56 +347,51 @@ impl Connection {
         self.closed.store(true, Ordering::Release);
     }
 
-    /// Takes one stream slot if one is free. Lock-free: handles give slots back without the
-    /// origin lock.
-    pub(crate) fn try_lease(&self) -> bool {
-        if !self.accepts_streams() {
-            return false;
+    /// Marks the connection unusable and tells the origin, so it leaves the table (and waiters
+    /// get a replacement) now rather than at the next sweep.
+    pub(crate) fn close_and_report(self: &Arc<Self>) {
+        if !self.closed.swap(true, Ordering::AcqRel)
+            && let Some(events) = self.events.upgrade()
+        {
+            events.closed(self);
         }
-        // A budget learned while the connection was in use may already be spent.
-        let budget = self.request_budget();
-        if budget.is_some_and(|max| self.leases.load(Ordering::Relaxed) >= max) {
-            self.draining.store(true, Ordering::Release);
-            return false;
-        }
-        let limit = self.stream_limit();
-        let mut current = self.active.load(Ordering::Acquire);
-        loop {
-            if current >= limit {
-                return false;
-            }
-            match self.active.compare_exchange_weak(
-                current,
-                current + 1,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => break,
-                Err(actual) => current = actual,
-            }
-        }
+    }
+
+    /// Called by the origin's table, under its lock, when it has just counted a slot as
+    /// taken on this connection: counts the lease and starts draining when the request
+    /// budget is spent.
+    pub(crate) fn on_leased(&self) {
         let before = self.leases.fetch_add(1, Ordering::Relaxed);
         if before > 0 {
             self.counters.leases_reused.add(1);
         }
-        if budget.is_some_and(|max| before + 1 >= max) {
+        if self.request_budget().is_some_and(|max| before + 1 >= max) {
             debug!(conn_id = self.id, origin = %self.origin, "request budget spent; draining");
             self.draining.store(true, Ordering::Release);
         }
         self.counters.handles_outstanding.increment();
-        true
     }
 
-    /// Gives a slot back and wakes one waiter. Called from `StreamHandle::drop`: must not
-    /// panic.
-    pub(crate) fn release(&self) {
-        let before = self.active.fetch_sub(1, Ordering::AcqRel);
-        if before == 1 {
+    /// Called by the origin's table, under its lock, when a slot on this connection was
+    /// given back (and not handed straight to a waiter).
+    pub(crate) fn on_idle_slot(&self) {
+        if self.slot.active() == 0 {
             self.idle_since
                 .store(nanos_since(self.created), Ordering::Relaxed);
         }
-        self.counters.handles_outstanding.decrement();
-        self.slot_freed.notify_one();
+    }
+
+    /// Gives a lease's slot back through the origin. Called from `Lease::drop`: must not
+    /// panic.
+    pub(crate) fn release(this: &Arc<Connection>) {
+        this.counters.handles_outstanding.decrement();
+        match this.events.upgrade() {
+            Some(events) => events.released(this),
+            // The pool is gone: nobody waits, nothing to hand over; keep the count right.
+            None => {
+                this.slot.give_back();
+            }
+        }
     }
 
     /// Requests this connection may carry: the configured budget or the learned one, the
@@ -410,6 +401,17 @@ impl Connection {
             (Some(configured), Some(learned)) => Some(configured.min(learned)),
             (configured, learned) => configured.or(learned),
         }
+    }
+
+    /// True when the budget (possibly learned while the connection was in use) is spent.
+    pub(crate) fn budget_spent(&self) -> bool {
+        self.request_budget()
+            .is_some_and(|max| self.leases.load(Ordering::Relaxed) >= max)
+    }
+
+    /// Starts draining: no new streams, close once the last one ends.
+    pub(crate) fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
     }
 
     /// A response head arrived.
@@ -434,7 +436,7 @@ impl Connection {
 
     /// How long the connection has had no active stream; `None` while busy.
     pub(crate) fn idle_for(&self, now: Instant) -> Option<Duration> {
-        if self.active() > 0 {
+        if self.slot.active() > 0 {
             return None;
         }
         let since = Duration::from_nanos(self.idle_since.load(Ordering::Relaxed));
@@ -445,7 +447,7 @@ impl Connection {
         ConnectionStats {
             id: self.id,
             protocol: self.protocol,
-            active_streams: self.active(),
+            active_streams: self.slot.active(),
             max_streams: self.stream_limit(),
             peer_settings_received: self.peer_limit().is_some(),
             draining: self.is_draining(),
@@ -456,98 +458,133 @@ impl Connection {
         }
     }
 
-    /// Stores the peer's current limit; a raised (or first) limit wakes every waiter.
-    fn publish_peer_max_streams(&self, value: usize) {
+    /// Stores the peer's current limit; a raised (or first) limit offers the new slots.
+    fn publish_peer_max_streams(self: &Arc<Self>, value: usize) {
         let previous = self.peer_max_streams.swap(value, Ordering::AcqRel);
-        if previous != value {
-            debug!(
-                conn_id = self.id,
-                origin = %self.origin,
-                max_streams = value,
-                "peer SETTINGS_MAX_CONCURRENT_STREAMS"
-            );
-            if previous == PROVISIONAL || value > previous {
-                self.slot_freed.notify_waiters();
-            }
+        if previous == value {
+            return;
+        }
+        debug!(
+            conn_id = self.id,
+            origin = %self.origin,
+            max_streams = value,
+            "peer SETTINGS_MAX_CONCURRENT_STREAMS"
+        );
+        if (previous == PROVISIONAL || value > previous)
+            && let Some(events) = self.events.upgrade()
+        {
+            events.capacity_grew(self);
+        }
+    }
+
+    /// Called by the HTTP/1.1 driver after each poll: publishes whether hyper's dispatcher
+    /// wants a request, and offers the connection when it has just started to.
+    fn publish_h1_readiness(self: &Arc<Self>) {
+        let ready = match &self.sender {
+            Sender::H2(_) => return,
+            Sender::H1(m) => m.lock().unwrap_or_else(|p| p.into_inner()).is_ready(),
+        };
+        let was_ready = self.h1_ready.swap(ready, Ordering::AcqRel);
+        if ready
+            && !was_ready
+            && let Some(events) = self.events.upgrade()
+        {
+            events.capacity_grew(self);
         }
     }
 }
+
+/// The smallest window HTTP/2 starts with (RFC 9113 §6.9.2), where BDP estimation begins.
+const MIN_WINDOW: u32 = 65_535;
 
 fn nanos_since(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// How often the driver re-reads the peer's stream limit while its first SETTINGS frame is
-/// awaited, and afterwards. hyper runs the h2 connection in a task of its own and wakes the
-/// dispatch future we hold only for new requests, so a SETTINGS frame would otherwise be seen
-/// only at the next request.
-const SETTINGS_CHECK_PROVISIONAL: Duration = Duration::from_millis(1);
-const SETTINGS_CHECK_ESTABLISHED: Duration = Duration::from_millis(100);
+/// Why a driver stopped.
+enum DriverEnd {
+    /// The connection ended (gracefully, or with this error).
+    Finished(Result<(), String>),
+    /// The keep-alive PING went unanswered.
+    KeepAliveTimedOut,
+}
 
+/// Polls the h2 connection to completion, publishing the peer's stream limit after every poll
+/// and running keep-alive and BDP PINGs. Holds only a `Weak` to the connection: the
+/// `SendRequest` inside it must drop when the pool lets go, or h2 would keep the socket open.
 fn spawn_h2_driver<T>(
-    driver: http2::Connection<T, RequestBody, TokioExecutor>,
+    mut h2_conn: h2::client::Connection<T, Bytes>,
+    mut pinger: Option<Pinger>,
     conn: &Arc<Connection>,
-    slot_freed: Arc<Notify>,
+    counters: Arc<PoolCounters>,
+) where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let span = driver_span(conn);
+    let weak = Arc::downgrade(conn);
+    let task = async move {
+        let opened = Instant::now();
+        let mut published = PROVISIONAL;
+        let end = poll_fn(|cx| {
+            if let Poll::Ready(result) = Pin::new(&mut h2_conn).poll(cx) {
+                return Poll::Ready(DriverEnd::Finished(result.map_err(|e| e.to_string())));
+            }
+            // SETTINGS are applied inside that poll; a change is seen here at once.
+            let limit = h2_conn.max_concurrent_send_streams();
+            if limit != published {
+                published = limit;
+                if let Some(conn) = weak.upgrade() {
+                    conn.publish_peer_max_streams(limit);
+                }
+            }
+            if let Some(pinger) = &mut pinger {
+                while let Poll::Ready(event) = pinger.poll(cx) {
+                    match event {
+                        PingEvent::WindowUpdate(window) => {
+                            h2_conn.set_target_window_size(window);
+                            // Only fails for a window above 2^31 - 1, which BDP never picks.
+                            let _ = h2_conn.set_initial_window_size(window);
+                        }
+                        PingEvent::KeepAliveTimedOut => {
+                            return Poll::Ready(DriverEnd::KeepAliveTimedOut);
+                        }
+                    }
+                }
+            }
+            Poll::Pending
+        })
+        .await;
+        // Dropping h2's connection fails every stream still open on it.
+        drop(h2_conn);
+        finish_driver(&weak, opened, &counters, end);
+    };
+    tokio::spawn(task.instrument(span));
+}
+
+/// Drives hyper's HTTP/1.1 dispatcher, publishing its readiness after every poll.
+fn spawn_h1_driver<T>(
+    driver: http1::Connection<T, OutBody>,
+    conn: &Arc<Connection>,
     counters: Arc<PoolCounters>,
 ) where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    spawn_driver(driver, conn, slot_freed, counters, |driver, conn| {
-        conn.publish_peer_max_streams(driver.current_max_send_streams());
-        Some(if conn.peer_limit().is_some() {
-            SETTINGS_CHECK_ESTABLISHED
-        } else {
-            SETTINGS_CHECK_PROVISIONAL
-        })
-    });
-}
-
-/// Drives a hyper connection to completion. After each poll `observe` may read the driver
-/// (the HTTP/2 wrapper publishes the peer's stream limit there) and ask to be called again
-/// after a delay even if the connection has no work. The task holds only a `Weak` to the
-/// connection: the `SendRequest` inside it must drop when the pool lets go, or hyper would
-/// keep the socket open forever. Events inside carry the connection's id, origin and protocol
-/// from the task's span.
-fn spawn_driver<D, O>(
-    driver: D,
-    conn: &Arc<Connection>,
-    slot_freed: Arc<Notify>,
-    counters: Arc<PoolCounters>,
-    observe: O,
-) where
-    D: Future<Output = Result<(), hyper::Error>> + Send + 'static,
-    O: Fn(&D, &Connection) -> Option<Duration> + Send + Sync + 'static,
-{
-    let opened = Instant::now();
-    let span = debug_span!(
-        "connection",
-        conn_id = conn.id,
-        origin = %conn.origin,
-        protocol = %conn.protocol
-    );
-    let conn = Arc::downgrade(conn);
+    let span = driver_span(conn);
+    let weak = Arc::downgrade(conn);
     let task = async move {
-        let mut driver = Box::pin(driver);
-        let mut recheck = pin!(tokio::time::sleep(SETTINGS_CHECK_PROVISIONAL));
-        let result = poll_fn(|cx| {
-            let poll = driver.as_mut().poll(cx);
-            if poll.is_pending()
-                && let Some(conn) = conn.upgrade()
-                && let Some(delay) = observe(&driver, &conn)
-                && recheck.as_mut().poll(cx).is_ready()
-            {
-                recheck.as_mut().reset(tokio::time::Instant::now() + delay);
-                // Registers the waker for the new deadline.
-                let _ = recheck.as_mut().poll(cx);
+        let opened = Instant::now();
+        let mut driver = driver;
+        let end = poll_fn(|cx| {
+            let poll = Pin::new(&mut driver).poll(cx);
+            if let Some(conn) = weak.upgrade() {
+                conn.publish_h1_readiness();
             }
-            poll
+            poll.map(|result| DriverEnd::Finished(result.map_err(|e| e.to_string())))
         })
         .await;
         // Drop hyper's dispatch task (and with it the request channel, whose drop fails every
-        // queued request with the request handed back) with the send gate shut: a request
-        // enqueued concurrently with that drop could otherwise stay in the channel, unanswered,
-        // for as long as a handle keeps the sender alive (seen under connection kills).
-        match conn.upgrade() {
+        // queued request with the request handed back) with the send gate shut.
+        match weak.upgrade() {
             Some(conn) => {
                 let _gate = conn.send_gate.write().unwrap_or_else(|p| p.into_inner());
                 conn.mark_closed();
@@ -555,16 +592,41 @@ fn spawn_driver<D, O>(
             }
             None => drop(driver),
         }
-        let lifetime = opened.elapsed();
-        counters.record_connection_closed(lifetime);
-        match result {
-            Ok(()) => debug!(?lifetime, "connection closed"),
-            // A PING timeout, a reset, a protocol error: the connection is out of selection
-            // from here on, and its in-flight requests have failed with this error.
-            Err(error) => debug!(?lifetime, error = %error, "connection evicted after an error"),
-        }
-        // Waiters may now need a replacement connection.
-        slot_freed.notify_waiters();
+        finish_driver(&weak, opened, &counters, end);
     };
     tokio::spawn(task.instrument(span));
+}
+
+fn driver_span(conn: &Connection) -> tracing::Span {
+    debug_span!(
+        "connection",
+        conn_id = conn.id,
+        origin = %conn.origin,
+        protocol = %conn.protocol
+    )
+}
+
+/// Marks the connection closed, reports it to the origin, and records its lifetime.
+fn finish_driver(
+    weak: &Weak<Connection>,
+    opened: Instant,
+    counters: &PoolCounters,
+    end: DriverEnd,
+) {
+    if let Some(conn) = weak.upgrade() {
+        conn.close_and_report();
+    }
+    let lifetime = opened.elapsed();
+    counters.record_connection_closed(lifetime);
+    match end {
+        DriverEnd::Finished(Ok(())) => debug!(?lifetime, "connection closed"),
+        // A reset, a protocol error, the peer gone: the connection is out of selection from
+        // here on, and its in-flight requests failed with this error.
+        DriverEnd::Finished(Err(error)) => {
+            debug!(?lifetime, error = %error, "connection evicted after an error");
+        }
+        DriverEnd::KeepAliveTimedOut => {
+            debug!(?lifetime, "connection evicted: keep-alive PING unanswered");
+        }
+    }
 }

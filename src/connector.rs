@@ -20,7 +20,7 @@ use tower_service::Service;
 use tracing::{debug, instrument};
 
 use crate::config::{Cleartext, PoolConfig};
-use crate::connection::Protocol;
+use crate::protocol::Protocol;
 use crate::error::{Error, TimeoutKind, shared};
 use crate::origin::{Origin, Scheme};
 use crate::transport::Transport;

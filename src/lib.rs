@@ -8,31 +8,39 @@
 #![warn(rust_2018_idioms, unreachable_pub)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
+mod body;
 mod config;
 mod connection;
 mod connector;
-mod dispatch_probe;
 mod error;
+mod exchange;
 mod handle;
+mod lease;
 mod manager;
 mod metrics;
 mod origin;
 mod origin_pool;
+mod outgoing;
+mod ping;
 mod prewarm;
+mod protocol;
 mod request_budget;
+mod retry;
 mod service;
+mod slot;
 mod stats;
 mod transport;
 
 #[cfg(feature = "testkit")]
 pub mod testkit;
 
+pub use body::Body;
 pub use config::{Cleartext, PoolBuilder, PoolConfig, SelectionPolicy};
-pub use connection::Protocol;
 pub use error::{BoxError, Error, TimeoutKind};
 pub use handle::StreamHandle;
 pub use manager::ConnectionPoolManager;
 pub use origin::{IntoOrigin, Origin, Scheme};
 pub use prewarm::{HostWarmup, WarmedOrigin};
+pub use protocol::Protocol;
 pub use service::PoolService;
 pub use stats::{ConnectionStats, LatencySummary, OriginStats, PoolStats};

@@ -7,15 +7,18 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body::Body;
-use hyper::body::Incoming;
+use http_body::Body as HttpBody;
 use tracing::{Instrument, debug, debug_span};
 
+use crate::body::Body;
 use crate::config::{Cleartext, PoolBuilder, PoolConfig};
 use crate::connector::Connector;
 use crate::error::{BoxError, Error};
-use crate::handle::{SendFailure, StreamHandle, prepare_request};
+use crate::exchange::{self, SendFailure};
+use crate::handle::StreamHandle;
+use crate::lease::{Lease, LeaseRef};
 use crate::metrics;
+use crate::outgoing;
 use crate::origin::{IntoOrigin, Origin, Scheme};
 use crate::origin_pool::{OriginPool, PoolContext};
 use crate::prewarm::HostWarmup;
@@ -165,8 +168,32 @@ impl ConnectionPoolManager {
     /// Cancel safe: dropping the future leaves the queue and takes no slot. A dial it started
     /// continues, and its connection joins the pool.
     pub async fn acquire(&self, origin: impl IntoOrigin) -> Result<StreamHandle, Error> {
-        match origin.into_origin() {
-            Ok(origin) => self.acquire_on(&origin, None).await,
+        let origin = match origin.into_origin() {
+            Ok(origin) => origin,
+            Err(error) => {
+                self.count_failed_acquire();
+                return Err(error);
+            }
+        };
+        let (_, lease) = self.acquire_lease(&origin).await?;
+        Ok(StreamHandle::new(lease))
+    }
+
+    /// Leases a slot on `origin`, returning the origin's pool too (for retries).
+    pub(crate) async fn acquire_lease(
+        &self,
+        origin: &Origin,
+    ) -> Result<(Arc<OriginPool>, Lease), Error> {
+        self.ensure_maintenance();
+        let pool = match self.origin_pool(origin) {
+            Ok(pool) => pool,
+            Err(error) => {
+                self.count_failed_acquire();
+                return Err(error);
+            }
+        };
+        match pool.acquire(None).await {
+            Ok(lease) => Ok((pool, lease)),
             Err(error) => {
                 self.count_failed_acquire();
                 Err(error)
@@ -174,39 +201,27 @@ impl ConnectionPoolManager {
         }
     }
 
-    /// `acquire` on a parsed origin; `exclude` names a connection not to use (the one a
-    /// retried request failed on).
-    async fn acquire_on(
-        &self,
-        origin: &Origin,
-        exclude: Option<u64>,
-    ) -> Result<StreamHandle, Error> {
-        self.ensure_maintenance();
-        let result = match self.origin_pool(origin) {
-            Ok(pool) => pool.acquire(exclude).await,
-            Err(error) => Err(error),
-        };
-        if result.is_err() {
-            self.count_failed_acquire();
-        }
-        result
-    }
-
     fn count_failed_acquire(&self) {
         self.inner.ctx.counters.acquires_failed.add(1);
     }
 
-    /// Acquires a slot on the request URI's origin and sends the request on it. The slot is
-    /// freed when the response head arrives (the body streams on).
+    pub(crate) fn count_failed_request(&self) {
+        self.inner.ctx.counters.requests_failed.add(1);
+    }
+
+    /// Acquires a slot on the request URI's origin and sends the request on it.
+    ///
+    /// The slot stays leased until the response [`Body`] ends (or is dropped): a response
+    /// still streaming keeps its slot, so the pool opens another connection rather than
+    /// queueing new requests behind it.
     ///
     /// A request that provably never reached the server is sent again on another connection,
-    /// at most [`max_unprocessed_retries`](PoolConfig::max_unprocessed_retries) times: hyper
-    /// handed it back unsent, the peer refused the stream with REFUSED_STREAM, or the
-    /// server's GOAWAY failed it above the last-stream-id. The last two need an empty body
-    /// (hyper consumed it). Nothing else is retried: in particular a request hyper reports
-    /// failed by a GOAWAY before it got past dispatch, which it does for some requests the
-    /// server may process, surfaces as [`Error::ConnectionClosed`]. Retries are counted in
-    /// [`PoolStats::requests_retried`].
+    /// at most [`max_unprocessed_retries`](PoolConfig::max_unprocessed_retries) times, and
+    /// counted in [`PoolStats::requests_retried`]: its stream was never opened, the peer
+    /// refused it with REFUSED_STREAM, or the server's GOAWAY failed it above the
+    /// last-stream-id (HTTP/2); hyper handed it back unsent (HTTP/1.1). The body must be one
+    /// the pool still holds: empty, or ready in full when sent and at most 64 KiB (a
+    /// `String`, `Bytes`, `Full` or `Empty` body is). Nothing else is retried.
     ///
     /// # Errors
     ///
@@ -215,50 +230,77 @@ impl ConnectionPoolManager {
     ///
     /// # Cancel safety
     ///
-    /// Dropping the future cancels the request (and its slot lease).
-    pub async fn request<B>(&self, request: Request<B>) -> Result<Response<Incoming>, Error>
+    /// Dropping the future cancels the request (HTTP/2 resets the stream) and frees its slot.
+    pub async fn request<B>(&self, request: Request<B>) -> Result<Response<Body>, Error>
     where
-        B: Body<Data = Bytes> + Send + 'static,
+        B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let counters = &self.inner.ctx.counters;
         let result = async {
             let origin = Origin::try_from(request.uri())?;
-            let mut handle = self.acquire_on(&origin, None).await?;
-            let mut request = prepare_request(&origin, handle.protocol(), request)?;
-            let mut retries_left = self.config().max_unprocessed_retries;
-            loop {
-                match handle.send_prepared(request).await {
-                    Ok(response) => return Ok(response),
-                    Err(SendFailure {
-                        replay: Some(unprocessed),
-                        error,
-                    }) if retries_left > 0 => {
-                        retries_left -= 1;
-                        let failed_on = handle.connection_id();
-                        let protocol = handle.protocol();
-                        drop(handle);
-                        counters.requests_retried.add(1);
-                        debug!(
-                            origin = %origin,
-                            conn_id = failed_on,
-                            %protocol,
-                            error = %error,
-                            "retrying a request the server never processed"
-                        );
-                        handle = self.acquire_on(&origin, Some(failed_on)).await?;
-                        // Shaped for the failed connection's protocol; reshape for this one.
-                        request = prepare_request(&origin, handle.protocol(), unprocessed)?;
-                    }
-                    Err(failure) => return Err(failure.error),
-                }
-            }
+            let (pool, lease) = self.acquire_lease(&origin).await?;
+            self.send_with_retries(&pool, lease, request).await
         }
         .await;
         if result.is_err() {
-            counters.requests_failed.add(1);
+            self.count_failed_request();
         }
         result
+    }
+
+    /// Sends `request` on `lease`, and again on another connection of `pool` while it fails
+    /// in a way that proves it unprocessed (the rule lives in `retry.rs`). Failures are not
+    /// counted here; callers count them once.
+    pub(crate) async fn send_with_retries<B>(
+        &self,
+        pool: &Arc<OriginPool>,
+        lease: Lease,
+        request: Request<B>,
+    ) -> Result<Response<Body>, Error>
+    where
+        B: HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let origin = pool.origin();
+        let mut request = outgoing::prepare(origin, lease.conn().protocol, request)?;
+        let mut lease = lease;
+        let mut retries_left = self.config().max_unprocessed_retries;
+        loop {
+            let failed_on = lease.conn().id;
+            let protocol = lease.conn().protocol;
+            match exchange::send(LeaseRef::Owned(lease), request, retries_left > 0).await {
+                Ok(response) => return Ok(response),
+                Err(SendFailure {
+                    replay: Some(unprocessed),
+                    error,
+                }) if retries_left > 0 => {
+                    retries_left -= 1;
+                    self.inner.ctx.counters.requests_retried.add(1);
+                    debug!(
+                        origin = %origin,
+                        conn_id = failed_on,
+                        %protocol,
+                        error = %error,
+                        "retrying a request the server never processed"
+                    );
+                    lease = match pool.acquire(Some(failed_on)).await {
+                        Ok(lease) => lease,
+                        Err(error) => {
+                            self.count_failed_acquire();
+                            return Err(error);
+                        }
+                    };
+                    // Shaped for the failed connection's protocol; reshape for this one.
+                    request = outgoing::shape(
+                        origin,
+                        lease.conn().protocol,
+                        unprocessed.head,
+                        unprocessed.body,
+                    )?;
+                }
+                Err(failure) => return Err(failure.error),
+            }
+        }
     }
 
     /// A snapshot of every origin and connection, and the pool's totals. The numbers are read

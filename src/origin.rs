@@ -93,37 +93,68 @@ impl Origin {
         format!("{}:{}", self.host, self.port)
     }
 
-    fn from_uri(uri: &Uri, input: &str) -> Result<Origin, Error> {
+    /// True when the absolute `uri` names this origin (scheme, host ignoring ASCII case, port
+    /// with the default filled in), checked without allocating.
+    pub(crate) fn matches_uri(&self, uri: &Uri) -> bool {
+        let scheme = match uri.scheme_str() {
+            Some(s) if s.eq_ignore_ascii_case("https") => Scheme::Https,
+            Some(s) if s.eq_ignore_ascii_case("http") => Scheme::Http,
+            _ => return false,
+        };
+        let Some(authority) = uri.authority() else {
+            return false;
+        };
+        let text = authority.as_str();
+        let port = if text.ends_with(']') {
+            None
+        } else {
+            text.rsplit_once(':').map(|(_, p)| p)
+        };
+        let port = match port {
+            None => scheme.default_port(),
+            Some(p) => match p.parse::<u16>() {
+                Ok(p) => p,
+                Err(_) => return false,
+            },
+        };
+        scheme == self.scheme
+            && port == self.port
+            && !text.contains('@')
+            && authority.host().eq_ignore_ascii_case(&self.host)
+    }
+
+    /// `input` renders the text for error messages; it is only called on failure.
+    fn from_uri(uri: &Uri, input: impl Fn() -> String) -> Result<Origin, Error> {
         let scheme = match uri.scheme_str() {
             Some(s) if s.eq_ignore_ascii_case("https") => Scheme::Https,
             Some(s) if s.eq_ignore_ascii_case("http") => Scheme::Http,
             Some(s) => {
                 return Err(Error::UnsupportedScheme {
-                    input: input.to_owned(),
+                    input: input(),
                     scheme: s.to_owned(),
                 });
             }
             None => {
                 return Err(Error::InvalidUrl {
-                    input: input.to_owned(),
+                    input: input(),
                     reason: "missing scheme",
                 });
             }
         };
         let authority = uri.authority().ok_or_else(|| Error::InvalidUrl {
-            input: input.to_owned(),
+            input: input(),
             reason: "missing host",
         })?;
         if authority.as_str().contains('@') {
             return Err(Error::InvalidUrl {
-                input: input.to_owned(),
+                input: input(),
                 reason: "credentials in the authority are not supported",
             });
         }
         let host = authority.host();
         if host.is_empty() {
             return Err(Error::InvalidUrl {
-                input: input.to_owned(),
+                input: input(),
                 reason: "empty host",
             });
         }
@@ -138,7 +169,7 @@ impl Origin {
         let port = match port_text {
             None => scheme.default_port(),
             Some(p) => p.parse::<u16>().map_err(|_| Error::InvalidUrl {
-                input: input.to_owned(),
+                input: input(),
                 reason: if p.is_empty() {
                     "empty port"
                 } else {
@@ -148,7 +179,7 @@ impl Origin {
         };
         if port == 0 {
             return Err(Error::InvalidUrl {
-                input: input.to_owned(),
+                input: input(),
                 reason: "port 0 cannot be dialed",
             });
         }
@@ -181,7 +212,7 @@ impl FromStr for Origin {
             input: input.to_owned(),
             reason: "not a valid URL",
         })?;
-        Origin::from_uri(&uri, input)
+        Origin::from_uri(&uri, || input.to_owned())
     }
 }
 
@@ -189,7 +220,7 @@ impl TryFrom<&Uri> for Origin {
     type Error = Error;
 
     fn try_from(uri: &Uri) -> Result<Origin, Error> {
-        Origin::from_uri(uri, &uri.to_string())
+        Origin::from_uri(uri, || uri.to_string())
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::connection::Protocol;
+use crate::protocol::Protocol;
 use crate::error::Error;
 use crate::origin::Origin;
 

@@ -3,22 +3,26 @@
 //! [`PoolService`] leases its stream slot in `poll_ready` (so a caller that respects readiness
 //! sees the pool's backpressure: a full origin keeps the service pending, a full wait queue
 //! makes it fail) and moves the slot into the response future in `call`, as tower's
-//! concurrency limit moves its permit. Clones share the pool; each clone holds at most one
-//! slot at a time.
+//! concurrency limit moves its permit; the response [`Body`] carries it on to the end of the
+//! stream, so a gRPC server stream holds its slot as long as it runs. Clones share the pool;
+//! each clone holds at most one unused slot at a time.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body::Body;
-use hyper::body::Incoming;
+use http_body::Body as HttpBody;
 
+use crate::body::Body;
 use crate::error::{BoxError, Error};
-use crate::handle::StreamHandle;
+use crate::lease::Lease;
 use crate::manager::ConnectionPoolManager;
 use crate::origin::Origin;
+use crate::origin_pool::OriginPool;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -45,10 +49,12 @@ pub struct PoolService {
     state: ReadyState,
 }
 
+type Leased = (Arc<OriginPool>, Lease);
+
 enum ReadyState {
     Idle,
-    Acquiring(BoxFuture<Result<StreamHandle, Error>>),
-    Ready(StreamHandle),
+    Acquiring(BoxFuture<Result<Leased, Error>>),
+    Ready(Leased),
 }
 
 impl std::fmt::Debug for PoolService {
@@ -93,12 +99,12 @@ impl PoolService {
 
 impl<B> tower_service::Service<Request<B>> for PoolService
 where
-    B: Body<Data = Bytes> + Send + 'static,
+    B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    type Response = Response<Incoming>;
+    type Response = Response<Body>;
     type Error = Error;
-    type Future = BoxFuture<Result<Response<Incoming>, Error>>;
+    type Future = BoxFuture<Result<Response<Body>, Error>>;
 
     /// Leases a stream slot. Pending while the origin is at its connection and stream limits;
     /// an error when the acquire fails (wait queue full, timeout, dial failure, pool closed).
@@ -109,8 +115,9 @@ where
                 ReadyState::Idle => {
                     let pool = self.pool.clone();
                     let origin = self.origin.clone();
-                    self.state =
-                        ReadyState::Acquiring(Box::pin(async move { pool.acquire(&origin).await }));
+                    self.state = ReadyState::Acquiring(Box::pin(async move {
+                        pool.acquire_lease(&origin).await
+                    }));
                 }
                 ReadyState::Acquiring(acquiring) => {
                     let result = match acquiring.as_mut().poll(cx) {
@@ -118,7 +125,7 @@ where
                         Poll::Ready(result) => result,
                     };
                     match result {
-                        Ok(handle) => self.state = ReadyState::Ready(handle),
+                        Ok(leased) => self.state = ReadyState::Ready(leased),
                         Err(error) => {
                             self.state = ReadyState::Idle;
                             return Poll::Ready(Err(error));
@@ -129,22 +136,30 @@ where
         }
     }
 
-    /// Sends `request` on the slot leased by `poll_ready`; the slot is freed when the response
-    /// head arrives. Calling without readiness acquires first, as `ConnectionPoolManager::request`
-    /// would.
+    /// Sends `request` on the slot leased by `poll_ready`; the response [`Body`] holds the
+    /// slot until the stream ends. A request that provably never reached the server is sent
+    /// again on another connection, as [`ConnectionPoolManager::request`] does. Calling
+    /// without readiness acquires first.
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let handle = match std::mem::replace(&mut self.state, ReadyState::Idle) {
-            ReadyState::Ready(handle) => Some(handle),
+        let leased = match std::mem::replace(&mut self.state, ReadyState::Idle) {
+            ReadyState::Ready(leased) => Some(leased),
             _ => None,
         };
         let pool = self.pool.clone();
         let origin = self.origin.clone();
         Box::pin(async move {
-            let mut handle = match handle {
-                Some(handle) => handle,
-                None => pool.acquire(&origin).await?,
-            };
-            handle.send(request).await
+            let result = async {
+                let (origin_pool, lease) = match leased {
+                    Some(leased) => leased,
+                    None => pool.acquire_lease(&origin).await?,
+                };
+                pool.send_with_retries(&origin_pool, lease, request).await
+            }
+            .await;
+            if result.is_err() {
+                pool.count_failed_request();
+            }
+            result
         })
     }
 }

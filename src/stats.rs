@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::connection::Protocol;
+use crate::protocol::Protocol;
 use crate::metrics;
 use crate::origin::Origin;
 
@@ -261,14 +261,16 @@ pub struct PoolStats {
     pub acquires_failed: u64,
     /// Acquires served by a connection that had served one before (handshakes saved).
     pub leases_reused: u64,
-    /// [`StreamHandle`](crate::StreamHandle)s currently held.
+    /// Stream slots currently leased: held by [`StreamHandle`](crate::StreamHandle)s and by
+    /// response [`Body`](crate::Body)s still streaming.
     pub handles_outstanding: u64,
     /// Requests handed to a connection.
     pub requests_sent: u64,
     /// Requests that returned an error to the caller.
     pub requests_failed: u64,
-    /// Requests re-sent once on another connection because they provably never reached the
-    /// server (unsent, refused, or above a GOAWAY's last-stream-id).
+    /// Re-sends on another connection of requests that provably never reached the server
+    /// (never opened, refused, or above a GOAWAY's last-stream-id); a request retried twice
+    /// counts twice (see [`PoolConfig::max_unprocessed_retries`](crate::PoolConfig::max_unprocessed_retries)).
     pub requests_retried: u64,
     /// Time from `acquire` being called to the handle being returned.
     pub acquire_latency: LatencySummary,

@@ -8,7 +8,7 @@ use http::{Request, Response};
 use http_body_util::{BodyExt, Empty};
 use https_pool::testkit::TestServer;
 use https_pool::{ConnectionPoolManager, PoolBuilder};
-use hyper::body::Incoming;
+use https_pool::Body;
 
 /// Installs a test-writer subscriber once; `RUST_LOG=https_pool=debug` shows pool events.
 pub fn trace_init() {
@@ -33,7 +33,7 @@ pub fn get(url: &str) -> Request<Empty<Bytes>> {
 }
 
 /// Reads a response body to the end and returns its length.
-pub async fn body_len(response: Response<Incoming>) -> usize {
+pub async fn body_len(response: Response<Body>) -> usize {
     response
         .into_body()
         .collect()

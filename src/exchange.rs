@@ -1,0 +1,283 @@
+//! One request/response exchange on a leased slot: HTTP/2 through h2 from the caller's task,
+//! HTTP/1.1 through hyper.
+//!
+//! HTTP/2 costs the caller's task no channel, no oneshot and no spawned task: the request head
+//! goes out with `SendRequest::send_request` (END_STREAM on the HEADERS when the body is
+//! empty), a body is written by a [`Pipe`] polled alongside the response future, and only a
+//! body still streaming when the response head arrives (a gRPC client stream, a large upload)
+//! moves to a task of its own.
+
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::Poll;
+
+use http::{Request, Response};
+use tracing::trace;
+
+use crate::body::Body;
+use crate::connection::{Connection, Sender};
+use crate::error::{Error, shared};
+use crate::lease::LeaseRef;
+use crate::origin::Scheme;
+use crate::outgoing::{OutBody, Outgoing, Pipe, PipeError, copy_head};
+use crate::retry;
+
+/// A failed exchange; `replay` holds the request when it provably never reached the server
+/// and the pool can send it again (see `retry.rs`).
+#[derive(Debug)]
+pub(crate) struct SendFailure {
+    pub(crate) error: Error,
+    pub(crate) replay: Option<Outgoing>,
+}
+
+/// Sends `request` on `lease`'s connection and waits for the response head. The lease moves
+/// into the response body.
+///
+/// With `replayable`, what is needed to send the request again is kept (a copy of the head,
+/// and the body's held frames) so a failure that proves the request unprocessed comes back
+/// with it; without, nothing is copied.
+pub(crate) async fn send(
+    lease: LeaseRef,
+    request: Outgoing,
+    replayable: bool,
+) -> Result<Response<Body>, SendFailure> {
+    let conn = Arc::clone(lease.conn());
+    trace!(conn_id = conn.id, origin = %conn.origin, uri = %request.head.uri, "sending");
+    conn.record_request();
+    match &conn.sender {
+        Sender::H2(sender) => send_h2(&conn, sender, lease, request, replayable).await,
+        Sender::H1(sender) => send_h1(&conn, sender, lease, request).await,
+    }
+}
+
+async fn send_h2(
+    conn: &Arc<Connection>,
+    sender: &h2::client::SendRequest<bytes::Bytes>,
+    lease: LeaseRef,
+    request: Outgoing,
+    replayable: bool,
+) -> Result<Response<Body>, SendFailure> {
+    let Outgoing { head, body } = request;
+    // What a retry needs, copied before h2 consumes the head: the head for any request that
+    // never got a stream, the body only when the pool holds it in full.
+    let head_copy = replayable.then(|| copy_head(&head));
+    let body_copy = if replayable { body.replay_copy() } else { None };
+    let end_of_stream = matches!(body, OutBody::Empty);
+
+    // A fresh clone has no stream pending open, so `ready()` would only repeat the
+    // connection-error check that `send_request` makes itself (h2 `Streams::send_request`).
+    let mut sender = sender.clone();
+    let opened = sender.send_request(Request::from_parts(head, ()), end_of_stream);
+    drop(sender);
+    let (mut response, send_stream) = match opened {
+        Ok(pair) => pair,
+        Err(e) => {
+            // No stream id was assigned: nothing reached the server. A GOAWAY received or a
+            // closed connection is why; either way this connection takes no more streams.
+            let error = classify_h2(conn, e, true);
+            return Err(SendFailure {
+                error,
+                replay: head_copy.map(|head| Outgoing { head, body }),
+            });
+        }
+    };
+
+    let mut pipe = (!end_of_stream).then(|| Pipe::new(body, send_stream));
+    let mut pipe_error: Option<PipeError> = None;
+    let result = poll_fn(|cx| {
+        if let Some(p) = pipe.as_mut() {
+            match Pin::new(p).poll(cx) {
+                Poll::Pending => {}
+                Poll::Ready(Ok(())) => pipe = None,
+                Poll::Ready(Err(e)) => {
+                    pipe = None;
+                    pipe_error = Some(e);
+                }
+            }
+        }
+        Pin::new(&mut response).poll(cx)
+    })
+    .await;
+
+    match result {
+        Ok(response) => {
+            if let Some(pipe) = pipe {
+                // The server answered before the request body ended (a gRPC stream, an early
+                // response to an upload): the body streams on from a task of its own.
+                tokio::spawn(async move {
+                    match pipe.await {
+                        Ok(()) => {}
+                        Err(PipeError::Body(e)) => {
+                            trace!(error = %e, "request body failed after the response head");
+                        }
+                        Err(PipeError::Stream(e)) => {
+                            trace!(error = %e, "request stream ended after the response head");
+                        }
+                    }
+                });
+            }
+            conn.record_response();
+            let (parts, recv) = response.into_parts();
+            let body = Body::h2(recv, &parts.headers, lease);
+            Ok(Response::from_parts(parts, body))
+        }
+        Err(e) => {
+            if let Some(PipeError::Body(cause)) = pipe_error {
+                // Our own body failed and we reset the stream: report the body's error.
+                return Err(SendFailure {
+                    error: Error::Request {
+                        origin: conn.origin.clone(),
+                        connection_id: conn.id,
+                        source: shared(BodyError(cause)),
+                    },
+                    replay: None,
+                });
+            }
+            if retry::h2_rotated(&e) {
+                conn.record_rotation_failure();
+            }
+            let never_processed = retry::h2_never_processed(&e);
+            let error = classify_h2(conn, e, false);
+            let replay = match (never_processed, head_copy, body_copy) {
+                (true, Some(head), Some(body)) => Some(Outgoing { head, body }),
+                _ => None,
+            };
+            Err(SendFailure { error, replay })
+        }
+    }
+}
+
+/// A request body's own error, kept as the cause of [`Error::Request`].
+#[derive(Debug)]
+struct BodyError(crate::error::BoxError);
+
+impl std::fmt::Display for BodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "request body failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for BodyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.0.as_ref())
+    }
+}
+
+/// Maps an h2 error to the pool's, and takes the connection out of selection when the error
+/// is the connection's (`unusable`: it refused to open a stream at all).
+fn classify_h2(conn: &Arc<Connection>, error: h2::Error, unusable: bool) -> Error {
+    let h2c = conn.origin.scheme() == Scheme::Http;
+    if h2c && conn.peer_limit().is_none() {
+        // Over TLS, ALPN proved the server speaks HTTP/2. With prior knowledge nothing did,
+        // and a connection that fails before the SETTINGS frame every HTTP/2 server sends
+        // first is most likely an HTTP/1.1 server closing on the preface.
+        conn.close_and_report();
+        return Error::Protocol {
+            origin: conn.origin.clone(),
+            reason: format!(
+                "h2c connection {} failed before the peer's HTTP/2 SETTINGS arrived: \
+                 the server may not speak HTTP/2 with prior knowledge",
+                conn.id
+            ),
+            source: Some(shared(error)),
+        };
+    }
+    if unusable || retry::h2_connection_level(&error) {
+        conn.close_and_report();
+        Error::ConnectionClosed {
+            origin: conn.origin.clone(),
+            connection_id: conn.id,
+            source: shared(error),
+        }
+    } else {
+        Error::Request {
+            origin: conn.origin.clone(),
+            connection_id: conn.id,
+            source: shared(error),
+        }
+    }
+}
+
+async fn send_h1(
+    conn: &Arc<Connection>,
+    sender: &std::sync::Mutex<hyper::client::conn::http1::SendRequest<OutBody>>,
+    lease: LeaseRef,
+    request: Outgoing,
+) -> Result<Response<Body>, SendFailure> {
+    let lock = || sender.lock().unwrap_or_else(|p| p.into_inner());
+    let request = Request::from_parts(request.head, request.body);
+    // Wait for hyper's dispatcher to want the next request.
+    if let Err(e) = poll_fn(|cx| lock().poll_ready(cx)).await {
+        // Nothing was written: the connection died before taking the request.
+        conn.close_and_report();
+        return Err(SendFailure {
+            error: Error::ConnectionClosed {
+                origin: conn.origin.clone(),
+                connection_id: conn.id,
+                source: shared(e),
+            },
+            replay: Some(into_outgoing(request)),
+        });
+    }
+    let in_flight = {
+        let _gate = conn.send_gate.read().unwrap_or_else(|p| p.into_inner());
+        if conn.is_closed() {
+            return Err(SendFailure {
+                error: closed_error(conn),
+                replay: Some(into_outgoing(request)),
+            });
+        }
+        conn.mark_h1_busy();
+        lock().try_send_request(request)
+    };
+    match in_flight.await {
+        Ok(response) => {
+            conn.record_response();
+            let (parts, incoming) = response.into_parts();
+            Ok(Response::from_parts(parts, Body::h1(incoming, lease)))
+        }
+        Err(mut e) => {
+            let unsent = e.take_message();
+            let error = e.into_error();
+            // An HTTP/1.1 connection whose exchange failed is not reused either way.
+            conn.close_and_report();
+            let error = if error.is_user() {
+                // Our side failed (the request body, a malformed head).
+                Error::Request {
+                    origin: conn.origin.clone(),
+                    connection_id: conn.id,
+                    source: shared(error),
+                }
+            } else {
+                Error::ConnectionClosed {
+                    origin: conn.origin.clone(),
+                    connection_id: conn.id,
+                    source: shared(error),
+                }
+            };
+            Err(SendFailure {
+                error,
+                // hyper handed it back: it never reached the server.
+                replay: unsent.map(into_outgoing),
+            })
+        }
+    }
+}
+
+fn into_outgoing(request: Request<OutBody>) -> Outgoing {
+    let (head, body) = request.into_parts();
+    Outgoing { head, body }
+}
+
+/// The error for a request refused because the connection had already closed.
+fn closed_error(conn: &Connection) -> Error {
+    Error::ConnectionClosed {
+        origin: conn.origin.clone(),
+        connection_id: conn.id,
+        source: shared(std::io::Error::new(
+            std::io::ErrorKind::NotConnected,
+            "connection closed before the request was sent",
+        )),
+    }
+}

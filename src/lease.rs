@@ -1,0 +1,67 @@
+//! The lease of one stream slot: an RAII value that gives the slot back when dropped.
+//!
+//! A lease holds an `Arc` to its connection and nothing else (no back-reference to the origin
+//! pool: the connection reports the release through its weak link to the origin, as tower's
+//! concurrency-limit permit does). It lives as long as what it covers: `pool.request` moves it
+//! into the response [`Body`](crate::Body), which gives it back at END_STREAM, a reset, an
+//! error or drop. A [`StreamHandle`](crate::StreamHandle) shares its lease with the bodies of
+//! the responses it received ([`LeaseRef::Shared`]), so the slot stays taken while any of them
+//! still streams.
+
+use std::sync::Arc;
+
+use crate::connection::Connection;
+
+/// One leased stream slot on `conn`.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    conn: Arc<Connection>,
+    /// False once the slot moved to another `Lease` (see [`Lease::transfer`]).
+    armed: bool,
+}
+
+impl Lease {
+    /// Wraps a slot the origin's table has already counted as taken.
+    pub(crate) fn new(conn: Arc<Connection>) -> Lease {
+        Lease { conn, armed: true }
+    }
+
+    pub(crate) fn conn(&self) -> &Arc<Connection> {
+        &self.conn
+    }
+
+    /// Moves the slot into a new `Lease`; this one no longer gives it back.
+    pub(crate) fn transfer(&mut self) -> Lease {
+        let armed = std::mem::replace(&mut self.armed, false);
+        Lease {
+            conn: Arc::clone(&self.conn),
+            armed,
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if self.armed {
+            Connection::release(&self.conn);
+        }
+    }
+}
+
+/// A lease owned outright, or shared between a handle and the bodies it produced.
+#[derive(Debug)]
+pub(crate) enum LeaseRef {
+    /// `pool.request` and `PoolService`: the body is the lease's only holder.
+    Owned(Lease),
+    /// A [`StreamHandle`](crate::StreamHandle) and its responses' bodies.
+    Shared(Arc<Lease>),
+}
+
+impl LeaseRef {
+    pub(crate) fn conn(&self) -> &Arc<Connection> {
+        match self {
+            LeaseRef::Owned(lease) => lease.conn(),
+            LeaseRef::Shared(lease) => lease.conn(),
+        }
+    }
+}

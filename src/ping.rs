@@ -1,0 +1,292 @@
+//! HTTP/2 PINGs, sent by a connection's driver task for two jobs:
+//!
+//! 1. **Keep-alive.** Every `http2_keep_alive_interval` a PING goes out, busy or idle; one
+//!    unanswered for `http2_keep_alive_timeout` evicts the connection (a dead peer behind a NAT
+//!    answers nothing, and TCP alone would notice only after minutes).
+//! 2. **Adaptive flow control** (`http2_adaptive_window`), hyper's bandwidth-delay-product
+//!    estimator: while response DATA arrives, a PING measures the round trip and the bytes
+//!    received during it; when a sample reaches 2/3 of the current window, the window doubles
+//!    (up to 16 MiB). Bodies report DATA through a [`DataRecorder`], which exists only when the
+//!    option is on, so the default path takes no lock per frame.
+//!
+//! h2 allows one user PING in flight, so both jobs share it: a BDP ping in flight also counts
+//! as the keep-alive probe.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use h2::{Ping, PingPong};
+use tokio::time::{Instant, Sleep};
+use tracing::trace;
+
+/// The largest window BDP estimation grows to; beyond it TCP's own flow control governs.
+const BDP_LIMIT: u32 = 16 * 1024 * 1024;
+
+/// What the driver must act on.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum PingEvent {
+    /// Set the connection and stream receive windows to this many bytes.
+    WindowUpdate(u32),
+    /// The keep-alive PING went unanswered: evict the connection.
+    KeepAliveTimedOut,
+}
+
+/// The driver's side: sends keep-alive PINGs, reads PONGs, computes window updates.
+pub(crate) struct Pinger {
+    shared: Arc<Mutex<Shared>>,
+    keep_alive: Option<KeepAlive>,
+    bdp: Option<Bdp>,
+}
+
+/// A body's side of BDP estimation: counts received DATA and starts a sample when due.
+#[derive(Clone)]
+pub(crate) struct DataRecorder {
+    shared: Arc<Mutex<Shared>>,
+}
+
+impl std::fmt::Debug for DataRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataRecorder").finish_non_exhaustive()
+    }
+}
+
+struct Shared {
+    ping_pong: PingPong,
+    /// When the PING in flight was sent; `None` when none is.
+    sent_at: Option<Instant>,
+    /// Bytes received during the current BDP sample.
+    bytes: usize,
+    /// No BDP sample starts before this (the estimator backs off once the window is stable).
+    next_bdp_at: Option<Instant>,
+}
+
+impl Shared {
+    fn send_ping(&mut self) {
+        match self.ping_pong.send_ping(Ping::opaque()) {
+            Ok(()) => self.sent_at = Some(Instant::now()),
+            // The connection is closing; the driver learns it from h2 itself.
+            Err(error) => trace!(error = %error, "could not send PING"),
+        }
+    }
+}
+
+struct KeepAlive {
+    interval: Duration,
+    timeout: Duration,
+    sleep: Pin<Box<Sleep>>,
+    /// A keep-alive probe is out: the sleep is its deadline, not the next interval.
+    probing: bool,
+}
+
+struct Bdp {
+    /// Current window estimate, in bytes.
+    window: u32,
+    max_bandwidth: f64,
+    /// Smoothed round trip, in seconds.
+    rtt: f64,
+    /// Delay before the next sample; grows while the estimate is stable.
+    ping_delay: Duration,
+    stable_count: u32,
+}
+
+impl Pinger {
+    /// `keep_alive`: interval and timeout; `bdp_initial_window`: the window BDP starts from,
+    /// `None` when the adaptive window is off. Returns `None` when neither is on.
+    pub(crate) fn new(
+        ping_pong: PingPong,
+        keep_alive: Option<(Duration, Duration)>,
+        bdp_initial_window: Option<u32>,
+    ) -> Option<(Pinger, Option<DataRecorder>)> {
+        if keep_alive.is_none() && bdp_initial_window.is_none() {
+            return None;
+        }
+        let shared = Arc::new(Mutex::new(Shared {
+            ping_pong,
+            sent_at: None,
+            bytes: 0,
+            next_bdp_at: None,
+        }));
+        let keep_alive = keep_alive.map(|(interval, timeout)| KeepAlive {
+            interval,
+            timeout,
+            sleep: Box::pin(tokio::time::sleep(interval)),
+            probing: false,
+        });
+        let bdp = bdp_initial_window.map(|window| Bdp {
+            window,
+            max_bandwidth: 0.0,
+            rtt: 0.0,
+            ping_delay: Duration::from_millis(100),
+            stable_count: 0,
+        });
+        let recorder = bdp.as_ref().map(|_| DataRecorder {
+            shared: Arc::clone(&shared),
+        });
+        Some((
+            Pinger {
+                shared,
+                keep_alive,
+                bdp,
+            },
+            recorder,
+        ))
+    }
+
+    /// Polled by the driver after each poll of the h2 connection.
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<PingEvent> {
+        let mut shared = lock(&self.shared);
+        if let Some(ka) = &mut self.keep_alive
+            && !ka.probing
+            && ka.sleep.as_mut().poll(cx).is_ready()
+        {
+            // A BDP ping already in flight serves as the probe.
+            if shared.sent_at.is_none() {
+                trace!("keep-alive PING");
+                shared.send_ping();
+            }
+            ka.probing = true;
+            let deadline = Instant::now() + ka.timeout;
+            ka.sleep.as_mut().reset(deadline);
+        }
+        let Some(sent_at) = shared.sent_at else {
+            return Poll::Pending;
+        };
+        match shared.ping_pong.poll_pong(cx) {
+            Poll::Ready(Ok(_)) => {
+                let now = Instant::now();
+                shared.sent_at = None;
+                if let Some(ka) = &mut self.keep_alive {
+                    ka.probing = false;
+                    ka.sleep.as_mut().reset(now + ka.interval);
+                    // Registers the waker for the new deadline.
+                    let _ = ka.sleep.as_mut().poll(cx);
+                }
+                if let Some(bdp) = &mut self.bdp {
+                    let bytes = std::mem::take(&mut shared.bytes);
+                    let update = bdp.calculate(bytes, now - sent_at);
+                    shared.next_bdp_at = Some(now + bdp.ping_delay);
+                    if let Some(window) = update {
+                        return Poll::Ready(PingEvent::WindowUpdate(window));
+                    }
+                }
+                Poll::Pending
+            }
+            // The connection is going away; h2 reports that to the driver itself.
+            Poll::Ready(Err(_)) => Poll::Pending,
+            Poll::Pending => match &mut self.keep_alive {
+                Some(ka) if ka.probing => match ka.sleep.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(PingEvent::KeepAliveTimedOut),
+                    Poll::Pending => Poll::Pending,
+                },
+                _ => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl DataRecorder {
+    /// A DATA frame of `len` bytes was received on some stream of the connection.
+    pub(crate) fn record(&self, len: usize) {
+        let mut shared = lock(&self.shared);
+        if let Some(next) = shared.next_bdp_at {
+            if Instant::now() < next {
+                return;
+            }
+            shared.next_bdp_at = None;
+        }
+        shared.bytes += len;
+        if shared.sent_at.is_none() {
+            shared.send_ping();
+        }
+    }
+}
+
+fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+    // Nothing panics while holding it; a poisoned lock still holds consistent numbers.
+    shared.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Bdp {
+    /// hyper's estimator (`proto/h2/ping.rs`): a new window when this sample shows more
+    /// bandwidth than any before and filled at least 2/3 of the current window.
+    fn calculate(&mut self, bytes: usize, rtt: Duration) -> Option<u32> {
+        if self.window == BDP_LIMIT {
+            self.stabilize_delay();
+            return None;
+        }
+        let rtt = rtt.as_secs_f64();
+        if self.rtt == 0.0 {
+            self.rtt = rtt;
+        } else {
+            // A moving average weighing the new sample 1/8.
+            self.rtt += (rtt - self.rtt) * 0.125;
+        }
+        let bandwidth = bytes as f64 / (self.rtt * 1.5);
+        if bandwidth < self.max_bandwidth {
+            self.stabilize_delay();
+            return None;
+        }
+        self.max_bandwidth = bandwidth;
+        if bytes >= self.window as usize * 2 / 3 {
+            let doubled = bytes.saturating_mul(2).min(BDP_LIMIT as usize);
+            self.window = u32::try_from(doubled).unwrap_or(BDP_LIMIT);
+            self.stable_count = 0;
+            self.ping_delay /= 2;
+            trace!(window = self.window, "BDP window grows");
+            Some(self.window)
+        } else {
+            self.stabilize_delay();
+            None
+        }
+    }
+
+    fn stabilize_delay(&mut self) {
+        if self.ping_delay < Duration::from_secs(10) {
+            self.stable_count += 1;
+            if self.stable_count >= 2 {
+                self.ping_delay *= 4;
+                self.stable_count = 0;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bdp(window: u32) -> Bdp {
+        Bdp {
+            window,
+            max_bandwidth: 0.0,
+            rtt: 0.0,
+            ping_delay: Duration::from_millis(100),
+            stable_count: 0,
+        }
+    }
+
+    /// A sample that fills the window doubles it; one that does not leaves it alone.
+    #[test]
+    fn a_full_sample_doubles_the_window_a_small_one_does_not() {
+        let mut b = bdp(65_535);
+        assert_eq!(
+            b.calculate(65_535, Duration::from_millis(40)),
+            Some(131_070)
+        );
+        assert_eq!(b.calculate(1_000, Duration::from_millis(40)), None);
+    }
+
+    /// The window never grows past 16 MiB.
+    #[test]
+    fn the_window_is_capped_at_16_mib() {
+        let mut b = bdp(12 * 1024 * 1024);
+        assert_eq!(
+            b.calculate(12 * 1024 * 1024, Duration::from_millis(1)),
+            Some(BDP_LIMIT)
+        );
+        assert_eq!(b.calculate(BDP_LIMIT as usize, Duration::from_millis(1)), None);
+    }
+}
