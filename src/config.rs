@@ -300,8 +300,7 @@ impl PoolConfig {
                 format!("must be in {MIN_WINDOW_SIZE}..={MAX_WINDOW_SIZE}"),
             ));
         }
-        if self.http2_max_send_buf_size == 0 || self.http2_max_send_buf_size > u32::MAX as usize
-        {
+        if self.http2_max_send_buf_size == 0 || self.http2_max_send_buf_size > u32::MAX as usize {
             return Err(Error::invalid_config(
                 "http2_max_send_buf_size",
                 format!("must be in 1..={}", u32::MAX),

@@ -525,7 +525,13 @@ fn spawn_h2_driver<T>(
     let task = async move {
         let opened = Instant::now();
         let mut published = PROVISIONAL;
+        let mut deferred = false;
         let end = poll_fn(|cx| {
+            if !std::mem::replace(&mut deferred, true) {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            deferred = false;
             if let Poll::Ready(result) = Pin::new(&mut h2_conn).poll(cx) {
                 return Poll::Ready(DriverEnd::Finished(result.map_err(|e| e.to_string())));
             }

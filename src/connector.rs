@@ -20,9 +20,9 @@ use tower_service::Service;
 use tracing::{debug, instrument};
 
 use crate::config::{Cleartext, PoolConfig};
-use crate::protocol::Protocol;
 use crate::error::{Error, TimeoutKind, shared};
 use crate::origin::{Origin, Scheme};
+use crate::protocol::Protocol;
 use crate::transport::Transport;
 
 const ALPN_H2: &[u8] = b"h2";

@@ -1,17 +1,22 @@
 //! One request/response exchange on a leased slot: HTTP/2 through h2 from the caller's task,
 //! HTTP/1.1 through hyper.
 //!
-//! HTTP/2 costs the caller's task no channel, no oneshot and no spawned task: the request head
-//! goes out with `SendRequest::send_request` (END_STREAM on the HEADERS when the body is
-//! empty), a body is written by a [`Pipe`] polled alongside the response future, and only a
-//! body still streaming when the response head arrives (a gRPC client stream, a large upload)
-//! moves to a task of its own.
+//! HTTP/2 costs the caller's task no channel, no oneshot and no spawned task: [`start`] sends
+//! the request head with `SendRequest::send_request` right away (END_STREAM on the HEADERS
+//! when the body is empty), and the returned [`Exchange`] future writes a body through a
+//! [`Pipe`] while it waits for the response head. Only a body still streaming when the
+//! response head arrives (a gRPC client stream, a large upload) moves to a task of its own.
+//!
+//! The future is small on purpose (tens of bytes, the rare parts boxed): a request future is
+//! moved whenever the task that awaits it is built or polled, and a few kilobytes of future
+//! showed up as ~10% of the client's CPU in `memmove`.
 
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use http::{Request, Response};
 use tracing::trace;
 
@@ -28,41 +33,74 @@ use crate::retry;
 #[derive(Debug)]
 pub(crate) struct SendFailure {
     pub(crate) error: Error,
-    pub(crate) replay: Option<Outgoing>,
+    pub(crate) replay: Option<Box<Outgoing>>,
 }
 
-/// Sends `request` on `lease`'s connection and waits for the response head. The lease moves
-/// into the response body.
+type H1Future = Pin<Box<dyn Future<Output = Result<Response<Body>, SendFailure>> + Send>>;
+
+/// A request on its way: the response head is awaited, the body (if any) is being written.
+pub(crate) struct Exchange {
+    state: State,
+}
+
+enum State {
+    H2(Box<H2Exchange>),
+    /// HTTP/2 with an empty body, the hot path: nothing to pipe, unboxed. `replay_head` is
+    /// the head kept for a retry, if any.
+    H2Bare {
+        response: h2::client::ResponseFuture,
+        lease: Option<LeaseRef>,
+        replay_head: Option<http::request::Parts>,
+    },
+    H1(H1Future),
+    /// Failed before anything was awaited.
+    Failed(Option<SendFailure>),
+}
+
+/// The parts of an HTTP/2 exchange that only some requests need.
+struct H2Exchange {
+    response: h2::client::ResponseFuture,
+    lease: Option<LeaseRef>,
+    pipe: Option<Pipe>,
+    pipe_error: Option<PipeError>,
+    /// What a retry needs: the head, and the body when the pool holds it in full.
+    replay: Option<Outgoing>,
+}
+
+impl std::fmt::Debug for Exchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Exchange")
+    }
+}
+
+/// Sends `request` on `lease`'s connection; the returned future resolves to the response
+/// head. The lease moves into the response body.
 ///
 /// With `replayable`, what is needed to send the request again is kept (a copy of the head,
 /// and the body's held frames) so a failure that proves the request unprocessed comes back
 /// with it; without, nothing is copied.
-pub(crate) async fn send(
-    lease: LeaseRef,
-    request: Outgoing,
-    replayable: bool,
-) -> Result<Response<Body>, SendFailure> {
+pub(crate) fn start(lease: LeaseRef, request: Outgoing, replayable: bool) -> Exchange {
     let conn = Arc::clone(lease.conn());
     trace!(conn_id = conn.id, origin = %conn.origin, uri = %request.head.uri, "sending");
     conn.record_request();
-    match &conn.sender {
-        Sender::H2(sender) => send_h2(&conn, sender, lease, request, replayable).await,
-        Sender::H1(sender) => send_h1(&conn, sender, lease, request).await,
-    }
+    let state = match &conn.sender {
+        Sender::H2(sender) => start_h2(&conn, sender, lease, request, replayable),
+        Sender::H1(_) => State::H1(Box::pin(send_h1(conn, lease, request))),
+    };
+    Exchange { state }
 }
 
-async fn send_h2(
+fn start_h2(
     conn: &Arc<Connection>,
-    sender: &h2::client::SendRequest<bytes::Bytes>,
+    sender: &h2::client::SendRequest<Bytes>,
     lease: LeaseRef,
     request: Outgoing,
     replayable: bool,
-) -> Result<Response<Body>, SendFailure> {
+) -> State {
     let Outgoing { head, body } = request;
     // What a retry needs, copied before h2 consumes the head: the head for any request that
-    // never got a stream, the body only when the pool holds it in full.
+    // never got a stream; the body too when the pool holds it in full.
     let head_copy = replayable.then(|| copy_head(&head));
-    let body_copy = if replayable { body.replay_copy() } else { None };
     let end_of_stream = matches!(body, OutBody::Empty);
 
     // A fresh clone has no stream pending open, so `ready()` would only repeat the
@@ -70,59 +108,132 @@ async fn send_h2(
     let mut sender = sender.clone();
     let opened = sender.send_request(Request::from_parts(head, ()), end_of_stream);
     drop(sender);
-    let (mut response, send_stream) = match opened {
+    let (response, send_stream) = match opened {
         Ok(pair) => pair,
         Err(e) => {
             // No stream id was assigned: nothing reached the server. A GOAWAY received or a
             // closed connection is why; either way this connection takes no more streams.
             let error = classify_h2(conn, e, true);
-            return Err(SendFailure {
+            return State::Failed(Some(SendFailure {
                 error,
-                replay: head_copy.map(|head| Outgoing { head, body }),
-            });
+                replay: head_copy.map(|head| Box::new(Outgoing { head, body })),
+            }));
         }
     };
+    if end_of_stream {
+        return State::H2Bare {
+            response,
+            lease: Some(lease),
+            replay_head: head_copy,
+        };
+    }
+    let replay = head_copy.and_then(|head| body.replay_copy().map(|body| Outgoing { head, body }));
+    State::H2(Box::new(H2Exchange {
+        response,
+        lease: Some(lease),
+        pipe: (!end_of_stream).then(|| Pipe::new(body, send_stream)),
+        pipe_error: None,
+        replay,
+    }))
+}
 
-    let mut pipe = (!end_of_stream).then(|| Pipe::new(body, send_stream));
-    let mut pipe_error: Option<PipeError> = None;
-    let result = poll_fn(|cx| {
-        if let Some(p) = pipe.as_mut() {
-            match Pin::new(p).poll(cx) {
-                Poll::Pending => {}
-                Poll::Ready(Ok(())) => pipe = None,
-                Poll::Ready(Err(e)) => {
-                    pipe = None;
-                    pipe_error = Some(e);
-                }
+impl Future for Exchange {
+    type Output = Result<Response<Body>, SendFailure>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        match &mut this.state {
+            State::H2Bare {
+                response,
+                lease,
+                replay_head,
+            } => {
+                let result = std::task::ready!(Pin::new(response).poll(cx));
+                let Some(lease) = lease.take() else {
+                    return Poll::Ready(Err(polled_after_completion()));
+                };
+                let replay = replay_head.take().map(|head| Outgoing {
+                    head,
+                    body: OutBody::Empty,
+                });
+                Poll::Ready(finish_h2(lease, result, None, replay))
             }
-        }
-        Pin::new(&mut response).poll(cx)
-    })
-    .await;
-
-    match result {
-        Ok(response) => {
-            if let Some(pipe) = pipe {
-                // The server answered before the request body ended (a gRPC stream, an early
-                // response to an upload): the body streams on from a task of its own.
-                tokio::spawn(async move {
-                    match pipe.await {
-                        Ok(()) => {}
-                        Err(PipeError::Body(e)) => {
-                            trace!(error = %e, "request body failed after the response head");
-                        }
-                        Err(PipeError::Stream(e)) => {
-                            trace!(error = %e, "request stream ended after the response head");
+            State::H2(exchange) => {
+                let exchange = &mut **exchange;
+                if let Some(pipe) = exchange.pipe.as_mut() {
+                    match Pin::new(pipe).poll(cx) {
+                        Poll::Pending => {}
+                        Poll::Ready(Ok(())) => exchange.pipe = None,
+                        Poll::Ready(Err(e)) => {
+                            exchange.pipe = None;
+                            exchange.pipe_error = Some(e);
                         }
                     }
-                });
+                }
+                let result = std::task::ready!(Pin::new(&mut exchange.response).poll(cx));
+                let Some(lease) = exchange.lease.take() else {
+                    return Poll::Ready(Err(polled_after_completion()));
+                };
+                if result.is_ok()
+                    && let Some(pipe) = exchange.pipe.take()
+                {
+                    // The server answered before the request body ended (a gRPC stream, an
+                    // early response to an upload): the body streams on from its own task.
+                    tokio::spawn(finish_pipe(pipe));
+                }
+                Poll::Ready(finish_h2(
+                    lease,
+                    result,
+                    exchange.pipe_error.take(),
+                    exchange.replay.take(),
+                ))
             }
+            State::H1(future) => future.as_mut().poll(cx),
+            State::Failed(failure) => match failure.take() {
+                Some(failure) => Poll::Ready(Err(failure)),
+                None => Poll::Ready(Err(polled_after_completion())),
+            },
+        }
+    }
+}
+
+/// The error for a future polled again after it completed (a caller bug; not a panic).
+fn polled_after_completion() -> SendFailure {
+    SendFailure {
+        error: Error::PoolClosed,
+        replay: None,
+    }
+}
+
+async fn finish_pipe(pipe: Pipe) {
+    match pipe.await {
+        Ok(()) => {}
+        Err(PipeError::Body(e)) => {
+            trace!(error = %e, "request body failed after the response head");
+        }
+        Err(PipeError::Stream(e)) => {
+            trace!(error = %e, "request stream ended after the response head");
+        }
+    }
+}
+
+/// Turns h2's response (or error) into the pool's.
+fn finish_h2(
+    lease: LeaseRef,
+    result: Result<Response<h2::RecvStream>, h2::Error>,
+    pipe_error: Option<PipeError>,
+    replay: Option<Outgoing>,
+) -> Result<Response<Body>, SendFailure> {
+    let conn = Arc::clone(lease.conn());
+    match result {
+        Ok(response) => {
             conn.record_response();
             let (parts, recv) = response.into_parts();
             let body = Body::h2(recv, &parts.headers, lease);
             Ok(Response::from_parts(parts, body))
         }
         Err(e) => {
+            drop(lease);
             if let Some(PipeError::Body(cause)) = pipe_error {
                 // Our own body failed and we reset the stream: report the body's error.
                 return Err(SendFailure {
@@ -138,12 +249,11 @@ async fn send_h2(
                 conn.record_rotation_failure();
             }
             let never_processed = retry::h2_never_processed(&e);
-            let error = classify_h2(conn, e, false);
-            let replay = match (never_processed, head_copy, body_copy) {
-                (true, Some(head), Some(body)) => Some(Outgoing { head, body }),
-                _ => None,
-            };
-            Err(SendFailure { error, replay })
+            let error = classify_h2(&conn, e, false);
+            Err(SendFailure {
+                error,
+                replay: replay.filter(|_| never_processed).map(Box::new),
+            })
         }
     }
 }
@@ -200,15 +310,20 @@ fn classify_h2(conn: &Arc<Connection>, error: h2::Error, unusable: bool) -> Erro
 }
 
 async fn send_h1(
-    conn: &Arc<Connection>,
-    sender: &std::sync::Mutex<hyper::client::conn::http1::SendRequest<OutBody>>,
+    conn: Arc<Connection>,
     lease: LeaseRef,
     request: Outgoing,
 ) -> Result<Response<Body>, SendFailure> {
+    let Sender::H1(sender) = &conn.sender else {
+        return Err(SendFailure {
+            error: closed_error(&conn),
+            replay: Some(Box::new(request)),
+        });
+    };
     let lock = || sender.lock().unwrap_or_else(|p| p.into_inner());
     let request = Request::from_parts(request.head, request.body);
     // Wait for hyper's dispatcher to want the next request.
-    if let Err(e) = poll_fn(|cx| lock().poll_ready(cx)).await {
+    if let Err(e) = std::future::poll_fn(|cx| lock().poll_ready(cx)).await {
         // Nothing was written: the connection died before taking the request.
         conn.close_and_report();
         return Err(SendFailure {
@@ -224,7 +339,7 @@ async fn send_h1(
         let _gate = conn.send_gate.read().unwrap_or_else(|p| p.into_inner());
         if conn.is_closed() {
             return Err(SendFailure {
-                error: closed_error(conn),
+                error: closed_error(&conn),
                 replay: Some(into_outgoing(request)),
             });
         }
@@ -265,9 +380,9 @@ async fn send_h1(
     }
 }
 
-fn into_outgoing(request: Request<OutBody>) -> Outgoing {
+fn into_outgoing(request: Request<OutBody>) -> Box<Outgoing> {
     let (head, body) = request.into_parts();
-    Outgoing { head, body }
+    Box::new(Outgoing { head, body })
 }
 
 /// The error for a request refused because the connection had already closed.

@@ -123,7 +123,7 @@ impl StreamHandle {
         let result = async {
             let request = outgoing::prepare(self.origin(), self.protocol(), request)?;
             let lease = self.share();
-            exchange::send(lease, request, false)
+            exchange::start(lease, request, false)
                 .await
                 .map_err(|failure| failure.error)
         }

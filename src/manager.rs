@@ -1,6 +1,8 @@
 //! The pool: origins to connections, warm-up, acquisition, stats and shutdown.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, RwLock, Weak};
 use std::time::{Duration, Instant};
@@ -18,9 +20,9 @@ use crate::exchange::{self, SendFailure};
 use crate::handle::StreamHandle;
 use crate::lease::{Lease, LeaseRef};
 use crate::metrics;
-use crate::outgoing;
 use crate::origin::{IntoOrigin, Origin, Scheme};
 use crate::origin_pool::{OriginPool, PoolContext};
+use crate::outgoing::{self, Outgoing};
 use crate::prewarm::HostWarmup;
 use crate::stats::PoolStats;
 
@@ -236,71 +238,142 @@ impl ConnectionPoolManager {
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        let result = async {
-            let origin = Origin::try_from(request.uri())?;
-            let (pool, lease) = self.acquire_lease(&origin).await?;
-            self.send_with_retries(&pool, lease, request).await
-        }
-        .await;
-        if result.is_err() {
+        // Written without nested async blocks: each would keep its own copy of the request in
+        // the future, which is moved on every await of it.
+        let fail = |error: Error| {
             self.count_failed_request();
-        }
-        result
+            error
+        };
+        self.ensure_maintenance();
+        let pool = match self.origin_pool_for_uri(request.uri()) {
+            Ok(pool) => pool,
+            // A URI that names no origin is the request's fault, not an acquire's.
+            Err(e @ (Error::InvalidUrl { .. } | Error::UnsupportedScheme { .. })) => {
+                return Err(fail(e));
+            }
+            Err(e) => {
+                self.count_failed_acquire();
+                return Err(fail(e));
+            }
+        };
+        let lease = pool.acquire(None).await.map_err(|e| {
+            self.count_failed_acquire();
+            fail(e)
+        })?;
+        let retries = self.config().max_unprocessed_retries;
+        let (mut exchange, sent_on) = self
+            .dispatch(&pool, lease, request, retries)
+            .map_err(fail)?;
+        let failure = match (&mut exchange).await {
+            Ok(response) => return Ok(response),
+            Err(failure) => failure,
+        };
+        self.after_failure(&pool, failure, sent_on, retries)
+            .await
+            .map_err(fail)
     }
 
-    /// Sends `request` on `lease`, and again on another connection of `pool` while it fails
-    /// in a way that proves it unprocessed (the rule lives in `retry.rs`). Failures are not
-    /// counted here; callers count them once.
-    pub(crate) async fn send_with_retries<B>(
+    /// Shapes `request` for `lease`'s connection and starts sending it; returns the exchange
+    /// and the connection it went out on. Synchronous, so the caller's future holds only the
+    /// small [`Exchange`](exchange::Exchange), not the request.
+    pub(crate) fn dispatch<B>(
         &self,
-        pool: &Arc<OriginPool>,
+        pool: &OriginPool,
         lease: Lease,
         request: Request<B>,
-    ) -> Result<Response<Body>, Error>
+        retries: usize,
+    ) -> Result<(exchange::Exchange, u64), Error>
     where
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        let request = outgoing::prepare(pool.origin(), lease.conn().protocol, request)?;
+        let sent_on = lease.conn().id;
+        Ok((
+            exchange::start(LeaseRef::Owned(lease), request, retries > 0),
+            sent_on,
+        ))
+    }
+
+    /// Awaits the response; a failure that proves the request unprocessed sends it again on
+    /// another connection (the rule lives in `retry.rs`). Failures are not counted here;
+    /// callers count them once.
+    pub(crate) async fn complete(
+        &self,
+        pool: &Arc<OriginPool>,
+        mut exchange: exchange::Exchange,
+        sent_on: u64,
+        retries: usize,
+    ) -> Result<Response<Body>, Error> {
+        let failure = match (&mut exchange).await {
+            Ok(response) => return Ok(response),
+            Err(failure) => failure,
+        };
+        // The rare path, boxed (and built in a plain function) so that nothing of it is laid
+        // out in the common path's future.
+        self.after_failure(pool, failure, sent_on, retries).await
+    }
+
+    fn after_failure<'a>(
+        &'a self,
+        pool: &'a Arc<OriginPool>,
+        failure: SendFailure,
+        sent_on: u64,
+        retries: usize,
+    ) -> Pin<Box<dyn Future<Output = Result<Response<Body>, Error>> + Send + 'a>> {
+        match failure {
+            SendFailure {
+                replay: Some(unprocessed),
+                error,
+            } if retries > 0 => Box::pin(self.retry(pool, unprocessed, error, sent_on, retries)),
+            failure => Box::pin(std::future::ready(Err(failure.error))),
+        }
+    }
+
+    /// Sends a request that provably never reached the server again, on another connection,
+    /// up to `retries` times.
+    async fn retry(
+        &self,
+        pool: &Arc<OriginPool>,
+        mut unprocessed: Box<Outgoing>,
+        mut error: Error,
+        mut failed_on: u64,
+        mut retries_left: usize,
+    ) -> Result<Response<Body>, Error> {
         let origin = pool.origin();
-        let mut request = outgoing::prepare(origin, lease.conn().protocol, request)?;
-        let mut lease = lease;
-        let mut retries_left = self.config().max_unprocessed_retries;
-        loop {
-            let failed_on = lease.conn().id;
-            let protocol = lease.conn().protocol;
-            match exchange::send(LeaseRef::Owned(lease), request, retries_left > 0).await {
+        while retries_left > 0 {
+            retries_left -= 1;
+            self.inner.ctx.counters.requests_retried.add(1);
+            debug!(
+                origin = %origin,
+                conn_id = failed_on,
+                error = %error,
+                "retrying a request the server never processed"
+            );
+            let lease = match pool.acquire(Some(failed_on)).await {
+                Ok(lease) => lease,
+                Err(error) => {
+                    self.count_failed_acquire();
+                    return Err(error);
+                }
+            };
+            failed_on = lease.conn().id;
+            // Shaped for the failed connection's protocol; reshape for this one.
+            let Outgoing { head, body } = *unprocessed;
+            let request = outgoing::shape(origin, lease.conn().protocol, head, body)?;
+            match exchange::start(LeaseRef::Owned(lease), request, retries_left > 0).await {
                 Ok(response) => return Ok(response),
                 Err(SendFailure {
-                    replay: Some(unprocessed),
-                    error,
-                }) if retries_left > 0 => {
-                    retries_left -= 1;
-                    self.inner.ctx.counters.requests_retried.add(1);
-                    debug!(
-                        origin = %origin,
-                        conn_id = failed_on,
-                        %protocol,
-                        error = %error,
-                        "retrying a request the server never processed"
-                    );
-                    lease = match pool.acquire(Some(failed_on)).await {
-                        Ok(lease) => lease,
-                        Err(error) => {
-                            self.count_failed_acquire();
-                            return Err(error);
-                        }
-                    };
-                    // Shaped for the failed connection's protocol; reshape for this one.
-                    request = outgoing::shape(
-                        origin,
-                        lease.conn().protocol,
-                        unprocessed.head,
-                        unprocessed.body,
-                    )?;
+                    replay: Some(again),
+                    error: e,
+                }) => {
+                    unprocessed = again;
+                    error = e;
                 }
                 Err(failure) => return Err(failure.error),
             }
         }
+        Err(error)
     }
 
     /// A snapshot of every origin and connection, and the pool's totals. The numbers are read
@@ -368,6 +441,22 @@ impl ConnectionPoolManager {
             });
         }
         Ok(())
+    }
+
+    /// The pool of the origin an absolute `uri` names. With a handful of origins (the usual
+    /// case) they are compared with the URI directly, which saves building an `Origin` (a
+    /// lower-cased copy of the host) on every request; otherwise through the map.
+    fn origin_pool_for_uri(&self, uri: &http::Uri) -> Result<Arc<OriginPool>, Error> {
+        const SCAN: usize = 8;
+        if !self.inner.closed.load(Ordering::Acquire) {
+            let origins = self.inner.origins.read().unwrap_or_else(|p| p.into_inner());
+            if origins.len() <= SCAN
+                && let Some(pool) = origins.values().find(|p| p.origin().matches_uri(uri))
+            {
+                return Ok(Arc::clone(pool));
+            }
+        }
+        self.origin_pool(&Origin::try_from(uri)?)
     }
 
     fn origin_pool(&self, origin: &Origin) -> Result<Arc<OriginPool>, Error> {

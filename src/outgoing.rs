@@ -57,13 +57,18 @@ impl std::fmt::Debug for OutBody {
 }
 
 /// Body frames held in memory: data chunks (the first inline, since most bodies are one
-/// chunk) and trailers.
+/// chunk; the rest and any trailers boxed, to keep request futures small).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Buffered {
     first: Option<Bytes>,
+    len: usize,
+    rest: Option<Box<BufferedRest>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct BufferedRest {
     more: std::collections::VecDeque<Bytes>,
     trailers: Option<HeaderMap>,
-    len: usize,
 }
 
 impl Buffered {
@@ -71,17 +76,17 @@ impl Buffered {
         match frame.into_data() {
             Ok(data) => {
                 self.len += data.len();
-                if self.first.is_none() && self.more.is_empty() {
+                if self.first.is_none() && self.rest.as_ref().is_none_or(|r| r.more.is_empty()) {
                     self.first = Some(data);
                 } else {
-                    self.more.push_back(data);
+                    self.rest.get_or_insert_default().more.push_back(data);
                 }
             }
             Err(frame) => {
                 if let Ok(trailers) = frame.into_trailers() {
-                    match &mut self.trailers {
+                    match &mut self.rest.get_or_insert_default().trailers {
                         Some(held) => held.extend(trailers),
-                        None => self.trailers = Some(trailers),
+                        held @ None => *held = Some(trailers),
                     }
                 }
             }
@@ -89,15 +94,26 @@ impl Buffered {
     }
 
     fn pop(&mut self) -> Option<Frame<Bytes>> {
-        if let Some(data) = self.first.take().or_else(|| self.more.pop_front()) {
+        let next = self
+            .first
+            .take()
+            .or_else(|| self.rest.as_mut().and_then(|r| r.more.pop_front()));
+        if let Some(data) = next {
             self.len -= data.len();
             return Some(Frame::data(data));
         }
-        self.trailers.take().map(Frame::trailers)
+        self.rest
+            .as_mut()
+            .and_then(|r| r.trailers.take())
+            .map(Frame::trailers)
     }
 
     fn is_empty(&self) -> bool {
-        self.first.is_none() && self.more.is_empty() && self.trailers.is_none()
+        self.first.is_none()
+            && self
+                .rest
+                .as_ref()
+                .is_none_or(|r| r.more.is_empty() && r.trailers.is_none())
     }
 }
 
@@ -300,7 +316,10 @@ pub(crate) fn shape(
             "CONNECT opens a tunnel, which a pooled connection does not carry".to_owned(),
         ));
     }
-    if parts.uri.authority().is_some() {
+    let canonical = is_canonical_absolute(origin, &parts.uri);
+    if canonical {
+        // Already absolute on this origin, as written by the origin itself.
+    } else if parts.uri.authority().is_some() {
         if !origin.matches_uri(&parts.uri) {
             let target = Origin::try_from(&parts.uri)
                 .map_err(|e| invalid(format!("unusable request URI: {e}")))?;
@@ -319,11 +338,10 @@ pub(crate) fn shape(
         Protocol::Http2 => {
             // h2 sends :scheme and :authority from an absolute URI. One already on this
             // origin in its canonical form is used as it is.
-            if !is_canonical_absolute(origin, &parts.uri) {
+            if !canonical {
                 let path = path_of(&parts.uri);
-                let authority = authority_of(origin).map_err(|_| {
-                    invalid("origin is not a valid authority".to_owned())
-                })?;
+                let authority = authority_of(origin)
+                    .map_err(|_| invalid("origin is not a valid authority".to_owned()))?;
                 parts.uri = Uri::builder()
                     .scheme(match origin.scheme() {
                         Scheme::Https => UriScheme::HTTPS,
@@ -380,7 +398,8 @@ fn is_canonical_absolute(origin: &Origin, uri: &Uri) -> bool {
     };
     scheme_ok
         && uri.authority().is_some_and(|a| {
-            a.host() == origin.host() && a.port_u16().unwrap_or(origin.scheme().default_port()) == origin.port()
+            a.host() == origin.host()
+                && a.port_u16().unwrap_or(origin.scheme().default_port()) == origin.port()
         })
 }
 
@@ -486,9 +505,7 @@ impl Future for Pipe {
                         }
                     }
                 }
-                this.tx
-                    .send_data(chunk, end)
-                    .map_err(PipeError::Stream)?;
+                this.tx.send_data(chunk, end).map_err(PipeError::Stream)?;
                 if end {
                     return Poll::Ready(Ok(()));
                 }
@@ -552,8 +569,12 @@ mod tests {
     /// HTTP/2 requests get an absolute URI on the handle's origin.
     #[test]
     fn h2_requests_are_absolute() {
-        let r = prepare(&origin(), Protocol::Http2, req("/a?b=1", Empty::<Bytes>::new()))
-            .expect("ok");
+        let r = prepare(
+            &origin(),
+            Protocol::Http2,
+            req("/a?b=1", Empty::<Bytes>::new()),
+        )
+        .expect("ok");
         assert_eq!(r.head.uri, "https://api.example:8443/a?b=1");
         assert_eq!(r.head.version, Version::HTTP_2);
         let r = prepare(
@@ -604,10 +625,18 @@ mod tests {
             .header("x-kept", "1")
             .body(Full::new(Bytes::from_static(b"hello")))
             .expect("request");
-        request.headers_mut().insert("upgrade", HeaderValue::from_static("h2c"));
+        request
+            .headers_mut()
+            .insert("upgrade", HeaderValue::from_static("h2c"));
         let r = prepare(&origin(), Protocol::Http2, request).expect("ok");
         let h = &r.head.headers;
-        for gone in ["connection", "x-hop", "keep-alive", "transfer-encoding", "upgrade"] {
+        for gone in [
+            "connection",
+            "x-hop",
+            "keep-alive",
+            "transfer-encoding",
+            "upgrade",
+        ] {
             assert!(!h.contains_key(gone), "{gone} removed");
         }
         assert_eq!(h["te"], "trailers");
@@ -616,17 +645,26 @@ mod tests {
         let r = prepare(
             &origin(),
             Protocol::Http2,
-            Request::get("/").header("te", "gzip").body(Empty::<Bytes>::new()).expect("r"),
+            Request::get("/")
+                .header("te", "gzip")
+                .body(Empty::<Bytes>::new())
+                .expect("r"),
         )
         .expect("ok");
         assert!(!r.head.headers.contains_key("te"));
-        assert!(!r.head.headers.contains_key(CONTENT_LENGTH), "GET without body");
+        assert!(
+            !r.head.headers.contains_key(CONTENT_LENGTH),
+            "GET without body"
+        );
     }
 
     /// Bodies ready at once are held (and can be replayed); empty ones are `Empty`.
     #[test]
     fn ready_bodies_are_held_in_full() {
-        assert!(matches!(OutBody::classify(Empty::<Bytes>::new()), OutBody::Empty));
+        assert!(matches!(
+            OutBody::classify(Empty::<Bytes>::new()),
+            OutBody::Empty
+        ));
         assert!(matches!(OutBody::classify(String::new()), OutBody::Empty));
         let full = OutBody::classify(String::from("abc"));
         assert!(matches!(&full, OutBody::Full(b) if b.len == 3));

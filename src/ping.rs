@@ -287,6 +287,9 @@ mod tests {
             b.calculate(12 * 1024 * 1024, Duration::from_millis(1)),
             Some(BDP_LIMIT)
         );
-        assert_eq!(b.calculate(BDP_LIMIT as usize, Duration::from_millis(1)), None);
+        assert_eq!(
+            b.calculate(BDP_LIMIT as usize, Duration::from_millis(1)),
+            None
+        );
     }
 }

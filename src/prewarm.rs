@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use crate::protocol::Protocol;
 use crate::error::Error;
 use crate::origin::Origin;
+use crate::protocol::Protocol;
 
 /// The outcome of warming one host given to
 /// [`prewarm_hosts`](crate::ConnectionPoolManager::prewarm_hosts).

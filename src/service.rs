@@ -153,7 +153,10 @@ where
                     Some(leased) => leased,
                     None => pool.acquire_lease(&origin).await?,
                 };
-                pool.send_with_retries(&origin_pool, lease, request).await
+                let retries = pool.config().max_unprocessed_retries;
+                let (exchange, sent_on) = pool.dispatch(&origin_pool, lease, request, retries)?;
+                pool.complete(&origin_pool, exchange, sent_on, retries)
+                    .await
             }
             .await;
             if result.is_err() {

@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
-use crate::protocol::Protocol;
 use crate::metrics;
 use crate::origin::Origin;
+use crate::protocol::Protocol;
 
 /// Pool-wide counters. `<noun>_<outcome>` names; all `Relaxed`. Each is mirrored to the
 /// `metrics` facade when that feature is on (see `metrics.rs`).

@@ -1,22 +1,31 @@
 //! The same load through https-pool and what a service would use instead, side by side in
 //! one run: hyper-util's legacy `Client` (shared), reqwest (shared), one hyper-util `Client`
-//! per worker, raw `hyper::client::conn::http2` on K round-robin connections, and h2load (the
-//! C reference) where it is installed.
+//! per worker, raw `hyper::client::conn::http2` and raw `h2` on K round-robin connections (the
+//! ceiling: what a hand-written loop over the same connections costs), and h2load (the C
+//! reference) where it is installed.
 //!
-//! Every worker fires its first request at the same moment (a cold burst, as services do at
-//! start), then sends its share back to back. `sockets_opened` counts every connection the
-//! server accepted during the row (embedded server), not only those open at the end.
+//! Every row runs in a child process of its own (this binary with `--child-row`), so one
+//! row's heap, threads and connections do not colour the next, and the child's CPU time
+//! (user + system, from `/proc/self/stat`, around the timed part) divided by the requests it
+//! completed is the client's CPU per request. The embedded server, when used, runs in this
+//! parent process, so its CPU is not counted. Every worker fires its first request at the
+//! same moment (a cold burst, as services do at start), then sends its share back to back.
 //!
-//! `cargo run --release --bin pool_bench -- --clients 1024 --requests 200000 --server-max-streams 8`
+//! `cargo run --release --bin pool_bench -- --clients 1024 --requests 200000 --runs 3 \
+//!     --url https://127.0.0.1:8443/ --ca-cert target/nginx-peer/ca.pem`
+//!
+//! `--json` writes only JSON to stdout (the table goes to stderr).
 
-#[path = "harness/mod.rs"]
-mod harness;
+#[path = "harness/machine.rs"]
+mod machine;
 
 use std::future::Future;
+use std::io::Write;
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
@@ -24,24 +33,32 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Empty};
 use https_pool::ConnectionPoolManager;
-use https_pool::testkit::{TestServer, TestServerConfig};
+use https_pool::testkit::{Alpn, TestServer, TestServerConfig};
 use hyper_util::client::legacy::Client as LegacyClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Barrier;
 
-#[global_allocator]
-static ALLOCATOR: harness::alloc::Counting = harness::alloc::Counting;
+/// Every row, in the order they run and print.
+const ROWS: [&str; 7] = [
+    "https-pool",
+    "raw-h2",
+    "raw-hyper",
+    "hyper-util-shared",
+    "reqwest",
+    "hyper-util-per-worker",
+    "h2load",
+];
 
-/// Side-by-side HTTP/2 client benchmark against the embedded server or a URL.
+/// Side-by-side HTTP client benchmark against the embedded server or a URL.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
 struct Args {
     /// Concurrent workers.
     #[arg(long, default_value_t = 64)]
     clients: usize,
-    /// Total requests per client kind (split evenly over the workers).
+    /// Total requests per row (split evenly over the workers).
     #[arg(long, default_value_t = 20_000)]
     requests: usize,
     /// Target URL (default: start the embedded HTTPS server on 127.0.0.1).
@@ -56,47 +73,88 @@ struct Args {
     /// The embedded server's response body size.
     #[arg(long, default_value_t = 16)]
     body_bytes: usize,
-    /// Connections for https-pool (its maximum) and for the raw hyper row.
+    /// The embedded server speaks HTTP/1.1 only.
+    #[arg(long)]
+    server_http1: bool,
+    /// Connections for https-pool (its maximum) and for the raw rows.
     #[arg(long, default_value_t = 4)]
     connections: usize,
-    /// Print the JSON report to stdout.
+    /// Runs of every row; the table shows the run with the median req/s, the JSON all runs.
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+    /// Only these rows (comma-separated): https-pool, raw-h2, raw-hyper, hyper-util-shared,
+    /// reqwest, hyper-util-per-worker, h2load.
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// Print only the JSON report on stdout; the table goes to stderr.
     #[arg(long)]
     json: bool,
+    /// Internal: run this one row in this process and print its JSON.
+    #[arg(long, hide = true)]
+    child_row: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+/// One row's figures. A figure the row could not measure is `None` (JSON `null`, table
+/// `n/a`), never 0.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Row {
+    row: String,
     client: String,
-    req_per_sec: f64,
-    p50_us: f64,
-    p99_us: f64,
-    p999_us: f64,
+    /// False when the row could not run against this target; `note` says why.
+    ran: bool,
+    req_per_sec: Option<f64>,
+    p50_us: Option<f64>,
+    p99_us: Option<f64>,
+    p999_us: Option<f64>,
+    /// Client CPU (user + system) per completed request.
+    cpu_us_per_req: Option<f64>,
     sockets_opened: Option<u64>,
     errors: u64,
-    peak_rss_kb: Option<u64>,
+    peak_rss_kib: Option<u64>,
     note: String,
+}
+
+impl Row {
+    fn not_run(row: &str, why: String) -> Row {
+        Row {
+            row: row.to_owned(),
+            client: client_name(row, 0),
+            ran: false,
+            req_per_sec: None,
+            p50_us: None,
+            p99_us: None,
+            p999_us: None,
+            cpu_us_per_req: None,
+            sockets_opened: None,
+            errors: 0,
+            peak_rss_kib: None,
+            note: why,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
 struct Config {
     clients: usize,
-    requests: usize,
+    requests_per_row: usize,
+    runs: usize,
     target: String,
     server_max_streams: Option<u32>,
     body_bytes: Option<usize>,
     connections: usize,
-    machine: harness::machine::MachineInfo,
+    machine: machine::MachineInfo,
 }
 
-struct Target {
-    url: String,
-    ca_pem: Option<String>,
-    server: Option<TestServer>,
-}
-
-impl Target {
-    fn accepted(&self) -> Option<u64> {
-        self.server.as_ref().map(|s| s.counters().accepted())
+fn client_name(row: &str, k: usize) -> String {
+    match row {
+        "https-pool" => format!("https-pool (shared, max {k} connections)"),
+        "raw-h2" => format!("raw h2 x{k} (round-robin)"),
+        "raw-hyper" => format!("raw hyper conn::http2 x{k} (round-robin)"),
+        "hyper-util-shared" => "hyper-util Client (shared)".to_owned(),
+        "reqwest" => "reqwest (shared)".to_owned(),
+        "hyper-util-per-worker" => "hyper-util Client per worker".to_owned(),
+        "h2load" => format!("h2load -c {k} (C reference)"),
+        other => other.to_owned(),
     }
 }
 
@@ -107,115 +165,316 @@ fn main() -> Result<()> {
         "--clients and --requests must be > 0"
     );
     anyhow::ensure!(args.connections > 0, "--connections must be > 0");
+    anyhow::ensure!(args.runs > 0, "--runs must be > 0");
+    for name in &args.only {
+        anyhow::ensure!(
+            ROWS.contains(&name.as_str()),
+            "unknown row {name:?}; rows are {}",
+            ROWS.join(", ")
+        );
+    }
     // reqwest and hyper-rustls use the process-wide rustls provider.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    if let Some(row) = &args.child_row {
+        return child(&args, row);
+    }
+    parent(&args)
+}
+
+// ===== parent: the target, the children, the table =====
+
+struct Target {
+    url: String,
+    ca_file: Option<PathBuf>,
+    server: Option<TestServer>,
+}
+
+impl Target {
+    fn accepted(&self) -> Option<u64> {
+        self.server.as_ref().map(|s| s.counters().accepted())
+    }
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if self.server.is_some()
+            && let Some(ca) = &self.ca_file
+        {
+            let _ = std::fs::remove_file(ca);
+        }
+    }
+}
+
+fn parent(args: &Args) -> Result<()> {
     let target = match &args.url {
         Some(url) => Target {
             url: url.clone(),
-            ca_pem: match &args.ca_cert {
-                Some(p) => Some(
-                    std::fs::read_to_string(p)
-                        .with_context(|| format!("reading {}", p.display()))?,
-                ),
-                None => None,
-            },
+            ca_file: args.ca_cert.clone(),
             server: None,
         },
         None => {
             let server = TestServer::start(
                 TestServerConfig::default()
+                    .alpn(if args.server_http1 {
+                        Alpn::Http1
+                    } else {
+                        Alpn::H2
+                    })
                     .max_concurrent_streams(args.server_max_streams)
                     .body_bytes(args.body_bytes),
             )?;
+            let ca = std::env::temp_dir().join(format!("pool_bench-{}-ca.pem", std::process::id()));
+            std::fs::write(&ca, server.ca_pem())?;
             Target {
                 url: server.url_for("/bench"),
-                ca_pem: Some(server.ca_pem().to_owned()),
+                ca_file: Some(ca),
                 server: Some(server),
             }
         }
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let mut rows = Vec::new();
     let per_client = args.requests.div_ceil(args.clients);
     let total = per_client * args.clients;
+    let selected: Vec<&str> = ROWS
+        .iter()
+        .copied()
+        .filter(|r| args.only.is_empty() || args.only.iter().any(|o| o == r))
+        .collect();
 
-    rows.push(runtime.block_on(row_pool(&args, &target, per_client))?);
-    rows.push(runtime.block_on(row_hyper_util_shared(&args, &target, per_client))?);
-    rows.push(runtime.block_on(row_reqwest(&args, &target, per_client))?);
-    rows.push(runtime.block_on(row_hyper_util_per_worker(&args, &target, per_client))?);
-    rows.push(runtime.block_on(row_raw_http2(&args, &target, per_client))?);
-    if let Some(row) = row_h2load(&args, &target, total)? {
-        rows.push(row);
+    let mut runs: Vec<Vec<Row>> = vec![Vec::new(); selected.len()];
+    for run in 0..args.runs {
+        for (i, row) in selected.iter().enumerate() {
+            eprintln!("run {}/{}: {row}", run + 1, args.runs);
+            let result = if *row == "h2load" {
+                row_h2load(args, &target, total)
+            } else {
+                run_child(args, &target, row)
+            };
+            runs[i].push(result.unwrap_or_else(|e| Row::not_run(row, format!("{e:#}"))));
+        }
     }
-    drop(runtime);
-
+    let medians: Vec<Row> = runs.iter().map(|r| median_row(r)).collect();
     let config = Config {
         clients: args.clients,
-        requests: total,
+        requests_per_row: total,
+        runs: args.runs,
         target: match &target.server {
-            Some(_) => "embedded HTTPS server (hyper + rustls, h2) on 127.0.0.1".to_owned(),
+            Some(_) => format!(
+                "embedded HTTPS server (hyper + rustls, {}) on 127.0.0.1, in the parent process",
+                if args.server_http1 { "http/1.1" } else { "h2" }
+            ),
             None => target.url.clone(),
         },
         server_max_streams: target.server.as_ref().map(|_| args.server_max_streams),
         body_bytes: target.server.as_ref().map(|_| args.body_bytes),
         connections: args.connections,
-        machine: harness::machine::MachineInfo::collect(),
+        machine: machine::MachineInfo::collect(),
     };
-    print_table(&config, &rows);
+    let table = render_table(&config, &medians);
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "config": config, "rows": rows }))?
-        );
+        eprint!("{table}");
+        let report = serde_json::json!({ "config": config, "rows": medians, "runs": runs });
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{table}");
     }
     Ok(())
 }
 
-fn print_table(config: &Config, rows: &[Row]) {
-    println!(
-        "{} clients, {} requests each row, target: {}{}",
+/// The run with the median req/s (rows that did not run keep their first outcome).
+fn median_row(runs: &[Row]) -> Row {
+    let mut ran: Vec<&Row> = runs.iter().filter(|r| r.ran).collect();
+    if ran.is_empty() {
+        return runs[0].clone();
+    }
+    ran.sort_by(|a, b| {
+        a.req_per_sec
+            .partial_cmp(&b.req_per_sec)
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let mut median = ran[ran.len() / 2].clone();
+    if runs.len() > 1 {
+        let all: Vec<String> = ran
+            .iter()
+            .map(|r| format!("{:.0}", r.req_per_sec.unwrap_or(0.0)))
+            .collect();
+        let sep = if median.note.is_empty() { "" } else { "; " };
+        median.note = format!(
+            "{}{sep}req/s of the {} runs: {}",
+            median.note,
+            ran.len(),
+            all.join(", ")
+        );
+    }
+    median
+}
+
+fn run_child(args: &Args, target: &Target, row: &str) -> Result<Row> {
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        "--child-row",
+        row,
+        "--url",
+        &target.url,
+        "--clients",
+        &args.clients.to_string(),
+        "--requests",
+        &args.requests.to_string(),
+        "--connections",
+        &args.connections.to_string(),
+    ]);
+    if let Some(ca) = &target.ca_file {
+        cmd.arg("--ca-cert").arg(ca);
+    }
+    let accepted_before = target.accepted();
+    let out = cmd.stderr(Stdio::piped()).stdout(Stdio::piped()).output()?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let reason = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("child failed")
+            .trim_start_matches("Error: ")
+            .to_owned();
+        bail!("{reason}");
+    }
+    let mut row: Row = serde_json::from_slice(&out.stdout).context("reading the child's row")?;
+    if let (Some(after), Some(before)) = (target.accepted(), accepted_before) {
+        row.sockets_opened = Some(after - before);
+    }
+    Ok(row)
+}
+
+fn render_table(config: &Config, rows: &[Row]) -> String {
+    let mut out = String::new();
+    let mut line = |s: String| {
+        out.push_str(&s);
+        out.push('\n');
+    };
+    line(format!(
+        "{} clients, {} requests per row, {} run(s) per row (median shown), target: {}{}",
         config.clients,
-        config.requests,
+        config.requests_per_row,
+        config.runs,
         config.target,
         config
             .server_max_streams
             .map(|m| format!(", server max streams {m}"))
             .unwrap_or_default()
-    );
-    println!("machine: {}", config.machine.summary());
-    println!(
-        "| {:<40} | {:>10} | {:>9} | {:>9} | {:>9} | {:>7} | {:>6} | {:>9} |",
-        "client", "req/s", "p50 µs", "p99 µs", "p99.9 µs", "sockets", "errors", "peak RSS KiB"
-    );
-    println!(
-        "|{:-<42}|{:->12}|{:->11}|{:->11}|{:->11}|{:->9}|{:->8}|{:->14}|",
-        "", "", "", "", "", "", "", ""
-    );
+    ));
+    line(format!("machine: {}", config.machine.summary()));
+    line(format!(
+        "| {:<44} | {:>9} | {:>10} | {:>9} | {:>9} | {:>9} | {:>7} | {:>6} | {:>12} |",
+        "client",
+        "req/s",
+        "CPU µs/req",
+        "p50 µs",
+        "p99 µs",
+        "p99.9 µs",
+        "sockets",
+        "errors",
+        "peak RSS KiB"
+    ));
+    line(format!(
+        "|{:-<46}|{:->11}|{:->12}|{:->11}|{:->11}|{:->11}|{:->9}|{:->8}|{:->14}|",
+        "", ":", ":", ":", ":", ":", ":", ":", ":"
+    ));
+    let f0 = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.0}"));
+    let f1 = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.1}"));
+    let u = |v: Option<u64>| v.map_or("n/a".to_owned(), |v| v.to_string());
     for r in rows {
-        println!(
-            "| {:<40} | {:>10.0} | {:>9.0} | {:>9.0} | {:>9.0} | {:>7} | {:>6} | {:>12} |",
+        line(format!(
+            "| {:<44} | {:>9} | {:>10} | {:>9} | {:>9} | {:>9} | {:>7} | {:>6} | {:>12} |",
             r.client,
-            r.req_per_sec,
-            r.p50_us,
-            r.p99_us,
-            r.p999_us,
-            r.sockets_opened.map_or("n/a".to_owned(), |s| s.to_string()),
-            r.errors,
-            r.peak_rss_kb.map_or("n/a".to_owned(), |s| s.to_string()),
-        );
+            f0(r.req_per_sec),
+            f1(r.cpu_us_per_req),
+            f0(r.p50_us),
+            f0(r.p99_us),
+            f0(r.p999_us),
+            u(r.sockets_opened),
+            if r.ran {
+                r.errors.to_string()
+            } else {
+                "n/a".to_owned()
+            },
+            u(r.peak_rss_kib),
+        ));
     }
     for r in rows.iter().filter(|r| !r.note.is_empty()) {
-        println!("{}: {}", r.client, r.note);
+        line(format!("{}: {}", r.client, r.note));
     }
+    out
 }
+
+// ===== child: one row in this process =====
+
+fn child(args: &Args, row: &str) -> Result<()> {
+    let url = args.url.clone().context("--child-row needs --url")?;
+    let ca_pem = match &args.ca_cert {
+        Some(p) => {
+            Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)
+        }
+        None => None,
+    };
+    let target = ChildTarget { url, ca_pem };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let per_client = args.requests.div_ceil(args.clients);
+    let mut row = runtime.block_on(async {
+        match row {
+            "https-pool" => row_pool(args, &target, per_client).await,
+            "raw-h2" => row_raw_h2(args, &target, per_client).await,
+            "raw-hyper" => row_raw_hyper(args, &target, per_client).await,
+            "hyper-util-shared" => row_hyper_util_shared(args, &target, per_client).await,
+            "reqwest" => row_reqwest(args, &target, per_client).await,
+            "hyper-util-per-worker" => row_hyper_util_per_worker(args, &target, per_client).await,
+            other => bail!("unknown row {other:?}"),
+        }
+    })?;
+    row.peak_rss_kib = peak_rss_kib();
+    drop(runtime);
+    let mut stdout = std::io::stdout().lock();
+    serde_json::to_writer(&mut stdout, &row)?;
+    stdout.flush()?;
+    Ok(())
+}
+
+struct ChildTarget {
+    url: String,
+    ca_pem: Option<String>,
+}
+
+/// Peak resident set of this process, from `/proc/self/status` (`VmHWM`).
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// User + system CPU of this process so far (all threads), from `/proc/self/stat`, in clock
+/// ticks of 1/100 s (Linux's USER_HZ on every mainstream architecture).
+fn cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the ')'.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+const TICK_US: f64 = 10_000.0;
 
 /// Runs `per_client` requests on each of `clients` workers, all starting together; `send`
 /// gets the worker index.
 async fn drive<F, Fut>(
-    name: &str,
-    target: &Target,
+    row: &str,
+    name: String,
     clients: usize,
     per_client: usize,
     send: F,
@@ -224,29 +483,17 @@ where
     F: Fn(usize) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<()>> + Send,
 {
-    let accepted_before = target.accepted();
-    let sampling = Arc::new(AtomicBool::new(true));
-    let peak = Arc::new(AtomicU64::new(0));
-    let sampler = {
-        let sampling = Arc::clone(&sampling);
-        let peak = Arc::clone(&peak);
-        tokio::spawn(async move {
-            while sampling.load(Ordering::Relaxed) {
-                if let Some(rss) = harness::rss_bytes() {
-                    peak.fetch_max(rss, Ordering::Relaxed);
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-    };
     let barrier = Arc::new(Barrier::new(clients));
     let errors = Arc::new(AtomicU64::new(0));
+    let first_error = Arc::new(std::sync::Mutex::new(None::<String>));
+    let cpu_before = cpu_ticks();
     let started = Instant::now();
     let workers: Vec<_> = (0..clients)
         .map(|w| {
             let send = send.clone();
             let barrier = Arc::clone(&barrier);
             let errors = Arc::clone(&errors);
+            let first_error = Arc::clone(&first_error);
             tokio::spawn(async move {
                 let mut samples = Vec::with_capacity(per_client);
                 barrier.wait().await;
@@ -254,8 +501,12 @@ where
                     let t = Instant::now();
                     match send(w).await {
                         Ok(()) => samples.push(t.elapsed()),
-                        Err(_) => {
+                        Err(e) => {
                             errors.fetch_add(1, Ordering::Relaxed);
+                            first_error
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .get_or_insert_with(|| format!("{e:#}"));
                         }
                     }
                 }
@@ -263,30 +514,45 @@ where
             })
         })
         .collect();
-    let mut histogram = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)?;
+    let mut all = Vec::with_capacity(clients);
     for w in workers {
-        for s in w.await? {
+        all.push(w.await?);
+    }
+    let elapsed = started.elapsed();
+    let cpu_after = cpu_ticks();
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)?;
+    for samples in all {
+        for s in samples {
             histogram.saturating_record(u64::try_from(s.as_micros()).unwrap_or(u64::MAX).max(1));
         }
     }
-    let elapsed = started.elapsed();
-    sampling.store(false, Ordering::Relaxed);
-    sampler.await?;
     let ok = histogram.len();
+    let cpu_us_per_req = match (cpu_before, cpu_after) {
+        (Some(b), Some(a)) if ok > 0 => Some((a - b) as f64 * TICK_US / ok as f64),
+        _ => None,
+    };
+    let errors = errors.load(Ordering::Relaxed);
+    let note = match first_error.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        Some(e) => format!("first error: {e}"),
+        None => String::new(),
+    };
     Ok(Row {
-        client: name.to_owned(),
-        req_per_sec: ok as f64 / elapsed.as_secs_f64(),
-        p50_us: histogram.value_at_quantile(0.5) as f64,
-        p99_us: histogram.value_at_quantile(0.99) as f64,
-        p999_us: histogram.value_at_quantile(0.999) as f64,
-        sockets_opened: target.accepted().zip(accepted_before).map(|(a, b)| a - b),
-        errors: errors.load(Ordering::Relaxed),
-        peak_rss_kb: Some(peak.load(Ordering::Relaxed) / 1024).filter(|&k| k > 0),
-        note: String::new(),
+        row: row.to_owned(),
+        client: name,
+        ran: true,
+        req_per_sec: Some(ok as f64 / elapsed.as_secs_f64()),
+        p50_us: (ok > 0).then(|| histogram.value_at_quantile(0.5) as f64),
+        p99_us: (ok > 0).then(|| histogram.value_at_quantile(0.99) as f64),
+        p999_us: (ok > 0).then(|| histogram.value_at_quantile(0.999) as f64),
+        cpu_us_per_req,
+        sockets_opened: None,
+        errors,
+        peak_rss_kib: None,
+        note,
     })
 }
 
-fn tls_config(target: &Target) -> Result<rustls::ClientConfig> {
+fn tls_config(target: &ChildTarget) -> Result<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(pem) = &target.ca_pem {
@@ -305,13 +571,15 @@ fn tls_config(target: &Target) -> Result<rustls::ClientConfig> {
     Ok(config)
 }
 
-fn get(url: &str) -> Result<http::Request<Empty<Bytes>>> {
-    Ok(http::Request::get(url).body(Empty::new())?)
+/// A GET for the target; every row gets the same pre-parsed URI, so no row pays for URL
+/// parsing the others skip (reqwest parses its `&str` itself, as its users' calls do).
+fn get(url: &http::Uri) -> Result<http::Request<Empty<Bytes>>> {
+    Ok(http::Request::get(url.clone()).body(Empty::new())?)
 }
 
 // ===== rows =====
 
-async fn row_pool(args: &Args, target: &Target, per_client: usize) -> Result<Row> {
+async fn row_pool(args: &Args, target: &ChildTarget, per_client: usize) -> Result<Row> {
     let mut builder = ConnectionPoolManager::builder()
         .max_connections_per_origin(args.connections)
         .max_waiters_per_origin(args.clients.max(1024));
@@ -319,34 +587,39 @@ async fn row_pool(args: &Args, target: &Target, per_client: usize) -> Result<Row
         builder = builder.tls_extra_ca_pem(pem.clone());
     }
     let pool = builder.build()?;
-    let url: Arc<str> = Arc::from(target.url.as_str());
-    let mut row = drive("https-pool (shared)", target, args.clients, per_client, {
-        let pool = pool.clone();
-        move |_| {
+    let url: http::Uri = target.url.parse()?;
+    let mut row = drive(
+        "https-pool",
+        client_name("https-pool", args.connections),
+        args.clients,
+        per_client,
+        {
             let pool = pool.clone();
-            let url = Arc::clone(&url);
-            async move {
-                let response = pool.request(get(&url)?).await?;
-                response.into_body().collect().await?;
-                Ok(())
+            move |_| {
+                let pool = pool.clone();
+                let url = url.clone();
+                async move {
+                    let response = pool.request(get(&url)?).await?;
+                    response.into_body().collect().await?;
+                    Ok(())
+                }
             }
-        }
-    })
+        },
+    )
     .await?;
     let stats = pool.stats();
-    if row.sockets_opened.is_none() {
-        row.sockets_opened = Some(stats.connections_opened);
-    }
+    row.sockets_opened = Some(stats.connections_opened);
+    let sep = if row.note.is_empty() { "" } else { "; " };
     row.note = format!(
-        "max {} connections; {} opened, {} leases reused",
-        args.connections, stats.connections_opened, stats.leases_reused
+        "{}{sep}{} connections opened, {} leases reused, {} retried",
+        row.note, stats.connections_opened, stats.leases_reused, stats.requests_retried
     );
     Ok(row)
 }
 
 type HyperUtilClient = LegacyClient<hyper_rustls::HttpsConnector<HttpConnector>, Empty<Bytes>>;
 
-fn hyper_util_client(target: &Target) -> Result<HyperUtilClient> {
+fn hyper_util_client(target: &ChildTarget) -> Result<HyperUtilClient> {
     // hyper-rustls sets ALPN itself from enable_http1/enable_http2.
     let mut tls = tls_config(target)?;
     tls.alpn_protocols.clear();
@@ -359,17 +632,21 @@ fn hyper_util_client(target: &Target) -> Result<HyperUtilClient> {
     Ok(LegacyClient::builder(TokioExecutor::new()).build(connector))
 }
 
-async fn row_hyper_util_shared(args: &Args, target: &Target, per_client: usize) -> Result<Row> {
+async fn row_hyper_util_shared(
+    args: &Args,
+    target: &ChildTarget,
+    per_client: usize,
+) -> Result<Row> {
     let client = hyper_util_client(target)?;
-    let url: Arc<str> = Arc::from(target.url.as_str());
+    let url: http::Uri = target.url.parse()?;
     drive(
-        "hyper-util Client (shared)",
-        target,
+        "hyper-util-shared",
+        client_name("hyper-util-shared", args.connections),
         args.clients,
         per_client,
         move |_| {
             let client = client.clone();
-            let url = Arc::clone(&url);
+            let url = url.clone();
             async move {
                 let response = client.request(get(&url)?).await?;
                 response.into_body().collect().await?;
@@ -380,7 +657,7 @@ async fn row_hyper_util_shared(args: &Args, target: &Target, per_client: usize) 
     .await
 }
 
-async fn row_reqwest(args: &Args, target: &Target, per_client: usize) -> Result<Row> {
+async fn row_reqwest(args: &Args, target: &ChildTarget, per_client: usize) -> Result<Row> {
     let mut builder = reqwest::Client::builder().use_rustls_tls();
     if let Some(pem) = &target.ca_pem {
         builder = builder.add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes())?);
@@ -388,8 +665,8 @@ async fn row_reqwest(args: &Args, target: &Target, per_client: usize) -> Result<
     let client = builder.build()?;
     let url: Arc<str> = Arc::from(target.url.as_str());
     drive(
-        "reqwest (shared)",
-        target,
+        "reqwest",
+        client_name("reqwest", args.connections),
         args.clients,
         per_client,
         move |_| {
@@ -404,21 +681,25 @@ async fn row_reqwest(args: &Args, target: &Target, per_client: usize) -> Result<
     .await
 }
 
-async fn row_hyper_util_per_worker(args: &Args, target: &Target, per_client: usize) -> Result<Row> {
+async fn row_hyper_util_per_worker(
+    args: &Args,
+    target: &ChildTarget,
+    per_client: usize,
+) -> Result<Row> {
     let clients: Arc<Vec<HyperUtilClient>> = Arc::new(
         (0..args.clients)
             .map(|_| hyper_util_client(target))
             .collect::<Result<_>>()?,
     );
-    let url: Arc<str> = Arc::from(target.url.as_str());
+    let url: http::Uri = target.url.parse()?;
     drive(
-        "hyper-util Client per worker",
-        target,
+        "hyper-util-per-worker",
+        client_name("hyper-util-per-worker", args.connections),
         args.clients,
         per_client,
         move |w| {
             let client = clients[w].clone();
-            let url = Arc::clone(&url);
+            let url = url.clone();
             async move {
                 let response = client.request(get(&url)?).await?;
                 response.into_body().collect().await?;
@@ -429,21 +710,32 @@ async fn row_hyper_util_per_worker(args: &Args, target: &Target, per_client: usi
     .await
 }
 
-async fn row_raw_http2(args: &Args, target: &Target, per_client: usize) -> Result<Row> {
+/// TLS connections with ALPN h2 to the target, for the raw rows.
+async fn dial_h2(
+    target: &ChildTarget,
+    n: usize,
+) -> Result<Vec<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>> {
     let uri: http::Uri = target.url.parse()?;
     let host = uri.host().context("URL has no host")?.to_owned();
     let port = uri.port_u16().unwrap_or(443);
     let tls = tokio_rustls::TlsConnector::from(Arc::new(tls_config(target)?));
-    let accepted_before = target.accepted();
-    let mut senders = Vec::with_capacity(args.connections);
-    for _ in 0..args.connections {
+    let mut streams = Vec::with_capacity(n);
+    for _ in 0..n {
         let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
         tcp.set_nodelay(true)?;
         let name = pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())?;
         let stream = tls.connect(name, tcp).await?;
         if stream.get_ref().1.alpn_protocol() != Some(b"h2") {
-            bail!("{} did not negotiate h2", target.url);
+            bail!("the server did not negotiate h2 (this row speaks HTTP/2 only)");
         }
+        streams.push(stream);
+    }
+    Ok(streams)
+}
+
+async fn row_raw_hyper(args: &Args, target: &ChildTarget, per_client: usize) -> Result<Row> {
+    let mut senders = Vec::with_capacity(args.connections);
+    for stream in dial_h2(target, args.connections).await? {
         let (sender, conn) = hyper::client::conn::http2::handshake::<_, _, Empty<Bytes>>(
             TokioExecutor::new(),
             TokioIo::new(stream),
@@ -452,19 +744,18 @@ async fn row_raw_http2(args: &Args, target: &Target, per_client: usize) -> Resul
         tokio::spawn(conn);
         senders.push(sender);
     }
-    let sockets = target.accepted().zip(accepted_before).map(|(a, b)| a - b);
     let senders = Arc::new(senders);
     let next = Arc::new(AtomicUsize::new(0));
-    let url: Arc<str> = Arc::from(target.url.as_str());
+    let url: http::Uri = target.url.parse()?;
     let mut row = drive(
-        &format!("raw hyper conn::http2 x{} (round-robin)", args.connections),
-        target,
+        "raw-hyper",
+        client_name("raw-hyper", args.connections),
         args.clients,
         per_client,
         move |_| {
             let i = next.fetch_add(1, Ordering::Relaxed) % senders.len();
             let mut sender = senders[i].clone();
-            let url = Arc::clone(&url);
+            let url = url.clone();
             async move {
                 let response = sender.send_request(get(&url)?).await?;
                 response.into_body().collect().await?;
@@ -473,67 +764,148 @@ async fn row_raw_http2(args: &Args, target: &Target, per_client: usize) -> Resul
         },
     )
     .await?;
-    row.sockets_opened =
-        Some(sockets.unwrap_or(args.connections as u64) + row.sockets_opened.unwrap_or(0));
-    row.note = "connections dialed before the burst (not part of the timed run)".to_owned();
+    row.note = "connections dialed before the timed run".to_owned();
     Ok(row)
 }
 
-/// h2load on the same server and load: -c K connections, -m streams each, -n requests.
-fn row_h2load(args: &Args, target: &Target, total: usize) -> Result<Option<Row>> {
-    let Ok(out) = std::process::Command::new("h2load")
+/// The ceiling: the h2 crate driven directly, as the pool does, with nothing around it.
+async fn row_raw_h2(args: &Args, target: &ChildTarget, per_client: usize) -> Result<Row> {
+    let mut senders = Vec::with_capacity(args.connections);
+    for stream in dial_h2(target, args.connections).await? {
+        let (sender, conn) = h2::client::handshake(stream).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        senders.push(sender);
+    }
+    let senders = Arc::new(senders);
+    let next = Arc::new(AtomicUsize::new(0));
+    let url: http::Uri = target.url.parse()?;
+    let mut row = drive(
+        "raw-h2",
+        client_name("raw-h2", args.connections),
+        args.clients,
+        per_client,
+        move |_| {
+            let i = next.fetch_add(1, Ordering::Relaxed) % senders.len();
+            let sender = senders[i].clone();
+            let url = url.clone();
+            async move {
+                let mut sender = sender.ready().await?;
+                let request = http::Request::get(url).body(())?;
+                let (response, _) = sender.send_request(request, true)?;
+                let mut body = response.await?.into_body();
+                while let Some(chunk) = body.data().await {
+                    let chunk = chunk?;
+                    body.flow_control().release_capacity(chunk.len())?;
+                }
+                body.trailers().await?;
+                Ok(())
+            }
+        },
+    )
+    .await?;
+    row.note = "connections dialed before the timed run".to_owned();
+    Ok(row)
+}
+
+/// h2load on the same server and load: -c K connections, -m streams each, -n requests. Its
+/// CPU comes from the shell's `times` (children's user + system), its percentiles from its
+/// per-request log (column 3, µs).
+fn row_h2load(args: &Args, target: &Target, total: usize) -> Result<Row> {
+    let available = Command::new("h2load")
         .arg("--version")
-        .output()
-    else {
-        eprintln!("h2load not installed (Debian: nghttp2-client); skipping its row");
-        return Ok(None);
-    };
-    if !out.status.success() {
-        return Ok(None);
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !available {
+        bail!("h2load is not installed (Debian: nghttp2-client)");
     }
     let streams = args.clients.div_ceil(args.connections);
+    let log = std::env::temp_dir().join(format!("pool_bench-{}-h2load.log", std::process::id()));
     let accepted_before = target.accepted();
-    let out = std::process::Command::new("h2load")
-        .args([
-            "-n",
-            &total.to_string(),
-            "-c",
-            &args.connections.to_string(),
-            "-m",
-            &streams.to_string(),
-            &target.url,
-        ])
-        .output()?;
+    let script = format!(
+        "h2load -n {total} -c {} -m {streams} --log-file={} '{}' && times",
+        args.connections,
+        log.display(),
+        target.url
+    );
+    let out = Command::new("bash").args(["-c", &script]).output()?;
     let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        bail!(
+            "h2load failed: {}",
+            err.lines().next().unwrap_or("no output")
+        );
+    }
     let rps = text
         .lines()
         .find(|l| l.starts_with("finished in"))
         .and_then(|l| l.split(", ").nth(1))
         .and_then(|s| s.split_whitespace().next())
         .and_then(|s| s.parse::<f64>().ok())
-        .unwrap_or(0.0);
-    let failed = text
+        .context("h2load printed no req/s")?;
+    let counts = text
         .lines()
         .find(|l| l.starts_with("requests:"))
-        .and_then(|l| l.split(", ").find(|p| p.ends_with("failed")))
-        .and_then(|p| p.split_whitespace().next())
-        .and_then(|s| s.parse::<u64>().ok())
-        .unwrap_or(0);
-    let mean = text
+        .context("h2load printed no request counts")?;
+    let count = |suffix: &str| -> Result<u64> {
+        counts
+            .split(", ")
+            .find(|p| p.ends_with(suffix))
+            .and_then(|p| p.split_whitespace().next())
+            .and_then(|s| s.parse().ok())
+            .with_context(|| format!("h2load printed no {suffix} count"))
+    };
+    let failed = count("failed")?;
+    let errored = count("errored")?;
+    let succeeded = count("succeeded")?;
+    // `times` prints the shell's and then its children's user and system time.
+    let cpu = text
         .lines()
-        .find(|l| l.trim_start().starts_with("time for request:"))
-        .map(|l| l.split_whitespace().collect::<Vec<_>>())
-        .and_then(|cols| cols.get(5).map(|s| (*s).to_owned()))
-        .unwrap_or_default();
-    Ok(Some(Row {
+        .rev()
+        .find(|l| l.contains('m') && l.ends_with('s'))
+        .and_then(|l| {
+            let parts: Vec<f64> = l.split_whitespace().filter_map(parse_times).collect();
+            (parts.len() == 2).then(|| parts[0] + parts[1])
+        });
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3)?;
+    if let Ok(lines) = std::fs::read_to_string(&log) {
+        for line in lines.lines() {
+            if let Some(us) = line
+                .split('\t')
+                .nth(2)
+                .and_then(|c| c.trim().parse::<u64>().ok())
+            {
+                histogram.saturating_record(us.max(1));
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&log);
+    let has = !histogram.is_empty();
+    Ok(Row {
+        row: "h2load".to_owned(),
         client: format!("h2load -c {} -m {streams} (C reference)", args.connections),
-        req_per_sec: rps,
-        p50_us: 0.0,
-        p99_us: 0.0,
-        p999_us: 0.0,
+        ran: true,
+        req_per_sec: Some(rps),
+        p50_us: has.then(|| histogram.value_at_quantile(0.5) as f64),
+        p99_us: has.then(|| histogram.value_at_quantile(0.99) as f64),
+        p999_us: has.then(|| histogram.value_at_quantile(0.999) as f64),
+        cpu_us_per_req: cpu
+            .filter(|_| succeeded > 0)
+            .map(|s| s * 1e6 / succeeded as f64),
         sockets_opened: target.accepted().zip(accepted_before).map(|(a, b)| a - b),
-        errors: failed,
-        peak_rss_kb: None,
-        note: format!("separate process; reports no percentiles (mean time for request {mean})"),
-    }))
+        errors: failed + errored,
+        peak_rss_kib: None,
+        note: "separate process; connections dialed inside its timed run".to_owned(),
+    })
+}
+
+/// `1m2.345s` → seconds.
+fn parse_times(s: &str) -> Option<f64> {
+    let (m, rest) = s.split_once('m')?;
+    let secs = rest.strip_suffix('s')?;
+    Some(m.parse::<f64>().ok()? * 60.0 + secs.parse::<f64>().ok()?)
 }

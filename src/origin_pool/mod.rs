@@ -110,7 +110,7 @@ impl OriginPool {
         let started = Instant::now();
         // The task's waker, so a waiter is queued and registered under one lock.
         let waker = poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
-        let (key, plan) = {
+        let (key, plan, start_expiry) = {
             let mut st = self.lock();
             if st.closed {
                 return Err(Error::PoolClosed);
@@ -120,7 +120,7 @@ impl OriginPool {
                 && let Some(conn) = st.try_take(config.selection_policy, exclude)
             {
                 drop(st);
-                return Ok(self.leased(conn, started, None));
+                return Ok(self.leased(conn, started.elapsed(), false));
             }
             if st.queue.waiting() >= config.max_waiters_per_origin {
                 return Err(Error::PoolExhausted {
@@ -128,42 +128,69 @@ impl OriginPool {
                     waiters: st.queue.waiting(),
                 });
             }
-            let now = Instant::now();
-            let key = st.queue.push(exclude, waker);
-            (key, st.plan_dials(config, exclude, now))
+            let deadline = started + config.acquire_timeout;
+            let key = st.queue.push(exclude, deadline, waker);
+            let expiry = !std::mem::replace(&mut st.expiry_running, true);
+            (key, st.plan_dials(config, exclude, started), expiry)
         };
         let mut waiting = Waiting {
             pool: self,
             key: Some(key),
         };
         self.start(plan);
-
-        // One deadline per acquire, armed only now that it waits.
-        let deadline = tokio::time::Instant::from_std(started + config.acquire_timeout);
-        let mut timer = pin!(tokio::time::sleep_until(deadline));
-        // The waker is already registered by the push above; the first poll only arms the
-        // timer.
+        if start_expiry {
+            self.spawn_expiry();
+        }
+        // The waker is already registered by the push above: the first poll has nothing to
+        // look at. The deadline is the origin's expiry timer's job (see `spawn_expiry`).
         let mut registered = true;
-        let outcome = poll_fn(|cx| {
-            if !std::mem::take(&mut registered)
-                && let Poll::Ready(outcome) = waiting.poll(cx.waker())
-            {
-                return Poll::Ready(outcome);
+        let conn = poll_fn(|cx| {
+            if std::mem::take(&mut registered) {
+                return Poll::Pending;
             }
-            match timer.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(waiting.time_out()),
-                Poll::Pending => Poll::Pending,
-            }
+            waiting.poll(cx.waker())
         })
-        .await;
-        let conn = outcome?;
-        let since = Instant::now();
-        Ok(self.leased(conn, started, Some(since.saturating_duration_since(started))))
+        .await?;
+        Ok(self.leased(conn, started.elapsed(), true))
     }
 
-    /// Records a successful acquire and wraps the leased slot.
-    fn leased(&self, conn: Arc<Connection>, started: Instant, waited: Option<Duration>) -> Lease {
-        self.ctx.counters.record_acquire(started.elapsed(), waited);
+    /// Runs the origin's one acquire-deadline timer while anyone waits: sleeps until the front
+    /// waiter's deadline (FIFO: the earliest), fails the expired with a timeout, repeats. Holds
+    /// the pool weakly.
+    fn spawn_expiry(self: &Arc<Self>) {
+        let pool = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let next = {
+                    let Some(pool) = pool.upgrade() else { return };
+                    let mut st = pool.lock();
+                    match st.queue.next_deadline() {
+                        Some(deadline) => deadline,
+                        None => {
+                            st.expiry_running = false;
+                            return;
+                        }
+                    }
+                };
+                tokio::time::sleep_until(tokio::time::Instant::from_std(next)).await;
+                let Some(pool) = pool.upgrade() else { return };
+                let timeout = || Error::Timeout {
+                    origin: pool.origin.clone(),
+                    kind: TimeoutKind::Acquire,
+                    after: pool.ctx.config.acquire_timeout,
+                };
+                let wakers = pool.lock().queue.expire(Instant::now(), timeout);
+                wakers.into_iter().for_each(Waker::wake);
+            }
+        });
+    }
+
+    /// Records a successful acquire (`waited`: it queued, for all of `elapsed`) and wraps the
+    /// leased slot.
+    fn leased(&self, conn: Arc<Connection>, elapsed: Duration, waited: bool) -> Lease {
+        self.ctx
+            .counters
+            .record_acquire(elapsed, waited.then_some(elapsed));
         if conn.leases() > 1 {
             debug!(
                 origin = %self.origin,
@@ -540,23 +567,6 @@ impl Waiting<'_> {
             self.key = None;
         }
         outcome
-    }
-
-    /// The deadline passed: leave the queue, unless a slot or an error arrived meanwhile.
-    fn time_out(&mut self) -> Result<Arc<Connection>, Error> {
-        let cancelled = match self.key.take() {
-            Some(key) => self.pool.lock().cancel(key),
-            None => Cancelled::Nothing,
-        };
-        match cancelled {
-            Cancelled::Handed(conn) => Ok(conn),
-            Cancelled::Failed(error) => Err(error),
-            Cancelled::Nothing => Err(Error::Timeout {
-                origin: self.pool.origin.clone(),
-                kind: TimeoutKind::Acquire,
-                after: self.pool.ctx.config.acquire_timeout,
-            }),
-        }
     }
 }
 

@@ -98,7 +98,10 @@ mod tests {
         let c = |position, active| Candidate { position, active };
         let list = [c(1, 5), c(2, 0), c(4, 0)];
         assert_eq!(choose(SelectionPolicy::Pack, list.into_iter()), Some(1));
-        assert_eq!(choose(SelectionPolicy::LeastLoaded, list.into_iter()), Some(2));
+        assert_eq!(
+            choose(SelectionPolicy::LeastLoaded, list.into_iter()),
+            Some(2)
+        );
         assert_eq!(choose(SelectionPolicy::Pack, std::iter::empty()), None);
     }
 }

@@ -91,6 +91,8 @@ pub(crate) struct OriginState<C> {
     protocol: Option<Protocol>,
     /// A replan is already scheduled for the end of an HTTP/1.1 reuse grace.
     pub(crate) recheck_scheduled: bool,
+    /// The origin's acquire-deadline timer is running.
+    pub(crate) expiry_running: bool,
     pub(crate) closed: bool,
 }
 
@@ -107,6 +109,7 @@ impl<C> Default for OriginState<C> {
             planned_streams: None,
             protocol: None,
             recheck_scheduled: false,
+            expiry_running: false,
             closed: false,
         }
     }
@@ -130,8 +133,12 @@ impl<C: Pooled> OriginState<C> {
 
     fn listed(&self, conn: &Arc<C>) -> Option<usize> {
         let position = conn.slot().position();
-        (position != NOT_LISTED && self.conns.get(position).is_some_and(|c| Arc::ptr_eq(c, conn)))
-            .then_some(position)
+        (position != NOT_LISTED
+            && self
+                .conns
+                .get(position)
+                .is_some_and(|c| Arc::ptr_eq(c, conn)))
+        .then_some(position)
     }
 
     /// Takes a slot on a connection chosen by `policy` (never `exclude`), if one is free.
@@ -418,7 +425,13 @@ impl<C: Pooled> OriginState<C> {
         exclude: Option<u64>,
         now: Instant,
     ) -> DialPlan {
-        if self.closed {
+        if self.closed || self.queue.waiting() == 0 {
+            return DialPlan::default();
+        }
+        let serving = self.serving();
+        let max = self.max_connections(config);
+        if serving + self.dialing >= max {
+            // No room for another dial, whatever the demand.
             return DialPlan::default();
         }
         self.refresh_planned_streams();
@@ -429,8 +442,8 @@ impl<C: Pooled> OriginState<C> {
             free + finishing,
             self.dialing,
             self.planned_streams,
-            self.serving(),
-            self.max_connections(config),
+            serving,
+            max,
         );
         if dials > 0 {
             debug!(
@@ -630,7 +643,10 @@ mod tests {
         assert!(st.try_take(SelectionPolicy::Pack, None).is_none());
         // A freed slot on the older one is found first again.
         st.release(&a);
-        assert_eq!(st.try_take(SelectionPolicy::Pack, None).map(|c| c.id), Some(1));
+        assert_eq!(
+            st.try_take(SelectionPolicy::Pack, None).map(|c| c.id),
+            Some(1)
+        );
     }
 
     /// Least-loaded alternates between equally loaded connections.
@@ -639,7 +655,11 @@ mod tests {
         let (a, b) = (Fake::new(1, 4), Fake::new(2, 4));
         let mut st = state_with(&[a, b]);
         let picks: Vec<u64> = (0..4)
-            .map(|_| st.try_take(SelectionPolicy::LeastLoaded, None).expect("slot").id)
+            .map(|_| {
+                st.try_take(SelectionPolicy::LeastLoaded, None)
+                    .expect("slot")
+                    .id
+            })
             .collect();
         assert_eq!(picks, vec![1, 2, 1, 2]);
     }
@@ -650,8 +670,8 @@ mod tests {
         let a = Fake::new(1, 1);
         let mut st = state_with(&[a.clone()]);
         assert!(st.try_take(SelectionPolicy::Pack, None).is_some());
-        let first = st.queue.push(None, waker());
-        let second = st.queue.push(None, waker());
+        let first = st.queue.push(None, Instant::now(), waker());
+        let second = st.queue.push(None, Instant::now(), waker());
         let released = st.release(&a);
         assert!(released.waker.is_some());
         assert_eq!(a.slot.active(), 1, "the slot moved, it was not freed");
@@ -667,8 +687,8 @@ mod tests {
         let a = Fake::new(1, 1);
         let mut st = state_with(&[a.clone()]);
         st.try_take(SelectionPolicy::Pack, None);
-        let first = st.queue.push(None, waker());
-        let second = st.queue.push(None, waker());
+        let first = st.queue.push(None, Instant::now(), waker());
+        let second = st.queue.push(None, Instant::now(), waker());
         st.release(&a);
         match st.cancel(first) {
             Cancelled::Handed(conn) => {
@@ -676,7 +696,10 @@ mod tests {
             }
             _ => panic!("the first waiter had been handed the slot"),
         }
-        assert!(matches!(st.queue.poll(second, &waker()), Poll::Ready(Ok(_))));
+        assert!(matches!(
+            st.queue.poll(second, &waker()),
+            Poll::Ready(Ok(_))
+        ));
         assert_eq!(a.slot.active(), 1);
         st.release(&a);
         assert_eq!(a.slot.active(), 0, "no slot leaked");
@@ -689,7 +712,7 @@ mod tests {
         let mut st = state_with(&[a.clone()]);
         st.try_take(SelectionPolicy::Pack, None);
         let keys: Vec<_> = (0..3)
-            .map(|_| st.queue.push(None, waker()))
+            .map(|_| st.queue.push(None, Instant::now(), waker()))
             .collect();
         a.limit.store(3, Ordering::Relaxed);
         assert_eq!(st.offer(&a).len(), 2);
@@ -704,7 +727,10 @@ mod tests {
         let (a, b) = (Fake::new(1, 2), Fake::new(2, 2));
         let mut st = state_with(&[a.clone(), b.clone()]);
         a.mark_closed();
-        assert_eq!(st.try_take(SelectionPolicy::Pack, None).map(|c| c.id), Some(2));
+        assert_eq!(
+            st.try_take(SelectionPolicy::Pack, None).map(|c| c.id),
+            Some(2)
+        );
         assert!(st.remove(&a).is_some());
         assert_eq!(b.slot.position(), 0);
         assert_eq!(a.slot.position(), NOT_LISTED);
@@ -733,7 +759,7 @@ mod tests {
             st.try_take(SelectionPolicy::Pack, None);
         }
         for _ in 0..9 {
-            st.queue.push(None, waker());
+            st.queue.push(None, Instant::now(), waker());
         }
         let config = PoolConfig::default(); // at most 4 connections
         let plan = st.plan_dials(&config, None, Instant::now());

@@ -6,6 +6,11 @@
 //! longest waiter's entry and wakes it: the waiter wakes holding its lease, with no re-scan of
 //! the connections and no race with newcomers (who queue behind it: FIFO, no barging).
 //!
+//! Deadlines cost no timer per waiter: every waiter of an origin has the same
+//! `acquire_timeout`, so in a FIFO the front waiter always expires first, and one timer per
+//! origin, armed for the front's deadline ([`WaitQueue::next_deadline`]), expires them all in
+//! order ([`WaitQueue::expire`]).
+//!
 //! # States of a waiter
 //!
 //! ```text
@@ -18,6 +23,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::task::{Poll, Waker};
+use std::time::Instant;
 
 use crate::error::Error;
 
@@ -41,16 +47,16 @@ struct Entry<C> {
     state: State<C>,
     /// A connection this waiter may not use (the one its retried request failed on).
     exclude: Option<u64>,
+    /// When it gives up.
+    deadline: Instant,
 }
 
 /// What leaving the queue early gave back.
 pub(crate) enum Cancelled<C> {
-    /// The waiter was still waiting (or already failed): nothing to pass on.
+    /// The waiter was still waiting (or had failed): nothing to pass on.
     Nothing,
-    /// A slot had been handed over meanwhile; the caller passes it on or keeps it.
+    /// A slot had been handed over meanwhile; the caller passes it on.
     Handed(Arc<C>),
-    /// The waiter had failed meanwhile.
-    Failed(Error),
 }
 
 /// The FIFO of waiters, over a slab of entries.
@@ -92,13 +98,19 @@ impl<C> WaitQueue<C> {
     }
 
     /// Queues an acquirer at the back.
-    pub(crate) fn push(&mut self, exclude: Option<u64>, waker: Waker) -> WaiterKey {
+    pub(crate) fn push(
+        &mut self,
+        exclude: Option<u64>,
+        deadline: Instant,
+        waker: Waker,
+    ) -> WaiterKey {
         let generation = self.next_generation;
         self.next_generation += 1;
         let entry = Entry {
             generation,
             state: State::Waiting(waker),
             exclude,
+            deadline,
         };
         let index = match self.vacant.pop() {
             Some(index) => {
@@ -207,15 +219,49 @@ impl<C> WaitQueue<C> {
                 Cancelled::Nothing
             }
             State::Handed(conn) => Cancelled::Handed(conn),
-            State::Failed(error) => Cancelled::Failed(error),
-            State::Vacant => Cancelled::Nothing,
+            State::Failed(_) | State::Vacant => Cancelled::Nothing,
         }
     }
 
+    /// The earliest deadline of a waiting acquirer: the front's, since all share one timeout.
+    pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
+        while let Some(&key) = self.order.front() {
+            if self.is_live_waiting(key) {
+                return Some(self.entries[key.index].deadline);
+            }
+            self.order.pop_front();
+        }
+        None
+    }
+
+    /// Fails every waiter whose deadline has passed with `error(deadline)`; returns their
+    /// wakers.
+    pub(crate) fn expire(&mut self, now: Instant, error: impl Fn() -> Error) -> Vec<Waker> {
+        let mut wakers = Vec::new();
+        while let Some(&key) = self.order.front() {
+            if !self.is_live_waiting(key) {
+                self.order.pop_front();
+                continue;
+            }
+            let entry = &mut self.entries[key.index];
+            if entry.deadline > now {
+                break;
+            }
+            if let State::Waiting(waker) =
+                std::mem::replace(&mut entry.state, State::Failed(error()))
+            {
+                wakers.push(waker);
+            }
+            self.waiting -= 1;
+            self.order.pop_front();
+        }
+        wakers
+    }
+
     fn is_live_waiting(&self, key: WaiterKey) -> bool {
-        self.entries.get(key.index).is_some_and(|e| {
-            e.generation == key.generation && matches!(e.state, State::Waiting(_))
-        })
+        self.entries
+            .get(key.index)
+            .is_some_and(|e| e.generation == key.generation && matches!(e.state, State::Waiting(_)))
     }
 
     fn entry_mut(&mut self, key: WaiterKey) -> Option<&mut Entry<C>> {
@@ -256,7 +302,7 @@ mod tests {
     fn queue_of(n: usize) -> (WaitQueue<u32>, Vec<WaiterKey>) {
         let mut q = WaitQueue::default();
         let keys = (0..n)
-            .map(|_| q.push(None, waker()))
+            .map(|_| q.push(None, Instant::now(), waker()))
             .collect();
         (q, keys)
     }
@@ -288,7 +334,7 @@ mod tests {
         assert!(q.hand_to_next(1, &conn).is_some());
         assert!(matches!(q.poll(keys[2], &waker()), Poll::Ready(Ok(_))));
         // A spent key is not confused with the entry's next occupant.
-        let newcomer = q.push(None, waker());
+        let newcomer = q.push(None, Instant::now(), waker());
         assert!(matches!(q.cancel(keys[2]), Cancelled::Nothing));
         assert!(q.poll(newcomer, &waker()).is_pending());
     }
@@ -297,8 +343,8 @@ mod tests {
     #[test]
     fn exclusion_skips_without_losing_the_place() {
         let mut q: WaitQueue<u32> = WaitQueue::default();
-        let first = q.push(Some(1), waker());
-        let second = q.push(None, waker());
+        let first = q.push(Some(1), Instant::now(), waker());
+        let second = q.push(None, Instant::now(), waker());
         let conn1 = Arc::new(1u32);
         let conn2 = Arc::new(2u32);
         assert!(q.hand_to_next(1, &conn1).is_some());
@@ -317,17 +363,36 @@ mod tests {
         assert_eq!(wakers.len(), 3);
         assert_eq!(q.waiting(), 0);
         for key in [keys[0], keys[1], keys[3]] {
-            assert!(matches!(q.poll(key, &waker()), Poll::Ready(Err(Error::PoolClosed))));
+            assert!(matches!(
+                q.poll(key, &waker()),
+                Poll::Ready(Err(Error::PoolClosed))
+            ));
         }
+    }
+
+    /// Waiters past their deadline fail in arrival order; later ones keep waiting.
+    #[test]
+    fn expiry_fails_only_waiters_past_their_deadline() {
+        let mut q: WaitQueue<u32> = WaitQueue::default();
+        let t0 = Instant::now();
+        let second = std::time::Duration::from_secs(1);
+        let early = q.push(None, t0, waker());
+        let late = q.push(None, t0 + second, waker());
+        assert_eq!(q.next_deadline(), Some(t0));
+        assert_eq!(q.expire(t0, || Error::PoolClosed).len(), 1);
+        assert!(matches!(q.poll(early, &waker()), Poll::Ready(Err(_))));
+        assert!(q.poll(late, &waker()).is_pending());
+        assert_eq!(q.next_deadline(), Some(t0 + second));
+        assert_eq!(q.waiting(), 1);
     }
 
     /// Churn at the back of a queue whose front never moves does not grow it without bound.
     #[test]
     fn order_stays_bounded_under_churn() {
         let mut q: WaitQueue<u32> = WaitQueue::default();
-        let _front = q.push(None, waker());
+        let _front = q.push(None, Instant::now(), waker());
         for _ in 0..10_000 {
-            let k = q.push(None, waker());
+            let k = q.push(None, Instant::now(), waker());
             q.cancel(k);
         }
         assert!(q.order.len() < 200, "{}", q.order.len());
