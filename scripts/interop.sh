@@ -8,4 +8,5 @@ trap 'scripts/peers.sh stop' EXIT
 scripts/peers.sh start >/dev/null
 # shellcheck source=/dev/null
 . target/interop/peers.env
-cargo test --all-features --test interop -- --test-threads=1 "$@"
+# The tests are #[ignore]d in a plain `cargo test` (they need these servers); run them here.
+cargo test --all-features --test interop -- --include-ignored --test-threads=1 "$@"

@@ -3,8 +3,12 @@
 # the harness's --target mode and interop tests have a third-party HTTP/2 server to talk to.
 #
 #   scripts/nginx-peer.sh start [--port 8443] [--max-streams 128] [--keepalive-requests 1000]
-#                               [--keepalive-timeout 75s] [--http1-only] [--dir target/nginx-peer]
+#                               [--keepalive-timeout 75s] [--http1-only] [--access-log]
+#                               [--dir target/nginx-peer]
 #   scripts/nginx-peer.sh stop  [--dir target/nginx-peer]
+#
+# --access-log writes every request's URI, one per line, to DIR/access.log (the interop suite
+# counts repeats there to prove nothing was processed twice).
 #
 # `start` prints the URL and the CA file, e.g.
 #   cargo run --release --bin test_connection_pool_success_criteria -- \
@@ -19,6 +23,7 @@ max_streams=128
 keepalive_requests=1000
 keepalive_timeout=75s
 http2="http2"
+access_log="access_log off;"
 dir="target/nginx-peer"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -27,12 +32,16 @@ while [ $# -gt 0 ]; do
         --keepalive-requests) keepalive_requests="$2"; shift 2 ;;
         --keepalive-timeout) keepalive_timeout="$2"; shift 2 ;;
         --http1-only) http2=""; shift ;;
+        --access-log) access_log="ACCESS_LOG"; shift ;;
         --dir) dir="$2"; shift 2 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
 done
 mkdir -p "$dir"
 dir="$(cd "$dir" && pwd)"
+if [ "$access_log" = "ACCESS_LOG" ]; then
+    access_log="log_format uri '\$request_uri'; access_log $dir/access.log uri;"
+fi
 
 # shellcheck source=scripts/peer-common.sh
 . "$(dirname "$0")/peer-common.sh"
@@ -53,7 +62,7 @@ pid $dir/nginx.pid;
 error_log $dir/error.log warn;
 events { worker_connections 4096; }
 http {
-    access_log off;
+    $access_log
     client_body_temp_path $dir/tmp/body;
     proxy_temp_path $dir/tmp/proxy;
     fastcgi_temp_path $dir/tmp/fastcgi;

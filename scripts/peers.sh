@@ -4,7 +4,8 @@
 #
 #   nginx  h2         :18443  HTTP/2, http2_max_concurrent_streams 128
 #   nginx  h2-ms8     :18444  HTTP/2, http2_max_concurrent_streams 8
-#   nginx  h2-rotate  :18445  HTTP/2, keepalive_requests 50 (GOAWAY every 50 requests)
+#   nginx  h2-rotate  :18445  HTTP/2, keepalive_requests 50 (GOAWAY every 50 requests),
+#                             every request URI logged to target/interop/h2-rotate/access.log
 #   nginx  h1         :18446  HTTP/1.1 only, keepalive_timeout 1s
 #   nghttpd tls-ms8   :18447  HTTP/2 over TLS, max concurrent streams 8
 #   nghttpd h2c       :18448  cleartext HTTP/2 with prior knowledge
@@ -38,7 +39,8 @@ case "${1:-}" in
             echo "export HTTPS_POOL_INTEROP=1"
             echo "export HTTPS_POOL_NGINX_H2=$(nginx h2 18443 --max-streams 128)"
             echo "export HTTPS_POOL_NGINX_H2_MS8=$(nginx h2-ms8 18444 --max-streams 8)"
-            echo "export HTTPS_POOL_NGINX_ROTATE=$(nginx h2-rotate 18445 --keepalive-requests 50)"
+            echo "export HTTPS_POOL_NGINX_ROTATE=$(nginx h2-rotate 18445 --keepalive-requests 50 --access-log)"
+            echo "export HTTPS_POOL_NGINX_ROTATE_LOG=$(pwd)/$base/h2-rotate/access.log"
             echo "export HTTPS_POOL_NGINX_H1=$(nginx h1 18446 --http1-only --keepalive-timeout 1s)"
             echo "export HTTPS_POOL_NGHTTPD_MS8=$(nghttpd tls-ms8 18447 --max-streams 8)"
             echo "export HTTPS_POOL_NGHTTPD_H2C=$(nghttpd h2c 18448 --no-tls)"

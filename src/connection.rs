@@ -112,6 +112,10 @@ pub(crate) struct Connection {
     h1_ready: AtomicBool,
     leases: AtomicU64,
     requests: AtomicU64,
+    /// The lowest send ordinal (1-based) of a request the server's GOAWAY refused above its
+    /// last-stream-id; `u64::MAX` while none was. The server's budget for this connection
+    /// ended before it.
+    refused_from: AtomicU64,
     created: Instant,
     /// Nanoseconds after `created` at which the last lease ended.
     idle_since: AtomicU64,
@@ -199,6 +203,7 @@ impl Connection {
             h1_ready: AtomicBool::new(false),
             leases: AtomicU64::new(0),
             requests: AtomicU64::new(0),
+            refused_from: AtomicU64::new(u64::MAX),
             created: Instant::now(),
             idle_since: AtomicU64::new(0),
             data_recorder,
@@ -429,9 +434,30 @@ impl Connection {
         self.leases.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn record_request(&self) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
+    /// The server's GOAWAY refused the request sent `ordinal`-th (from 1) on this connection.
+    pub(crate) fn note_refused(&self, ordinal: u64) {
+        self.refused_from.fetch_min(ordinal, Ordering::Relaxed);
+    }
+
+    /// The lowest send ordinal a GOAWAY refused on this connection, if any did. Every request
+    /// above the last-stream-id fails at the same moment; read late, this is the server's
+    /// budget for the connection plus one.
+    pub(crate) fn refused_from(&self) -> Option<u64> {
+        match self.refused_from.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            n => Some(n),
+        }
+    }
+
+    /// Requests sent on this connection so far.
+    pub(crate) fn requests_sent(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request sent; returns how many were sent on this connection before it.
+    pub(crate) fn record_request(&self) -> u64 {
         self.counters.requests_sent.add(1);
+        self.requests.fetch_add(1, Ordering::Relaxed)
     }
 
     /// How long the connection has had no active stream; `None` while busy.

@@ -34,6 +34,12 @@ use crate::retry;
 pub(crate) struct SendFailure {
     pub(crate) error: Error,
     pub(crate) replay: Option<Box<Outgoing>>,
+    /// The connection refused to open a stream at all (closed, or already told to go away):
+    /// the request never left the client.
+    pub(crate) never_opened: bool,
+    /// The connection whose server's GOAWAY refused the request above its last-stream-id
+    /// (see `Connection::refused_from`).
+    pub(crate) refused_on: Option<Arc<Connection>>,
 }
 
 type H1Future = Pin<Box<dyn Future<Output = Result<Response<Body>, SendFailure>> + Send>>;
@@ -51,6 +57,7 @@ enum State {
         response: h2::client::ResponseFuture,
         lease: Option<LeaseRef>,
         replay_head: Option<http::request::Parts>,
+        sent_before: u64,
     },
     H1(H1Future),
     /// Failed before anything was awaited.
@@ -65,6 +72,8 @@ struct H2Exchange {
     pipe_error: Option<PipeError>,
     /// What a retry needs: the head, and the body when the pool holds it in full.
     replay: Option<Outgoing>,
+    /// Requests sent on the connection before this one.
+    sent_before: u64,
 }
 
 impl std::fmt::Debug for Exchange {
@@ -82,9 +91,9 @@ impl std::fmt::Debug for Exchange {
 pub(crate) fn start(lease: LeaseRef, request: Outgoing, replayable: bool) -> Exchange {
     let conn = Arc::clone(lease.conn());
     trace!(conn_id = conn.id, origin = %conn.origin, uri = %request.head.uri, "sending");
-    conn.record_request();
+    let sent_before = conn.record_request();
     let state = match &conn.sender {
-        Sender::H2(sender) => start_h2(&conn, sender, lease, request, replayable),
+        Sender::H2(sender) => start_h2(&conn, sender, lease, request, replayable, sent_before),
         Sender::H1(_) => State::H1(Box::pin(send_h1(conn, lease, request))),
     };
     Exchange { state }
@@ -96,6 +105,7 @@ fn start_h2(
     lease: LeaseRef,
     request: Outgoing,
     replayable: bool,
+    sent_before: u64,
 ) -> State {
     let Outgoing { head, body } = request;
     // What a retry needs, copied before h2 consumes the head: the head for any request that
@@ -117,6 +127,8 @@ fn start_h2(
             return State::Failed(Some(SendFailure {
                 error,
                 replay: head_copy.map(|head| Box::new(Outgoing { head, body })),
+                never_opened: true,
+                refused_on: None,
             }));
         }
     };
@@ -125,6 +137,7 @@ fn start_h2(
             response,
             lease: Some(lease),
             replay_head: head_copy,
+            sent_before,
         };
     }
     let replay = head_copy.and_then(|head| body.replay_copy().map(|body| Outgoing { head, body }));
@@ -134,6 +147,7 @@ fn start_h2(
         pipe: (!end_of_stream).then(|| Pipe::new(body, send_stream)),
         pipe_error: None,
         replay,
+        sent_before,
     }))
 }
 
@@ -147,6 +161,7 @@ impl Future for Exchange {
                 response,
                 lease,
                 replay_head,
+                sent_before,
             } => {
                 let result = std::task::ready!(Pin::new(response).poll(cx));
                 let Some(lease) = lease.take() else {
@@ -156,7 +171,7 @@ impl Future for Exchange {
                     head,
                     body: OutBody::Empty,
                 });
-                Poll::Ready(finish_h2(lease, result, None, replay))
+                Poll::Ready(finish_h2(lease, result, None, replay, *sent_before))
             }
             State::H2(exchange) => {
                 let exchange = &mut **exchange;
@@ -186,6 +201,7 @@ impl Future for Exchange {
                     result,
                     exchange.pipe_error.take(),
                     exchange.replay.take(),
+                    exchange.sent_before,
                 ))
             }
             State::H1(future) => future.as_mut().poll(cx),
@@ -202,6 +218,8 @@ fn polled_after_completion() -> SendFailure {
     SendFailure {
         error: Error::PoolClosed,
         replay: None,
+        never_opened: false,
+        refused_on: None,
     }
 }
 
@@ -223,6 +241,7 @@ fn finish_h2(
     result: Result<Response<h2::RecvStream>, h2::Error>,
     pipe_error: Option<PipeError>,
     replay: Option<Outgoing>,
+    sent_before: u64,
 ) -> Result<Response<Body>, SendFailure> {
     let conn = Arc::clone(lease.conn());
     match result {
@@ -243,16 +262,24 @@ fn finish_h2(
                         source: shared(BodyError(cause)),
                     },
                     replay: None,
+                    never_opened: false,
+                    refused_on: None,
                 });
             }
             if retry::h2_rotated(&e) {
                 conn.record_rotation_failure();
             }
             let never_processed = retry::h2_never_processed(&e);
+            let above_last_stream = e.is_go_away() && e.is_remote();
             let error = classify_h2(&conn, e, false);
             Err(SendFailure {
                 error,
                 replay: replay.filter(|_| never_processed).map(Box::new),
+                never_opened: false,
+                refused_on: above_last_stream.then(|| {
+                    conn.note_refused(sent_before + 1);
+                    Arc::clone(&conn)
+                }),
             })
         }
     }
@@ -318,6 +345,8 @@ async fn send_h1(
         return Err(SendFailure {
             error: closed_error(&conn),
             replay: Some(Box::new(request)),
+            never_opened: true,
+            refused_on: None,
         });
     };
     let lock = || sender.lock().unwrap_or_else(|p| p.into_inner());
@@ -333,6 +362,8 @@ async fn send_h1(
                 source: shared(e),
             },
             replay: Some(into_outgoing(request)),
+            never_opened: true,
+            refused_on: None,
         });
     }
     let in_flight = {
@@ -341,6 +372,8 @@ async fn send_h1(
             return Err(SendFailure {
                 error: closed_error(&conn),
                 replay: Some(into_outgoing(request)),
+                never_opened: true,
+                refused_on: None,
             });
         }
         conn.mark_h1_busy();
@@ -374,6 +407,8 @@ async fn send_h1(
             Err(SendFailure {
                 error,
                 // hyper handed it back: it never reached the server.
+                never_opened: unsent.is_some(),
+                refused_on: None,
                 replay: unsent.map(into_outgoing),
             })
         }

@@ -62,12 +62,11 @@ async fn finish(name: &str, pool: ConnectionPoolManager, port: u16, outcome: Out
 }
 
 /// The server sends GOAWAY after every 50 requests on a connection; 20,000 requests from 64
-/// tasks. Every failure is a typed `ConnectionClosed`, requests the GOAWAY provably cut off are
-/// retried (and counted), the server never processed any request twice, and the pool learns
-/// the server's request budget from the rotations (after which it rotates first; the row
-/// shows failures before and after that point).
+/// tasks. Nothing fails: requests the GOAWAY provably cut off are retried (and counted), the
+/// server never processed any request twice, and the pool learns the server's request budget
+/// from the rotations (after which it rotates first).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn goaway_every_50_requests_duplicates_nothing_and_fails_only_with_typed_errors() {
+async fn goaway_every_50_requests_fails_nothing_duplicates_nothing_and_teaches_the_budget() {
     trace_init();
     const TASKS: u64 = 64;
     const PER_TASK: u64 = 20_000 / TASKS + 1;
@@ -91,9 +90,9 @@ async fn goaway_every_50_requests_duplicates_nothing_and_fails_only_with_typed_e
     )
     .await;
     drop(watch);
-    load.assert_only_connection_closed();
     let failed = load.failures.len() as u64;
-    assert_eq!(load.succeeded + failed, TASKS * PER_TASK);
+    assert_eq!(failed, 0, "failures: {:?}", load.failures.first());
+    assert_eq!(load.succeeded, TASKS * PER_TASK);
     assert_eq!(
         server.counters().duplicates(),
         0,
@@ -115,10 +114,7 @@ async fn goaway_every_50_requests_duplicates_nothing_and_fails_only_with_typed_e
         failed,
         sockets_before,
     };
-    let name = format!(
-        "GOAWAY every 50 requests (learned budget {budget}; {} of the failures after learning)",
-        load.failed_after_learning()
-    );
+    let name = format!("GOAWAY every 50 requests (learned budget {budget})");
     finish(&name, pool, server.port(), outcome).await;
 }
 
@@ -472,13 +468,12 @@ async fn server_restart_under_load_recovers_with_typed_errors_only() {
                 Err(e) => {
                     failed += 1;
                     assert!(!after, "a request started after the restart failed: {e:?}");
+                    // In flight on a cut connection, or waiting for a dial made while the
+                    // port refused or reset connections: that dial's typed error is what
+                    // `acquire` documents for the second case.
                     assert!(
-                        matches!(
-                            e,
-                            Error::ConnectionClosed { .. }
-                                | Error::Request { .. }
-                                | Error::ConnectionRefused { .. }
-                        ),
+                        matches!(e, Error::ConnectionClosed { .. } | Error::Request { .. })
+                            || e.is_connect(),
                         "untyped or unexpected failure: {e:?}"
                     );
                 }
@@ -604,53 +599,66 @@ async fn peer_lowering_max_concurrent_streams_mid_connection_is_honoured() {
 }
 
 /// The retry path on its own: with budget learning off, the server rotates every connection
-/// after 50 requests for the whole run. Requests the server's GOAWAY failed above its
-/// last-stream-id are retried (hyper had polled their body, see `dispatch_probe.rs`); those
-/// hyper reports ambiguously are not. 20,000 requests from 64 tasks: the server never
-/// processes a request twice, and every failure is typed.
+/// after 50 requests for the whole run, 10 runs in a row. With h2 driven directly the signals
+/// are exact (`retry.rs`): a request whose stream never opened, or which the server's GOAWAY
+/// failed above its last-stream-id, is retried on another connection; the rest complete. So
+/// every one of 20,032 requests from 64 tasks succeeds, and the server never processes a
+/// request twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn goaway_retries_only_unprocessed_requests_and_never_duplicates() {
+async fn goaway_every_50_requests_with_learning_off_fails_nothing_and_duplicates_nothing() {
     trace_init();
+    const RUNS: usize = 10;
     const TASKS: u64 = 64;
     const PER_TASK: u64 = 20_000 / TASKS + 1;
-    let server = TestServer::start(
-        TestServerConfig::default()
-            .goaway_after(50)
-            .track_duplicates(true),
-    )
-    .expect("server starts");
-    let sockets_before = sockets_to(server.port());
-    let pool = builder_for(&server)
-        .learn_request_budget(false)
-        .build()
-        .expect("pool builds");
-    let load = run_load(&pool, &server.url(), "retry", TASKS, PER_TASK, None).await;
-    load.assert_only_connection_closed();
-    assert_eq!(
-        server.counters().duplicates(),
-        0,
-        "no request processed twice"
-    );
-    assert!(
-        pool.stats().requests_retried > 0,
-        "GOAWAY-failed requests were retried"
-    );
-    // The server serves a few more than 50 on a connection during its graceful shutdown.
-    assert!(
-        server.counters().goaways_sent.load(Ordering::SeqCst) > 100,
-        "rotations happened"
-    );
-    let outcome = Outcome {
-        sent: TASKS * PER_TASK,
-        succeeded: load.succeeded,
-        failed: load.failures.len() as u64,
-        sockets_before,
-    };
-    finish(
-        "GOAWAY every 50 requests, learning off",
-        pool,
-        server.port(),
-        outcome,
-    )
-    .await;
+    for run in 0..RUNS {
+        let server = TestServer::start(
+            TestServerConfig::default()
+                .goaway_after(50)
+                .track_duplicates(true),
+        )
+        .expect("server starts");
+        let sockets_before = sockets_to(server.port());
+        let pool = builder_for(&server)
+            .learn_request_budget(false)
+            .build()
+            .expect("pool builds");
+        let load = run_load(&pool, &server.url(), "retry", TASKS, PER_TASK, None).await;
+        let failures: Vec<String> = load
+            .failures
+            .iter()
+            .map(|(_, e)| format!("{e:?}"))
+            .collect();
+        assert!(
+            failures.is_empty(),
+            "run {run}: {} failed: {failures:?}",
+            failures.len()
+        );
+        assert_eq!(load.succeeded, TASKS * PER_TASK, "run {run}");
+        assert_eq!(
+            server.counters().duplicates(),
+            0,
+            "run {run}: no request processed twice"
+        );
+        assert!(
+            pool.stats().requests_retried > 0,
+            "run {run}: GOAWAY-failed requests were retried"
+        );
+        assert!(
+            server.counters().goaways_sent.load(Ordering::SeqCst) > 100,
+            "run {run}: rotations happened"
+        );
+        let outcome = Outcome {
+            sent: TASKS * PER_TASK,
+            succeeded: load.succeeded,
+            failed: load.failures.len() as u64,
+            sockets_before,
+        };
+        finish(
+            &format!("GOAWAY every 50 requests, learning off, run {}", run + 1),
+            pool,
+            server.port(),
+            outcome,
+        )
+        .await;
+    }
 }

@@ -35,6 +35,8 @@ use crate::stats::{OriginStats, PoolCounters};
 use state::{DialPlan, OriginState, Pooled};
 use wait_queue::{Cancelled, WaiterKey};
 
+pub(crate) use wait_queue::{RetryTarget, SEND_ORDER_SLACK};
+
 /// What every origin pool shares: configuration, the dialer and the counters.
 #[derive(Debug)]
 pub(crate) struct PoolContext {
@@ -99,13 +101,16 @@ impl OriginPool {
     /// Leases a stream slot: at once when one is free and nobody waits, otherwise by waiting
     /// in FIFO order until a freed slot is handed over, dialing as the scale-up rule says.
     ///
-    /// `exclude` names a connection not to use (the one a retried request failed on).
+    /// `retry` is set for a retried request: where it may go (see [`RetryTarget`]).
     ///
     /// # Cancel safety
     ///
     /// Dropping the future leaves the queue; a slot handed over in the meantime goes to the
     /// next waiter. Dials it started continue and their connections join the pool.
-    pub(crate) async fn acquire(self: &Arc<Self>, exclude: Option<u64>) -> Result<Lease, Error> {
+    pub(crate) async fn acquire(
+        self: &Arc<Self>,
+        retry: Option<RetryTarget>,
+    ) -> Result<Lease, Error> {
         let config = &self.ctx.config;
         let started = Instant::now();
         // The task's waker, so a waiter is queued and registered under one lock.
@@ -115,9 +120,10 @@ impl OriginPool {
             if st.closed {
                 return Err(Error::PoolClosed);
             }
-            // FIFO: a newcomer takes a free slot only when nobody is queued ahead of it.
-            if st.queue.waiting() == 0
-                && let Some(conn) = st.try_take(config.selection_policy, exclude)
+            // FIFO: a newcomer takes a free slot only when nobody is queued ahead of it. A
+            // retry was sent before anyone now waiting, so it does not queue behind them.
+            if (st.queue.waiting() == 0 || retry.is_some())
+                && let Some(conn) = st.try_take(config.selection_policy, retry)
             {
                 drop(st);
                 return Ok(self.leased(conn, started.elapsed(), false));
@@ -129,9 +135,9 @@ impl OriginPool {
                 });
             }
             let deadline = started + config.acquire_timeout;
-            let key = st.queue.push(exclude, deadline, waker);
+            let key = st.queue.push(retry, deadline, waker);
             let expiry = !std::mem::replace(&mut st.expiry_running, true);
-            (key, st.plan_dials(config, exclude, started), expiry)
+            (key, st.plan_dials(config, retry, started), expiry)
         };
         let mut waiting = Waiting {
             pool: self,
@@ -528,6 +534,12 @@ impl Pooled for Connection {
     }
     fn idle_for(&self, now: Instant) -> Option<Duration> {
         Connection::idle_for(self, now)
+    }
+    fn leases(&self) -> u64 {
+        Connection::leases(self)
+    }
+    fn requests_sent(&self) -> u64 {
+        Connection::requests_sent(self)
     }
     fn on_leased(&self) {
         Connection::on_leased(self)

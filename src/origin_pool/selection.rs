@@ -56,20 +56,33 @@ impl FreeSet {
 pub(crate) struct Candidate {
     pub(crate) position: usize,
     pub(crate) active: usize,
+    /// Requests the connection has carried.
+    pub(crate) leases: u64,
+}
+
+/// How to choose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pick {
+    /// The pool's configured policy.
+    Policy(SelectionPolicy),
+    /// The connection that has carried the fewest requests. For retries: a request a
+    /// server's rotation (GOAWAY) refused goes where the next rotation is furthest away,
+    /// not to the oldest connection, which Pack would pick and which is the nearest to it.
+    Freshest,
 }
 
 /// Chooses among candidates (ascending positions, each with a free slot) by policy:
 /// [`SelectionPolicy::Pack`] takes the first (the oldest connection, so load concentrates and
 /// spare connections go idle), [`SelectionPolicy::LeastLoaded`] the one with the fewest
 /// active streams (the oldest among equals).
-pub(crate) fn choose(
-    policy: SelectionPolicy,
-    mut candidates: impl Iterator<Item = Candidate>,
-) -> Option<usize> {
-    match policy {
-        SelectionPolicy::Pack => candidates.next().map(|c| c.position),
-        SelectionPolicy::LeastLoaded => candidates
+pub(crate) fn choose(pick: Pick, mut candidates: impl Iterator<Item = Candidate>) -> Option<usize> {
+    match pick {
+        Pick::Policy(SelectionPolicy::Pack) => candidates.next().map(|c| c.position),
+        Pick::Policy(SelectionPolicy::LeastLoaded) => candidates
             .min_by_key(|c| (c.active, c.position))
+            .map(|c| c.position),
+        Pick::Freshest => candidates
+            .min_by_key(|c| (c.leases, c.position))
             .map(|c| c.position),
     }
 }
@@ -92,16 +105,21 @@ mod tests {
         set.remove(1000); // out of range: nothing to do
     }
 
-    /// Pack takes the oldest free connection; least-loaded the emptiest, oldest first on ties.
+    /// Pack takes the oldest free connection; least-loaded the emptiest, oldest first on ties;
+    /// a retry the one that carried the fewest requests.
     #[test]
     fn policies_choose_as_documented() {
-        let c = |position, active| Candidate { position, active };
-        let list = [c(1, 5), c(2, 0), c(4, 0)];
-        assert_eq!(choose(SelectionPolicy::Pack, list.into_iter()), Some(1));
-        assert_eq!(
-            choose(SelectionPolicy::LeastLoaded, list.into_iter()),
-            Some(2)
-        );
-        assert_eq!(choose(SelectionPolicy::Pack, std::iter::empty()), None);
+        let c = |position, active, leases| Candidate {
+            position,
+            active,
+            leases,
+        };
+        let list = [c(1, 5, 40), c(2, 0, 49), c(4, 0, 3)];
+        let pack = Pick::Policy(SelectionPolicy::Pack);
+        assert_eq!(choose(pack, list.into_iter()), Some(1));
+        let least = Pick::Policy(SelectionPolicy::LeastLoaded);
+        assert_eq!(choose(least, list.into_iter()), Some(2));
+        assert_eq!(choose(Pick::Freshest, list.into_iter()), Some(4));
+        assert_eq!(choose(pack, std::iter::empty()), None);
     }
 }

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use tracing::debug;
 
 use super::scale::{dials_needed, replenish_backoff};
-use super::selection::{Candidate, FreeSet, choose};
-use super::wait_queue::{Cancelled, WaitQueue, WaiterKey};
+use super::selection::{Candidate, FreeSet, Pick, choose};
+use super::wait_queue::{Cancelled, RetryTarget, WaitQueue, WaiterKey};
 use crate::config::{PoolConfig, SelectionPolicy};
 use crate::error::Error;
 use crate::protocol::Protocol;
@@ -36,6 +36,10 @@ pub(crate) trait Pooled: Send + Sync + 'static {
     fn is_draining(&self) -> bool;
     fn retire_at(&self) -> Option<Instant>;
     fn idle_for(&self, now: Instant) -> Option<Duration>;
+    /// Requests (leases) it has carried.
+    fn leases(&self) -> u64;
+    /// Requests sent on it.
+    fn requests_sent(&self) -> u64;
     /// A slot was just counted as taken (lease and budget bookkeeping).
     fn on_leased(&self);
     /// A slot was just given back and not handed over.
@@ -141,11 +145,12 @@ impl<C: Pooled> OriginState<C> {
         .then_some(position)
     }
 
-    /// Takes a slot on a connection chosen by `policy` (never `exclude`), if one is free.
+    /// Takes a slot on a connection chosen by `policy`, if one is free. A retry takes the
+    /// freshest connection its [`RetryTarget`] admits instead (see [`Pick::Freshest`]).
     pub(crate) fn try_take(
         &mut self,
         policy: SelectionPolicy,
-        exclude: Option<u64>,
+        retry: Option<RetryTarget>,
     ) -> Option<Arc<C>> {
         let mut saw_stale = false;
         let chosen = {
@@ -159,12 +164,19 @@ impl<C: Pooled> OriginState<C> {
                     saw_stale = true;
                     return None;
                 }
-                (Some(conn.id()) != exclude).then(|| Candidate {
-                    position,
-                    active: conn.slot().active(),
-                })
+                retry
+                    .is_none_or(|r| r.admits(conn.id(), conn.requests_sent()))
+                    .then(|| Candidate {
+                        position,
+                        active: conn.slot().active(),
+                        leases: conn.leases(),
+                    })
             });
-            choose(policy, candidates)
+            let pick = match retry {
+                Some(_) => Pick::Freshest,
+                None => Pick::Policy(policy),
+            };
+            choose(pick, candidates)
         };
         if saw_stale {
             self.drop_stale();
@@ -214,7 +226,11 @@ impl<C: Pooled> OriginState<C> {
         let still_usable = !conn.budget_spent()
             && conn.accepts_streams()
             && conn.slot().active() <= conn.stream_limit();
-        if still_usable && let Some(waker) = self.queue.hand_to_next(conn.id(), conn) {
+        if still_usable
+            && let Some(waker) = self
+                .queue
+                .hand_to_next(conn.id(), conn.requests_sent(), conn)
+        {
             conn.on_leased();
             return Released {
                 waker: Some(waker),
@@ -249,7 +265,10 @@ impl<C: Pooled> OriginState<C> {
             self.planned_streams = Some(limit);
         }
         while Self::has_free_slot(conn) {
-            match self.queue.hand_to_next(conn.id(), conn) {
+            match self
+                .queue
+                .hand_to_next(conn.id(), conn.requests_sent(), conn)
+            {
                 Some(waker) => {
                     conn.slot().take();
                     conn.on_leased();
@@ -373,11 +392,13 @@ impl<C: Pooled> OriginState<C> {
         &self,
         fill_ratio: f64,
         assumed: Option<usize>,
-        exclude: Option<u64>,
+        retry: Option<RetryTarget>,
     ) -> usize {
         self.conns
             .iter()
-            .filter(|c| Some(c.id()) != exclude && c.accepts_streams())
+            .filter(|c| {
+                c.accepts_streams() && retry.is_none_or(|r| r.admits(c.id(), c.requests_sent()))
+            })
             .map(|c| {
                 let limit = match c.planned_limit() {
                     Some(_) => c.stream_limit(),
@@ -394,11 +415,11 @@ impl<C: Pooled> OriginState<C> {
     /// reported ready: the response body is being finished. Counted as supply for
     /// [`H1_REUSE_GRACE`] so a sequential caller reuses its connection instead of racing it
     /// with a new dial; returns their count and when the grace ends.
-    fn h1_finishing(&self, now: Instant, exclude: Option<u64>) -> (usize, Option<Instant>) {
+    fn h1_finishing(&self, now: Instant, retry: Option<RetryTarget>) -> (usize, Option<Instant>) {
         let mut count = 0;
         let mut ends: Option<Instant> = None;
         for c in &self.conns {
-            if Some(c.id()) == exclude
+            if retry.is_some_and(|r| r.exclude == c.id())
                 || c.protocol() != Protocol::Http1
                 || c.is_closed()
                 || c.accepts_streams()
@@ -418,11 +439,11 @@ impl<C: Pooled> OriginState<C> {
 
     /// Reserves dials for the current waiting demand.
     ///
-    /// `exclude`: a connection the newest acquirer may not use; its free slots do not count.
+    /// `retry`: where the newest acquirer may go; free slots elsewhere do not count for it.
     pub(crate) fn plan_dials(
         &mut self,
         config: &PoolConfig,
-        exclude: Option<u64>,
+        retry: Option<RetryTarget>,
         now: Instant,
     ) -> DialPlan {
         if self.closed || self.queue.waiting() == 0 {
@@ -430,14 +451,19 @@ impl<C: Pooled> OriginState<C> {
         }
         let serving = self.serving();
         let max = self.max_connections(config);
+        let stranded = self.stranded_retries();
         if serving + self.dialing >= max {
-            // No room for another dial, whatever the demand.
+            // No room for another dial, whatever the demand. Retries waiting for a fresh
+            // connection that cannot come take what there is.
+            if stranded && self.dialing == 0 {
+                self.queue.relax_retries();
+            }
             return DialPlan::default();
         }
         self.refresh_planned_streams();
-        let (finishing, recheck_at) = self.h1_finishing(now, exclude);
-        let free = self.free_for_scaling(config.scale_up_fill_ratio, self.planned_streams, exclude);
-        let dials = dials_needed(
+        let (finishing, recheck_at) = self.h1_finishing(now, retry);
+        let free = self.free_for_scaling(config.scale_up_fill_ratio, self.planned_streams, retry);
+        let mut dials = dials_needed(
             self.queue.waiting(),
             free + finishing,
             self.dialing,
@@ -445,6 +471,10 @@ impl<C: Pooled> OriginState<C> {
             serving,
             max,
         );
+        if stranded && dials == 0 && self.dialing == 0 {
+            // A retry no open connection admits: a fresh connection is where it goes.
+            dials = 1;
+        }
         if dials > 0 {
             debug!(
                 dials,
@@ -465,6 +495,16 @@ impl<C: Pooled> OriginState<C> {
                 None
             },
         }
+    }
+
+    /// True when a retry waits that no open connection accepting streams admits.
+    fn stranded_retries(&self) -> bool {
+        self.queue.waiting_retries().any(|r| {
+            !self
+                .conns
+                .iter()
+                .any(|c| c.accepts_streams() && r.admits(c.id(), c.requests_sent()))
+        })
     }
 
     /// The connection cap for this origin: `h1_max_connections` once it is known to speak
@@ -606,6 +646,12 @@ mod tests {
         fn idle_for(&self, _: Instant) -> Option<Duration> {
             (self.slot.active() == 0).then_some(Duration::ZERO)
         }
+        fn leases(&self) -> u64 {
+            0
+        }
+        fn requests_sent(&self) -> u64 {
+            0
+        }
         fn on_leased(&self) {}
         fn on_idle_slot(&self) {}
         fn budget_spent(&self) -> bool {
@@ -668,7 +714,7 @@ mod tests {
     #[test]
     fn release_hands_the_slot_to_the_longest_waiter() {
         let a = Fake::new(1, 1);
-        let mut st = state_with(&[a.clone()]);
+        let mut st = state_with(std::slice::from_ref(&a));
         assert!(st.try_take(SelectionPolicy::Pack, None).is_some());
         let first = st.queue.push(None, Instant::now(), waker());
         let second = st.queue.push(None, Instant::now(), waker());
@@ -685,7 +731,7 @@ mod tests {
     #[test]
     fn a_handed_slot_of_a_cancelled_waiter_is_passed_on() {
         let a = Fake::new(1, 1);
-        let mut st = state_with(&[a.clone()]);
+        let mut st = state_with(std::slice::from_ref(&a));
         st.try_take(SelectionPolicy::Pack, None);
         let first = st.queue.push(None, Instant::now(), waker());
         let second = st.queue.push(None, Instant::now(), waker());
@@ -709,7 +755,7 @@ mod tests {
     #[test]
     fn a_raised_limit_serves_waiters() {
         let a = Fake::new(1, 1);
-        let mut st = state_with(&[a.clone()]);
+        let mut st = state_with(std::slice::from_ref(&a));
         st.try_take(SelectionPolicy::Pack, None);
         let keys: Vec<_> = (0..3)
             .map(|_| st.queue.push(None, Instant::now(), waker()))
@@ -742,7 +788,7 @@ mod tests {
     #[test]
     fn a_draining_connection_retires_with_its_last_stream() {
         let a = Fake::new(1, 2);
-        let mut st = state_with(&[a.clone()]);
+        let mut st = state_with(std::slice::from_ref(&a));
         st.try_take(SelectionPolicy::Pack, None);
         a.start_draining();
         let released = st.release(&a);
@@ -754,7 +800,7 @@ mod tests {
     #[test]
     fn waiters_are_the_demand_for_dials() {
         let a = Fake::new(1, 4);
-        let mut st = state_with(&[a.clone()]);
+        let mut st = state_with(std::slice::from_ref(&a));
         for _ in 0..4 {
             st.try_take(SelectionPolicy::Pack, None);
         }

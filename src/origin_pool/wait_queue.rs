@@ -6,9 +6,14 @@
 //! longest waiter's entry and wakes it: the waiter wakes holding its lease, with no re-scan of
 //! the connections and no race with newcomers (who queue behind it: FIFO, no barging).
 //!
+//! Waiters sit in lanes, each FIFO, served in lane order: first retries (requests sent before
+//! anyone now waiting, refused by a server's rotation; re-queued behind newcomers they would
+//! land in the tail of the next connection's streams, the very streams the next rotation
+//! refuses), then everyone else in arrival order.
+//!
 //! Deadlines cost no timer per waiter: every waiter of an origin has the same
-//! `acquire_timeout`, so in a FIFO the front waiter always expires first, and one timer per
-//! origin, armed for the front's deadline ([`WaitQueue::next_deadline`]), expires them all in
+//! `acquire_timeout`, so in each FIFO lane the front expires first, and one timer per origin,
+//! armed for the earliest lane front ([`WaitQueue::next_deadline`]), expires them all in
 //! order ([`WaitQueue::expire`]).
 //!
 //! # States of a waiter
@@ -26,6 +31,31 @@ use std::task::{Poll, Waker};
 use std::time::Instant;
 
 use crate::error::Error;
+
+/// Where a retried request may go: not back to the connection that refused it, and, when a
+/// server's rotation refused it as the n-th request sent on that connection, only where it
+/// will be among the first n - 1 (the server's per-connection budget evidently ended before
+/// the n-th).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RetryTarget {
+    pub(crate) exclude: u64,
+    /// n - 1, when known.
+    pub(crate) within_first: Option<u64>,
+}
+
+/// Requests the pool may send on a connection between counting a request and h2 giving it a
+/// stream id, from other tasks: the order of the two can differ by that many.
+pub(crate) const SEND_ORDER_SLACK: u64 = 4;
+
+impl RetryTarget {
+    /// True when a connection `id` on which `sent` requests went out may take the retry.
+    pub(crate) fn admits(&self, id: u64, sent: u64) -> bool {
+        id != self.exclude
+            && self
+                .within_first
+                .is_none_or(|n| sent + SEND_ORDER_SLACK < n)
+    }
+}
 
 /// A waiter's place in the slab. The generation tells a reused entry from the one a key was
 /// issued for.
@@ -45,8 +75,8 @@ enum State<C> {
 struct Entry<C> {
     generation: u64,
     state: State<C>,
-    /// A connection this waiter may not use (the one its retried request failed on).
-    exclude: Option<u64>,
+    /// Set for a retried request: where it may go.
+    retry: Option<RetryTarget>,
     /// When it gives up.
     deadline: Instant,
 }
@@ -59,13 +89,18 @@ pub(crate) enum Cancelled<C> {
     Handed(Arc<C>),
 }
 
-/// The FIFO of waiters, over a slab of entries.
+/// Lanes: retries, then arrivals.
+const LANES: usize = 2;
+const RETRY_LANE: usize = 0;
+const ARRIVAL_LANE: usize = 1;
+
+/// The FIFO lanes of waiters, over a slab of entries.
 pub(crate) struct WaitQueue<C> {
     entries: Vec<Entry<C>>,
     vacant: Vec<usize>,
-    /// Keys in arrival order; keys of entries that left early stay until they reach the
-    /// front (or a compaction), and are skipped.
-    order: VecDeque<WaiterKey>,
+    /// Keys per lane, each in arrival order; keys of entries that left early stay until they
+    /// reach the front (or a compaction), and are skipped.
+    lanes: [VecDeque<WaiterKey>; LANES],
     waiting: usize,
     next_generation: u64,
 }
@@ -75,7 +110,7 @@ impl<C> Default for WaitQueue<C> {
         WaitQueue {
             entries: Vec::new(),
             vacant: Vec::new(),
-            order: VecDeque::new(),
+            lanes: Default::default(),
             waiting: 0,
             next_generation: 0,
         }
@@ -97,10 +132,10 @@ impl<C> WaitQueue<C> {
         self.waiting
     }
 
-    /// Queues an acquirer at the back.
+    /// Queues an acquirer at the back of its lane: the retry lane for a retried request.
     pub(crate) fn push(
         &mut self,
-        exclude: Option<u64>,
+        retry: Option<RetryTarget>,
         deadline: Instant,
         waker: Waker,
     ) -> WaiterKey {
@@ -109,7 +144,7 @@ impl<C> WaitQueue<C> {
         let entry = Entry {
             generation,
             state: State::Waiting(waker),
-            exclude,
+            retry,
             deadline,
         };
         let index = match self.vacant.pop() {
@@ -123,7 +158,12 @@ impl<C> WaitQueue<C> {
             }
         };
         let key = WaiterKey { index, generation };
-        self.order.push_back(key);
+        let lane = if retry.is_some() {
+            RETRY_LANE
+        } else {
+            ARRIVAL_LANE
+        };
+        self.lanes[lane].push_back(key);
         self.waiting += 1;
         self.compact();
         key
@@ -132,35 +172,42 @@ impl<C> WaitQueue<C> {
     /// Hands a slot on the connection `conn_id` to the longest waiter that may use it;
     /// returns its waker (to wake once the lock is dropped), or `None` when nobody can take
     /// it. The slot stays counted as leased: it moves from the releaser to the waiter.
-    pub(crate) fn hand_to_next(&mut self, conn_id: u64, conn: &Arc<C>) -> Option<Waker> {
-        let mut i = 0;
-        while i < self.order.len() {
-            let key = self.order[i];
-            if !self.is_live_waiting(key) {
-                // Stale: drop it from the front cheaply; skip it elsewhere.
-                if i == 0 {
-                    self.order.pop_front();
-                } else {
-                    i += 1;
+    pub(crate) fn hand_to_next(
+        &mut self,
+        conn_id: u64,
+        conn_sent: u64,
+        conn: &Arc<C>,
+    ) -> Option<Waker> {
+        for lane in 0..LANES {
+            let mut i = 0;
+            while i < self.lanes[lane].len() {
+                let key = self.lanes[lane][i];
+                if !self.is_live_waiting(key) {
+                    // Stale: drop it from the front cheaply; skip it elsewhere.
+                    if i == 0 {
+                        self.lanes[lane].pop_front();
+                    } else {
+                        i += 1;
+                    }
+                    continue;
                 }
-                continue;
+                let entry = &mut self.entries[key.index];
+                if entry.retry.is_some_and(|r| !r.admits(conn_id, conn_sent)) {
+                    i += 1;
+                    continue;
+                }
+                let state = std::mem::replace(&mut entry.state, State::Handed(Arc::clone(conn)));
+                self.waiting -= 1;
+                if i == 0 {
+                    self.lanes[lane].pop_front();
+                } else {
+                    self.lanes[lane].remove(i);
+                }
+                return match state {
+                    State::Waiting(waker) => Some(waker),
+                    _ => None,
+                };
             }
-            let entry = &mut self.entries[key.index];
-            if entry.exclude == Some(conn_id) {
-                i += 1;
-                continue;
-            }
-            let state = std::mem::replace(&mut entry.state, State::Handed(Arc::clone(conn)));
-            self.waiting -= 1;
-            if i == 0 {
-                self.order.pop_front();
-            } else {
-                self.order.remove(i);
-            }
-            return match state {
-                State::Waiting(waker) => Some(waker),
-                _ => None,
-            };
         }
         None
     }
@@ -169,7 +216,8 @@ impl<C> WaitQueue<C> {
     /// failed); returns their wakers.
     pub(crate) fn fail_all(&mut self, error: &Error) -> Vec<Waker> {
         let mut wakers = Vec::with_capacity(self.waiting);
-        for key in self.order.drain(..) {
+        let keys: Vec<WaiterKey> = self.lanes.iter_mut().flat_map(|l| l.drain(..)).collect();
+        for key in keys {
             let Some(entry) = self.entries.get_mut(key.index) else {
                 continue;
             };
@@ -223,39 +271,66 @@ impl<C> WaitQueue<C> {
         }
     }
 
-    /// The earliest deadline of a waiting acquirer: the front's, since all share one timeout.
+    /// The earliest deadline of a waiting acquirer: the earliest lane front's, since all
+    /// share one timeout.
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
-        while let Some(&key) = self.order.front() {
-            if self.is_live_waiting(key) {
-                return Some(self.entries[key.index].deadline);
+        let mut earliest: Option<Instant> = None;
+        for lane in 0..LANES {
+            while let Some(&key) = self.lanes[lane].front() {
+                if self.is_live_waiting(key) {
+                    let deadline = self.entries[key.index].deadline;
+                    earliest = Some(earliest.map_or(deadline, |e| e.min(deadline)));
+                    break;
+                }
+                self.lanes[lane].pop_front();
             }
-            self.order.pop_front();
         }
-        None
+        earliest
     }
 
-    /// Fails every waiter whose deadline has passed with `error(deadline)`; returns their
-    /// wakers.
+    /// Fails every waiter whose deadline has passed with `error()`; returns their wakers.
     pub(crate) fn expire(&mut self, now: Instant, error: impl Fn() -> Error) -> Vec<Waker> {
         let mut wakers = Vec::new();
-        while let Some(&key) = self.order.front() {
-            if !self.is_live_waiting(key) {
-                self.order.pop_front();
-                continue;
+        for lane in 0..LANES {
+            while let Some(&key) = self.lanes[lane].front() {
+                if !self.is_live_waiting(key) {
+                    self.lanes[lane].pop_front();
+                    continue;
+                }
+                let entry = &mut self.entries[key.index];
+                if entry.deadline > now {
+                    break;
+                }
+                if let State::Waiting(waker) =
+                    std::mem::replace(&mut entry.state, State::Failed(error()))
+                {
+                    wakers.push(waker);
+                }
+                self.waiting -= 1;
+                self.lanes[lane].pop_front();
             }
-            let entry = &mut self.entries[key.index];
-            if entry.deadline > now {
-                break;
-            }
-            if let State::Waiting(waker) =
-                std::mem::replace(&mut entry.state, State::Failed(error()))
-            {
-                wakers.push(waker);
-            }
-            self.waiting -= 1;
-            self.order.pop_front();
         }
         wakers
+    }
+
+    /// Retried requests still waiting, with where they may go.
+    pub(crate) fn waiting_retries(&self) -> impl Iterator<Item = RetryTarget> + '_ {
+        self.lanes[RETRY_LANE]
+            .iter()
+            .filter(|k| self.is_live_waiting(**k))
+            .filter_map(|k| self.entries[k.index].retry)
+    }
+
+    /// Lifts the "among the first n" condition of every waiting retry: used when no
+    /// connection can be added to give them a fresh one, so they take what there is.
+    pub(crate) fn relax_retries(&mut self) {
+        for key in self.lanes[RETRY_LANE].clone() {
+            if self.is_live_waiting(key)
+                && let Some(retry) = &mut self.entries[key.index].retry
+            {
+                retry.within_first = None;
+            }
+        }
     }
 
     fn is_live_waiting(&self, key: WaiterKey) -> bool {
@@ -277,16 +352,19 @@ impl<C> WaitQueue<C> {
         state
     }
 
-    /// Keeps `order` from growing with keys of waiters that left from the middle of a queue
+    /// Keeps the lanes from growing with keys of waiters that left from the middle of a queue
     /// whose front never moves.
     fn compact(&mut self) {
-        if self.order.len() > 2 * self.waiting + 64 {
+        let queued: usize = self.lanes.iter().map(VecDeque::len).sum();
+        if queued > 2 * self.waiting + 64 {
             let entries = &self.entries;
-            self.order.retain(|k| {
-                entries.get(k.index).is_some_and(|e| {
-                    e.generation == k.generation && matches!(e.state, State::Waiting(_))
-                })
-            });
+            for lane in &mut self.lanes {
+                lane.retain(|k| {
+                    entries.get(k.index).is_some_and(|e| {
+                        e.generation == k.generation && matches!(e.state, State::Waiting(_))
+                    })
+                });
+            }
         }
     }
 }
@@ -313,11 +391,11 @@ mod tests {
         let (mut q, keys) = queue_of(3);
         let conn = Arc::new(7u32);
         for key in &keys {
-            assert!(q.hand_to_next(1, &conn).is_some());
+            assert!(q.hand_to_next(1, 0, &conn).is_some());
             assert!(matches!(q.poll(*key, &waker()), Poll::Ready(Ok(_))));
         }
         assert_eq!(q.waiting(), 0);
-        assert!(q.hand_to_next(1, &conn).is_none());
+        assert!(q.hand_to_next(1, 0, &conn).is_none());
     }
 
     /// A waiter that left is skipped; one handed a slot before leaving gives it back.
@@ -327,11 +405,11 @@ mod tests {
         let conn = Arc::new(7u32);
         assert!(matches!(q.cancel(keys[0]), Cancelled::Nothing));
         assert_eq!(q.waiting(), 2);
-        assert!(q.hand_to_next(1, &conn).is_some());
+        assert!(q.hand_to_next(1, 0, &conn).is_some());
         // keys[1] got it; it is cancelled before it woke: the slot comes back.
         assert!(matches!(q.cancel(keys[1]), Cancelled::Handed(_)));
         assert_eq!(q.waiting(), 1);
-        assert!(q.hand_to_next(1, &conn).is_some());
+        assert!(q.hand_to_next(1, 0, &conn).is_some());
         assert!(matches!(q.poll(keys[2], &waker()), Poll::Ready(Ok(_))));
         // A spent key is not confused with the entry's next occupant.
         let newcomer = q.push(None, Instant::now(), waker());
@@ -343,14 +421,21 @@ mod tests {
     #[test]
     fn exclusion_skips_without_losing_the_place() {
         let mut q: WaitQueue<u32> = WaitQueue::default();
-        let first = q.push(Some(1), Instant::now(), waker());
+        let first = q.push(
+            Some(RetryTarget {
+                exclude: 1,
+                within_first: None,
+            }),
+            Instant::now(),
+            waker(),
+        );
         let second = q.push(None, Instant::now(), waker());
         let conn1 = Arc::new(1u32);
         let conn2 = Arc::new(2u32);
-        assert!(q.hand_to_next(1, &conn1).is_some());
+        assert!(q.hand_to_next(1, 0, &conn1).is_some());
         assert!(matches!(q.poll(second, &waker()), Poll::Ready(Ok(c)) if *c == 1));
         assert!(q.poll(first, &waker()).is_pending());
-        assert!(q.hand_to_next(2, &conn2).is_some());
+        assert!(q.hand_to_next(2, 0, &conn2).is_some());
         assert!(matches!(q.poll(first, &waker()), Poll::Ready(Ok(c)) if *c == 2));
     }
 
@@ -368,6 +453,48 @@ mod tests {
                 Poll::Ready(Err(Error::PoolClosed))
             ));
         }
+    }
+
+    /// A retry goes ahead of everyone waiting; it was sent before any of them. Deadlines
+    /// expire per lane.
+    #[test]
+    fn retries_are_served_first() {
+        let mut q: WaitQueue<u32> = WaitQueue::default();
+        let first = q.push(None, Instant::now(), waker());
+        let retry = q.push(
+            Some(RetryTarget {
+                exclude: 9,
+                within_first: None,
+            }),
+            Instant::now(),
+            waker(),
+        );
+        let conn = Arc::new(1u32);
+        assert!(q.hand_to_next(1, 0, &conn).is_some());
+        assert!(matches!(q.poll(retry, &waker()), Poll::Ready(Ok(_))));
+        assert!(q.poll(first, &waker()).is_pending());
+    }
+
+    /// A retry refused as the 51st request waits for a connection on which clearly fewer than
+    /// 50 went out.
+    #[test]
+    fn a_retry_goes_only_where_it_will_be_among_the_first_n() {
+        let mut q: WaitQueue<u32> = WaitQueue::default();
+        let target = RetryTarget {
+            exclude: 1,
+            within_first: Some(50),
+        };
+        let retry = q.push(Some(target), Instant::now(), waker());
+        let conn = Arc::new(2u32);
+        assert!(
+            q.hand_to_next(2, 60, &conn).is_none(),
+            "too far into connection 2"
+        );
+        assert!(
+            q.hand_to_next(3, 10, &conn).is_some(),
+            "connection 3 is fresh enough"
+        );
+        assert!(matches!(q.poll(retry, &waker()), Poll::Ready(Ok(_))));
     }
 
     /// Waiters past their deadline fail in arrival order; later ones keep waiting.
@@ -395,7 +522,8 @@ mod tests {
             let k = q.push(None, Instant::now(), waker());
             q.cancel(k);
         }
-        assert!(q.order.len() < 200, "{}", q.order.len());
+        let queued: usize = q.lanes.iter().map(VecDeque::len).sum();
+        assert!(queued < 200, "{queued}");
         assert!(q.entries.len() <= 2);
     }
 }

@@ -102,23 +102,6 @@ pub struct LoadOutcome {
     pub failures: Vec<(bool, https_pool::Error)>,
 }
 
-impl LoadOutcome {
-    /// Failures that started after the learned budget was seen.
-    pub fn failed_after_learning(&self) -> usize {
-        self.failures.iter().filter(|(after, _)| *after).count()
-    }
-
-    /// Every failure is a typed `ConnectionClosed`.
-    pub fn assert_only_connection_closed(&self) {
-        for (_, e) in &self.failures {
-            assert!(
-                matches!(e, https_pool::Error::ConnectionClosed { .. }),
-                "unexpected failure: {e:?}"
-            );
-        }
-    }
-}
-
 /// `tasks` workers, each sending `per_task` GETs one after another to
 /// `{base}/{label}/{task}/{i}` (a distinct path per request, for duplicate tracking) and
 /// reading each body. `watch` tags each request with whether the budget was learned when it
