@@ -71,6 +71,9 @@ pub(crate) enum Sender {
 pub(crate) trait SlotEvents: Send + Sync {
     /// A lease on `conn` ended: its slot is free (or, if someone waits, theirs).
     fn released(self: Arc<Self>, conn: &Arc<Connection>);
+    /// A slot of `conn` was given back without the origin's lock, and the origin must catch
+    /// up (see `Connection::release`).
+    fn settle(self: Arc<Self>, conn: &Arc<Connection>);
     /// `conn` may take more streams than before (the peer raised its limit, an HTTP/1.1
     /// dispatcher became ready).
     fn capacity_grew(self: Arc<Self>, conn: &Arc<Connection>);
@@ -122,6 +125,8 @@ pub(crate) struct Connection {
     /// HTTP/2 with the adaptive window: where bodies report received DATA.
     pub(crate) data_recorder: Option<DataRecorder>,
     events: Weak<dyn SlotEvents>,
+    /// The origin's waiting count, for releases that need no lock (see `release`).
+    waiting: Arc<AtomicUsize>,
     pub(crate) counters: Arc<PoolCounters>,
 }
 
@@ -164,6 +169,8 @@ pub(crate) struct ConnectionParams<'a> {
     pub(crate) origin: &'a Origin,
     pub(crate) config: &'a PoolConfig,
     pub(crate) events: Weak<dyn SlotEvents>,
+    /// The origin's waiting count, published by its wait queue.
+    pub(crate) waiting: Arc<AtomicUsize>,
     pub(crate) counters: Arc<PoolCounters>,
     pub(crate) budget: Arc<RequestBudget>,
 }
@@ -179,6 +186,7 @@ impl Connection {
             origin,
             config,
             events,
+            waiting,
             counters,
             budget,
         } = params;
@@ -208,6 +216,7 @@ impl Connection {
             idle_since: AtomicU64::new(0),
             data_recorder,
             events: events.clone(),
+            waiting: Arc::clone(&waiting),
             counters: Arc::clone(&counters),
         };
 
@@ -386,10 +395,28 @@ impl Connection {
         }
     }
 
-    /// Gives a lease's slot back through the origin. Called from `Lease::drop`: must not
-    /// panic.
+    /// Gives a lease's slot back. Called from `Lease::drop`: must not panic.
+    ///
+    /// When nobody waits and the connection stays in the origin's free index, giving the slot
+    /// back changes nothing the origin's table decides on, so it takes no lock (and does not
+    /// touch the origin at all). Both conditions are checked again after giving back (`SeqCst`,
+    /// against an acquirer queueing and the table's index updates; see `slot.rs`): if either
+    /// changed meanwhile, the origin settles under its lock. Otherwise the release goes
+    /// through the origin, which hands the slot straight to the longest waiter.
     pub(crate) fn release(this: &Arc<Connection>) {
         this.counters.handles_outstanding.decrement();
+        let slot = &this.slot;
+        if this.waiting.load(Ordering::SeqCst) == 0 && slot.indexed() && !this.is_draining() {
+            slot.give_back();
+            this.on_idle_slot();
+            if slot.indexed() && this.waiting.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            if let Some(events) = this.events.upgrade() {
+                events.settle(this);
+            }
+            return;
+        }
         match this.events.upgrade() {
             Some(events) => events.released(this),
             // The pool is gone: nobody waits, nothing to hand over; keep the count right.

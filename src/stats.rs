@@ -98,7 +98,10 @@ impl PoolCounters {
     }
 }
 
-/// A count that only grows, mirrored to a facade counter.
+/// A count that only grows, mirrored to a facade counter. Each on a cache line of its own:
+/// several are bumped on every request from every worker thread, and neighbours would make
+/// the threads fight over one line.
+#[repr(align(64))]
 pub(crate) struct Tally {
     value: AtomicU64,
     exported: metrics::Counter,
@@ -128,7 +131,9 @@ impl std::fmt::Debug for Tally {
     }
 }
 
-/// A count that goes up and down, mirrored to a facade gauge.
+/// A count that goes up and down, mirrored to a facade gauge (on its own cache line, as
+/// [`Tally`]).
+#[repr(align(64))]
 pub(crate) struct Level {
     value: AtomicU64,
     exported: metrics::Gauge,

@@ -12,7 +12,7 @@ mod wait_queue;
 
 use std::future::poll_fn;
 use std::pin::pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
@@ -67,6 +67,8 @@ pub(crate) struct OriginPool {
     budget: Arc<RequestBudget>,
     /// Woken by releases after shutdown, for `drained`.
     drained: Notify,
+    /// The queue's waiting count, read by releases without the lock.
+    waiting: Arc<AtomicUsize>,
 }
 
 /// What a dial produced, for prewarm reports.
@@ -78,11 +80,13 @@ struct DialReport {
 
 impl OriginPool {
     pub(crate) fn new(origin: Origin, ctx: Arc<PoolContext>) -> OriginPool {
+        let state = OriginState::default();
         OriginPool {
             budget: Arc::new(RequestBudget::new(ctx.config.learn_request_budget)),
             origin,
             ctx,
-            state: Mutex::new(OriginState::default()),
+            waiting: state.queue.hint(),
+            state: Mutex::new(state),
             drained: Notify::new(),
         }
     }
@@ -115,7 +119,7 @@ impl OriginPool {
         let started = Instant::now();
         // The task's waker, so a waiter is queued and registered under one lock.
         let waker = poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
-        let (key, plan, start_expiry) = {
+        let (key, plan, start_expiry, handed) = {
             let mut st = self.lock();
             if st.closed {
                 return Err(Error::PoolClosed);
@@ -136,9 +140,18 @@ impl OriginPool {
             }
             let deadline = started + config.acquire_timeout;
             let key = st.queue.push(retry, deadline, waker);
+            // A slot given back without the lock while this acquirer was deciding to wait
+            // is offered now (see `released`); it may even be this acquirer's.
+            let handed = st.offer_indexed();
+            if let Some(outcome) = st.queue.take_outcome(key) {
+                drop(st);
+                handed.into_iter().for_each(Waker::wake);
+                return outcome.map(|conn| self.leased(conn, started.elapsed(), true));
+            }
             let expiry = !std::mem::replace(&mut st.expiry_running, true);
-            (key, st.plan_dials(config, retry, started), expiry)
+            (key, st.plan_dials(config, retry, started), expiry, handed)
         };
+        handed.into_iter().for_each(Waker::wake);
         let mut waiting = Waiting {
             pool: self,
             key: Some(key),
@@ -371,6 +384,7 @@ impl OriginPool {
                 origin: &self.origin,
                 config: &self.ctx.config,
                 events,
+                waiting: Arc::clone(&self.waiting),
                 counters: Arc::clone(&self.ctx.counters),
                 budget: Arc::clone(&self.budget),
             },
@@ -458,6 +472,20 @@ impl OriginPool {
     }
 }
 
+impl OriginPool {
+    /// After a release decided under the lock: wake the waiter handed the slot, drop a
+    /// retired connection, tell `drained` after shutdown.
+    fn finish_release(&self, released: state::Released<Connection>, closed: bool) {
+        if let Some(waker) = released.waker {
+            waker.wake();
+        }
+        drop(released.retired);
+        if closed {
+            self.drained.notify_waiters();
+        }
+    }
+}
+
 // ===== impl SlotEvents =====
 
 impl SlotEvents for OriginPool {
@@ -467,10 +495,16 @@ impl SlotEvents for OriginPool {
             let released = st.release(conn);
             (released, st.closed)
         };
-        if let Some(waker) = released.waker {
-            waker.wake();
-        }
-        drop(released.retired);
+        self.finish_release(released, closed);
+    }
+
+    fn settle(self: Arc<Self>, conn: &Arc<Connection>) {
+        let ((wakers, retired), closed) = {
+            let mut st = self.lock();
+            (st.settle(conn), st.closed)
+        };
+        wakers.into_iter().for_each(Waker::wake);
+        drop(retired);
         if closed {
             self.drained.notify_waiters();
         }

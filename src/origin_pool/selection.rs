@@ -35,6 +35,19 @@ impl FreeSet {
         self.words.iter_mut().for_each(|w| *w = 0);
     }
 
+    /// The first set position at or after `from`.
+    pub(crate) fn next_from(&self, from: usize) -> Option<usize> {
+        let (mut word, bit) = (from / 64, from % 64);
+        let mut bits = self.words.get(word)? & (u64::MAX << bit);
+        loop {
+            if bits != 0 {
+                return Some(word * 64 + bits.trailing_zeros() as usize);
+            }
+            word += 1;
+            bits = *self.words.get(word)?;
+        }
+    }
+
     /// Set positions, ascending.
     pub(crate) fn iter(&self) -> impl Iterator<Item = usize> + '_ {
         self.words.iter().enumerate().flat_map(|(i, &word)| {
@@ -100,6 +113,9 @@ mod tests {
         }
         set.remove(63);
         assert_eq!(set.iter().collect::<Vec<_>>(), vec![0, 3, 64, 130]);
+        assert_eq!(set.next_from(4), Some(64));
+        assert_eq!(set.next_from(65), Some(130));
+        assert_eq!(set.next_from(131), None);
         set.clear();
         assert_eq!(set.iter().count(), 0);
         set.remove(1000); // out of range: nothing to do

@@ -196,7 +196,29 @@ impl<C: Pooled> OriginState<C> {
             .filter(|&p| self.conns.get(p).is_none_or(|c| !Self::has_free_slot(c)))
             .collect();
         for position in stale {
-            self.free.remove(position);
+            if let Some(conn) = self.conns.get(position).cloned() {
+                self.unindex(position, &conn);
+            } else {
+                self.free.remove(position);
+            }
+        }
+    }
+
+    /// Puts the connection at `position` in the free index.
+    fn index(&mut self, position: usize, conn: &C) {
+        self.free.insert(position);
+        conn.slot().set_indexed(true);
+    }
+
+    /// Takes the connection at `position` out of the free index. A release may have given a
+    /// slot back without the lock just before the flag went down; it checks the flag after
+    /// giving back, and this checks the count after lowering the flag (both `SeqCst`), so one
+    /// of the two always sees the other and the slot is never lost from view.
+    fn unindex(&mut self, position: usize, conn: &C) {
+        self.free.remove(position);
+        conn.slot().set_indexed(false);
+        if Self::has_free_slot(conn) {
+            self.index(position, conn);
         }
     }
 
@@ -205,7 +227,7 @@ impl<C: Pooled> OriginState<C> {
         conn.slot().take();
         conn.on_leased();
         if !Self::has_free_slot(conn) {
-            self.free.remove(position);
+            self.unindex(position, conn);
         }
     }
 
@@ -246,12 +268,26 @@ impl<C: Pooled> OriginState<C> {
             };
         }
         if Self::has_free_slot(conn) {
-            self.free.insert(position);
+            self.index(position, conn);
         }
         Released {
             waker: None,
             retired: None,
         }
+    }
+
+    /// A slot of `conn` was given back without the lock, and the table must catch up (a
+    /// waiter arrived, or the connection had left the free index): retire a drained
+    /// connection whose last stream it was, or offer the slot. Returns the wakers of the
+    /// waiters served and the retired connection.
+    pub(crate) fn settle(&mut self, conn: &Arc<C>) -> (Vec<Waker>, Option<Arc<C>>) {
+        let Some(position) = self.listed(conn) else {
+            return (Vec::new(), None);
+        };
+        if conn.is_draining() && conn.slot().active() == 0 {
+            return (Vec::new(), self.remove_at(position));
+        }
+        (self.offer(conn), None)
     }
 
     /// `conn` may take more streams than before: hands its free slots to waiters, and indexes
@@ -278,9 +314,9 @@ impl<C: Pooled> OriginState<C> {
             }
         }
         if Self::has_free_slot(conn) {
-            self.free.insert(position);
+            self.index(position, conn);
         } else {
-            self.free.remove(position);
+            self.unindex(position, conn);
         }
         wakers
     }
@@ -289,6 +325,23 @@ impl<C: Pooled> OriginState<C> {
     pub(crate) fn offer_all(&mut self) -> Vec<Waker> {
         let conns = self.conns.clone();
         conns.iter().flat_map(|c| self.offer(c)).collect()
+    }
+
+    /// Offers the free slots of the connections in the free index: run right after an
+    /// acquirer queued, to serve it (or those ahead of it) from a slot given back without
+    /// the lock while it was deciding to wait.
+    pub(crate) fn offer_indexed(&mut self) -> Vec<Waker> {
+        let mut wakers = Vec::new();
+        let mut from = 0;
+        while self.queue.waiting() > 0
+            && let Some(position) = self.free.next_from(from)
+        {
+            from = position + 1;
+            if let Some(conn) = self.conns.get(position).cloned() {
+                wakers.extend(self.offer(&conn));
+            }
+        }
+        wakers
     }
 
     /// A dial finished: the connection joins the table and its slots go to waiters.
@@ -328,6 +381,7 @@ impl<C: Pooled> OriginState<C> {
         }
         let conn = self.conns.remove(position);
         conn.slot().set_position(NOT_LISTED);
+        conn.slot().set_indexed(false);
         debug!(
             conn_id = conn.id(),
             protocol = %conn.protocol(),
@@ -343,8 +397,10 @@ impl<C: Pooled> OriginState<C> {
         self.free.clear();
         for (position, conn) in self.conns.iter().enumerate() {
             conn.slot().set_position(position);
+            conn.slot().set_indexed(false);
             if Self::has_free_slot(conn) {
                 self.free.insert(position);
+                conn.slot().set_indexed(true);
             }
         }
     }
@@ -577,6 +633,7 @@ impl<C: Pooled> OriginState<C> {
         self.free.clear();
         for conn in &conns {
             conn.slot().set_position(NOT_LISTED);
+            conn.slot().set_indexed(false);
             conn.mark_closed();
         }
         (conns, self.queue.fail_all(&Error::PoolClosed))

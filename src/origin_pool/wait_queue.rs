@@ -27,6 +27,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Poll, Waker};
 use std::time::Instant;
 
@@ -102,6 +103,8 @@ pub(crate) struct WaitQueue<C> {
     /// reach the front (or a compaction), and are skipped.
     lanes: [VecDeque<WaiterKey>; LANES],
     waiting: usize,
+    /// `waiting`, readable without the origin lock (see [`WaitQueue::hint`]).
+    hint: Arc<AtomicUsize>,
     next_generation: u64,
 }
 
@@ -112,6 +115,7 @@ impl<C> Default for WaitQueue<C> {
             vacant: Vec::new(),
             lanes: Default::default(),
             waiting: 0,
+            hint: Arc::new(AtomicUsize::new(0)),
             next_generation: 0,
         }
     }
@@ -130,6 +134,16 @@ impl<C> WaitQueue<C> {
     /// Acquirers waiting for a slot (not counting those handed one that have not yet woken).
     pub(crate) fn waiting(&self) -> usize {
         self.waiting
+    }
+
+    /// The waiting count, published for releases that check it without the origin lock.
+    pub(crate) fn hint(&self) -> Arc<AtomicUsize> {
+        Arc::clone(&self.hint)
+    }
+
+    fn set_waiting(&mut self, waiting: usize) {
+        self.waiting = waiting;
+        self.hint.store(waiting, Ordering::SeqCst);
     }
 
     /// Queues an acquirer at the back of its lane: the retry lane for a retried request.
@@ -164,7 +178,7 @@ impl<C> WaitQueue<C> {
             ARRIVAL_LANE
         };
         self.lanes[lane].push_back(key);
-        self.waiting += 1;
+        self.set_waiting(self.waiting + 1);
         self.compact();
         key
     }
@@ -197,7 +211,7 @@ impl<C> WaitQueue<C> {
                     continue;
                 }
                 let state = std::mem::replace(&mut entry.state, State::Handed(Arc::clone(conn)));
-                self.waiting -= 1;
+                self.set_waiting(self.waiting - 1);
                 if i == 0 {
                     self.lanes[lane].pop_front();
                 } else {
@@ -231,7 +245,7 @@ impl<C> WaitQueue<C> {
                 wakers.push(waker);
             }
         }
-        self.waiting = 0;
+        self.set_waiting(0);
         wakers
     }
 
@@ -256,6 +270,20 @@ impl<C> WaitQueue<C> {
         }
     }
 
+    /// The waiter's outcome if it already has one (the key is then spent), without touching
+    /// its registered waker.
+    pub(crate) fn take_outcome(&mut self, key: WaiterKey) -> Option<Result<Arc<C>, Error>> {
+        let entry = self.entry_mut(key)?;
+        if matches!(entry.state, State::Waiting(_)) {
+            return None;
+        }
+        match self.vacate(key) {
+            State::Handed(conn) => Some(Ok(conn)),
+            State::Failed(error) => Some(Err(error)),
+            State::Waiting(_) | State::Vacant => None,
+        }
+    }
+
     /// Leaves the queue (timeout, or the acquirer was dropped).
     pub(crate) fn cancel(&mut self, key: WaiterKey) -> Cancelled<C> {
         if self.entry_mut(key).is_none() {
@@ -263,7 +291,7 @@ impl<C> WaitQueue<C> {
         }
         match self.vacate(key) {
             State::Waiting(_) => {
-                self.waiting -= 1;
+                self.set_waiting(self.waiting - 1);
                 Cancelled::Nothing
             }
             State::Handed(conn) => Cancelled::Handed(conn),
@@ -306,7 +334,7 @@ impl<C> WaitQueue<C> {
                 {
                     wakers.push(waker);
                 }
-                self.waiting -= 1;
+                self.set_waiting(self.waiting - 1);
                 self.lanes[lane].pop_front();
             }
         }
