@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The HTTP/2 engine and waiting benchmarks against a third-party server, in one run: nginx
+# (Debian's, with TLS, on 127.0.0.1) with http2_max_concurrent_streams 128 and 8, and an
+# HTTP/1.1-only nginx; pool_bench's rows (https-pool, raw h2, raw hyper, hyper-util, reqwest,
+# h2load), each in its own child process, median of 3 runs, client CPU per request beside
+# req/s. nginx serves unlimited requests per connection here (keepalive_requests is raised), so
+# no row is measured through connection rotations.
+#
+#   scripts/bench-nginx.sh [--quick]
+#
+# Every table is saved under reports/ by scripts/capture.sh, headed by the command, the time,
+# the commit and the machine. --quick runs 20,000 requests and one run per row, to check the
+# script itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+requests=200000
+runs=3
+if [ "${1:-}" = "--quick" ]; then
+    requests=20000
+    runs=1
+fi
+base="target/bench-nginx"
+trap 'for d in ms128 ms8 h1; do scripts/nginx-peer.sh stop --dir "$base/$d" || true; done' EXIT
+start() { # dir port options...
+    local dir="$1" port="$2"
+    shift 2
+    scripts/nginx-peer.sh start --dir "$base/$dir" --port "$port" --keepalive-requests 100000000 "$@" >/dev/null
+}
+start ms128 18501 --max-streams 128
+start ms8 18502 --max-streams 8
+start h1 18503 --http1-only
+cargo build --release --bin pool_bench
+bench() { # name dir port args...
+    local name="$1" dir="$2" port="$3"
+    shift 3
+    scripts/capture.sh "pool_bench-$name" ./target/release/pool_bench \
+        --url "https://127.0.0.1:$port/" --ca-cert "$base/$dir/ca.pem" \
+        --requests "$requests" --runs "$runs" "$@"
+}
+# Issue "HTTP/2 engine": every row, 1,024 clients, 4 connections, both stream limits.
+bench nginx-ms128-c1024 ms128 18501 --clients 1024 --connections 4
+bench nginx-ms8-c1024 ms8 18502 --clients 1024 --connections 4
+# Issue "waiting": the same connections, only the number of clients changes.
+for clients in 16 128; do
+    bench "nginx-ms8-c$clients" ms8 18502 --clients "$clients" --connections 4 \
+        --only https-pool,raw-h2
+done
+for clients in 16 128 1024; do
+    bench "nginx-h1-c$clients" h1 18503 --clients "$clients" --connections 10 \
+        --only https-pool,reqwest,hyper-util-shared
+done
