@@ -113,6 +113,9 @@ pub(crate) struct Connection {
     pub(crate) send_gate: std::sync::RwLock<()>,
     /// HTTP/1.1 only: readiness as last seen by the driver.
     h1_ready: AtomicBool,
+    /// HTTP/1.1 only: hyper's sender closed, as last seen by the driver (read without
+    /// locking the sender, which the driver holds after every poll).
+    h1_closed: AtomicBool,
     leases: AtomicU64,
     requests: AtomicU64,
     /// The lowest send ordinal (1-based) of a request the server's GOAWAY refused above its
@@ -209,6 +212,7 @@ impl Connection {
                 .map(|lifetime| Instant::now() + lifetime),
             send_gate: std::sync::RwLock::new(()),
             h1_ready: AtomicBool::new(false),
+            h1_closed: AtomicBool::new(false),
             leases: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             refused_from: AtomicU64::new(u64::MAX),
@@ -334,26 +338,20 @@ impl Connection {
     fn h1_busy(&self) -> bool {
         match &self.sender {
             Sender::H2(_) => false,
-            Sender::H1(_) => !self.h1_ready.load(Ordering::Acquire),
+            Sender::H1(_) => !self.h1_ready.load(Ordering::SeqCst),
         }
     }
 
     /// Marks an HTTP/1.1 connection busy: called when a request is handed to hyper, so the
     /// readiness flag never lags behind a dispatch the driver has not polled yet.
     pub(crate) fn mark_h1_busy(&self) {
-        self.h1_ready.store(false, Ordering::Release);
+        self.h1_ready.store(false, Ordering::SeqCst);
     }
 
-    /// Closed by the driver ending, by the pool, or as hyper sees it (HTTP/1.1).
+    /// Closed by the driver ending, by the pool, by a failed send, or (HTTP/1.1) as hyper's
+    /// sender reported after the driver's last poll. h2 has no "closed" query.
     pub(crate) fn is_closed(&self) -> bool {
-        if self.closed.load(Ordering::Acquire) {
-            return true;
-        }
-        match &self.sender {
-            // h2 has no "closed" query; the driver and failed sends set the flag.
-            Sender::H2(_) => false,
-            Sender::H1(m) => m.lock().unwrap_or_else(|p| p.into_inner()).is_closed(),
-        }
+        self.closed.load(Ordering::Acquire) || self.h1_closed.load(Ordering::Acquire)
     }
 
     /// Marks the connection unusable for new streams; existing ones finish.
@@ -406,6 +404,22 @@ impl Connection {
     pub(crate) fn release(this: &Arc<Connection>) {
         this.counters.handles_outstanding.decrement();
         let slot = &this.slot;
+        if this.h1_busy() && !this.is_draining() {
+            // HTTP/1.1 with the response not yet finished on the wire: the slot is no use to
+            // anyone until hyper's dispatcher is ready, and the driver offers it then. If the
+            // dispatcher turned ready just before the slot came back, its offer may have
+            // missed it: checked after giving back (`SeqCst`, as the driver sets the flag and
+            // then offers).
+            slot.give_back();
+            this.on_idle_slot();
+            if this.h1_busy() {
+                return;
+            }
+            if let Some(events) = this.events.upgrade() {
+                events.settle(this);
+            }
+            return;
+        }
         if this.waiting.load(Ordering::SeqCst) == 0 && slot.indexed() && !this.is_draining() {
             slot.give_back();
             this.on_idle_slot();
@@ -533,11 +547,15 @@ impl Connection {
     /// Called by the HTTP/1.1 driver after each poll: publishes whether hyper's dispatcher
     /// wants a request, and offers the connection when it has just started to.
     fn publish_h1_readiness(self: &Arc<Self>) {
-        let ready = match &self.sender {
+        let (ready, closed) = match &self.sender {
             Sender::H2(_) => return,
-            Sender::H1(m) => m.lock().unwrap_or_else(|p| p.into_inner()).is_ready(),
+            Sender::H1(m) => {
+                let sender = m.lock().unwrap_or_else(|p| p.into_inner());
+                (sender.is_ready(), sender.is_closed())
+            }
         };
-        let was_ready = self.h1_ready.swap(ready, Ordering::AcqRel);
+        self.h1_closed.store(closed, Ordering::Release);
+        let was_ready = self.h1_ready.swap(ready, Ordering::SeqCst);
         if ready
             && !was_ready
             && let Some(events) = self.events.upgrade()

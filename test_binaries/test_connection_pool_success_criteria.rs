@@ -62,6 +62,9 @@ struct Args {
     /// Socket bound for 150 concurrent streams (raised to ceil(150 / server limit)).
     #[arg(long, default_value_t = 3, value_name = "N")]
     max_multiplex_sockets: u64,
+    /// Failed requests chaos-goaway tolerates (a GOAWAY storm should lose none).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    max_goaway_failures: u64,
 }
 
 fn main() -> Result<()> {
@@ -105,6 +108,7 @@ fn main() -> Result<()> {
         max_memory_mb: args.max_memory_mb,
         max_acquire_ms: args.max_acquire_ms,
         max_multiplex_sockets: args.max_multiplex_sockets,
+        max_goaway_failures: args.max_goaway_failures,
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -180,7 +184,8 @@ async fn run(
             "chaos-churn" => criteria::chaos_churn(&ctx).await,
             "chaos-goaway" => criteria::chaos_goaway(&ctx).await,
             "scaling" => criteria::scaling(&ctx).await,
-            _ => criteria::health(&ctx).await,
+            "health" => criteria::health(&ctx).await,
+            unknown => Err(anyhow::anyhow!("no criterion is named {unknown:?}")),
         };
         bar.finish_and_clear();
         let result = outcome.unwrap_or_else(|e| CriterionResult {

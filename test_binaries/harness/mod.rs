@@ -50,6 +50,8 @@ pub struct Thresholds {
     pub max_acquire_ms: f64,
     /// Sockets for 150 concurrent streams (when the server allows ≥ 50 streams).
     pub max_multiplex_sockets: u64,
+    /// Failed requests tolerated in the GOAWAY storm.
+    pub max_goaway_failures: u64,
 }
 
 /// What the criteria run against.

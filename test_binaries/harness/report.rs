@@ -153,10 +153,11 @@ impl RunReport {
         let _ = writeln!(
             md,
             "| Thresholds | memory < {} MiB per 100 handles; warm acquire p99 < {} ms; \
-             ≤ {} sockets for 150 streams |\n",
+             ≤ {} sockets for 150 streams; ≤ {} failed requests in the GOAWAY storm |\n",
             self.thresholds.max_memory_mb,
             self.thresholds.max_acquire_ms,
-            self.thresholds.max_multiplex_sockets
+            self.thresholds.max_multiplex_sockets,
+            self.thresholds.max_goaway_failures
         );
         let _ = writeln!(md, "## Verdict\n");
         let _ = writeln!(
