@@ -296,6 +296,13 @@ fn classify_tls_error(origin: &Origin, error: io::Error) -> Error {
             origin: origin.clone(),
             source: shared(error),
         },
+        // The first record's type byte is not a TLS one: "HTTP/1.1 400" starts with 'H'.
+        Some(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)) => {
+            Error::NotTls {
+                origin: origin.clone(),
+                source: shared(error),
+            }
+        }
         _ => Error::Tls {
             origin: origin.clone(),
             source: shared(error),

@@ -147,6 +147,20 @@ pub enum Error {
         source: SharedError,
     },
 
+    /// The server answered the TLS handshake with something that is not TLS, as a
+    /// cleartext HTTP server does: the port most likely serves `http://`, not `https://`.
+    #[error(
+        "tls handshake with {origin} failed: the server answered in plaintext, not TLS \
+         (does the port serve http:// rather than https://?)"
+    )]
+    NotTls {
+        /// The origin being dialed.
+        origin: Origin,
+        /// The rustls error (an invalid record type).
+        #[source]
+        source: SharedError,
+    },
+
     /// Any other TLS failure (protocol alert, expired certificate, unsupported parameters, …).
     #[error("tls handshake with {origin} failed")]
     Tls {
@@ -237,6 +251,7 @@ impl Error {
             | Error::Connect { .. }
             | Error::UntrustedCertificate { .. }
             | Error::CertificateNameMismatch { .. }
+            | Error::NotTls { .. }
             | Error::Tls { .. }
             | Error::Protocol { .. } => true,
             Error::Timeout { kind, .. } => {
@@ -255,6 +270,7 @@ impl Error {
             | Error::Connect { origin, .. }
             | Error::UntrustedCertificate { origin, .. }
             | Error::CertificateNameMismatch { origin, .. }
+            | Error::NotTls { origin, .. }
             | Error::Tls { origin, .. }
             | Error::Timeout { origin, .. }
             | Error::Protocol { origin, .. }

@@ -84,6 +84,31 @@ async fn unknown_ca_is_untrusted_certificate() {
     assert_eq!(server.counters().requests(), 0);
 }
 
+/// `https://` to a port that serves plain HTTP is `NotTls`, whose message says so.
+#[tokio::test]
+async fn plaintext_http_port_is_not_tls() {
+    trace_init();
+    let plain = TestServer::start(
+        TestServerConfig::default()
+            .alpn(https_pool::testkit::Alpn::Http1)
+            .cleartext(true),
+    )
+    .expect("server starts");
+    let url = plain.url().replacen("http://", "https://", 1);
+    let pool = ConnectionPoolManager::builder()
+        .build()
+        .expect("pool builds");
+    let err = pool.acquire(url.as_str()).await.expect_err("not TLS");
+    assert!(matches!(err, Error::NotTls { .. }), "{err:?}");
+    assert!(err.is_connect());
+    assert!(err.to_string().contains("plaintext"), "{err}");
+    assert_eq!(
+        plain.counters().requests(),
+        0,
+        "nothing was sent as a request"
+    );
+}
+
 /// A trusted certificate issued for another name is `CertificateNameMismatch`.
 #[tokio::test]
 async fn certificate_for_another_name_is_name_mismatch() {
