@@ -2,7 +2,7 @@
 # The HTTP/2 engine and waiting benchmarks against a third-party server, in one run: nginx
 # (Debian's, with TLS, on 127.0.0.1) with http2_max_concurrent_streams 128 and 8, and an
 # HTTP/1.1-only nginx; pool_bench's rows (https-pool, raw h2, raw hyper, hyper-util, reqwest,
-# h2load), each in its own child process, median of 3 runs, client CPU per request beside
+# h2load), each in its own child process, median of 5 runs, client CPU per request beside
 # req/s. nginx serves unlimited requests per connection here (keepalive_requests is raised), so
 # no row is measured through connection rotations.
 #
@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 requests=200000
-runs=3
+runs=5
 if [ "${1:-}" = "--quick" ]; then
     requests=20000
     runs=1

@@ -14,7 +14,7 @@ shift
 stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 out="reports/$stamp-$name.txt"
 commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
-dirty="$(git status --porcelain 2>/dev/null | grep -q . && echo ' (uncommitted changes)' || true)"
+dirty="$(git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo ' (uncommitted changes)' || true)"
 cpu="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -1)"
 {
     echo "command: $*"

@@ -46,11 +46,11 @@ enum Kind {
     H1(hyper::body::Incoming),
 }
 
+/// The connection a body came from: for its errors and, with the adaptive window, its DATA
+/// accounting.
 #[derive(Clone)]
 struct Source {
-    origin: crate::origin::Origin,
-    connection_id: u64,
-    h2_recorder: Option<crate::ping::DataRecorder>,
+    conn: std::sync::Arc<crate::connection::Connection>,
 }
 
 impl std::fmt::Debug for Body {
@@ -62,8 +62,8 @@ impl std::fmt::Debug for Body {
         };
         f.debug_struct("Body")
             .field("kind", &kind)
-            .field("origin", &self.source.origin)
-            .field("connection_id", &self.source.connection_id)
+            .field("origin", &self.source.conn.origin)
+            .field("connection_id", &self.source.conn.id)
             .field("holds_slot", &self.lease.is_some())
             .finish()
     }
@@ -72,11 +72,8 @@ impl std::fmt::Debug for Body {
 impl Body {
     /// An HTTP/2 response body; gives the slot back at once if the stream already ended.
     pub(crate) fn h2(recv: h2::RecvStream, headers: &HeaderMap, lease: LeaseRef) -> Body {
-        let conn = lease.conn();
         let source = Source {
-            origin: conn.origin.clone(),
-            connection_id: conn.id,
-            h2_recorder: conn.data_recorder.clone(),
+            conn: std::sync::Arc::clone(lease.conn()),
         };
         let ended = recv.is_end_stream();
         Body {
@@ -97,11 +94,8 @@ impl Body {
     /// An HTTP/1.1 response body from hyper.
     pub(crate) fn h1(incoming: hyper::body::Incoming, lease: LeaseRef) -> Body {
         use http_body::Body as _;
-        let conn = lease.conn();
         let source = Source {
-            origin: conn.origin.clone(),
-            connection_id: conn.id,
-            h2_recorder: None,
+            conn: std::sync::Arc::clone(lease.conn()),
         };
         let ended = incoming.is_end_stream();
         Body {
@@ -123,28 +117,28 @@ impl Body {
 
     fn h2_error(&self, error: h2::Error) -> Error {
         let connection_level = retry::h2_connection_level(&error);
-        let source = &self.source;
+        let conn = &self.source.conn;
         if connection_level {
             Error::ConnectionClosed {
-                origin: source.origin.clone(),
-                connection_id: source.connection_id,
+                origin: conn.origin.clone(),
+                connection_id: conn.id,
                 source: shared(error),
             }
         } else {
             Error::Request {
-                origin: source.origin.clone(),
-                connection_id: source.connection_id,
+                origin: conn.origin.clone(),
+                connection_id: conn.id,
                 source: shared(error),
             }
         }
     }
 
     fn h1_error(&self, error: hyper::Error) -> Error {
-        let source = &self.source;
+        let conn = &self.source.conn;
         // A body cut short is the connection failing under it.
         Error::ConnectionClosed {
-            origin: source.origin.clone(),
-            connection_id: source.connection_id,
+            origin: conn.origin.clone(),
+            connection_id: conn.id,
             source: shared(error),
         }
     }
@@ -188,7 +182,7 @@ impl http_body::Body for Body {
                             if let Some(r) = remaining {
                                 *r = r.saturating_sub(len as u64);
                             }
-                            if let Some(recorder) = &this.source.h2_recorder {
+                            if let Some(recorder) = &this.source.conn.data_recorder {
                                 recorder.record(len);
                             }
                             if recv.is_end_stream() {

@@ -30,7 +30,12 @@ use crate::prewarm::WarmedOrigin;
 use crate::protocol::Protocol;
 use crate::request_budget::RequestBudget;
 use crate::slot::SlotCell;
-use crate::stats::{OriginStats, PoolCounters};
+use crate::stats::{FAST_ACQUIRE_SAMPLING, OriginStats, PoolCounters};
+
+thread_local! {
+    /// Acquires on this thread, for sampling the latency of those that do not wait.
+    static FAST_SAMPLE: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
 
 use state::{DialPlan, OriginState, Pooled};
 use wait_queue::{Cancelled, WaiterKey};
@@ -116,10 +121,16 @@ impl OriginPool {
         retry: Option<RetryTarget>,
     ) -> Result<Lease, Error> {
         let config = &self.ctx.config;
-        let started = Instant::now();
+        // Fast acquires are timed one in FAST_ACQUIRE_SAMPLING (see `record_fast_acquire`).
+        let sampled = FAST_SAMPLE.with(|n| {
+            let next = n.get().wrapping_add(1);
+            n.set(next);
+            next % FAST_ACQUIRE_SAMPLING == 0
+        });
+        let fast_started = sampled.then(Instant::now);
         // The task's waker, so a waiter is queued and registered under one lock.
         let waker = poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
-        let (key, plan, start_expiry, handed) = {
+        let (key, plan, start_expiry, handed, started) = {
             let mut st = self.lock();
             if st.closed {
                 return Err(Error::PoolClosed);
@@ -130,7 +141,10 @@ impl OriginPool {
                 && let Some(conn) = st.try_take(config.selection_policy, retry)
             {
                 drop(st);
-                return Ok(self.leased(conn, started.elapsed(), false));
+                self.ctx
+                    .counters
+                    .record_fast_acquire(fast_started.map(|t| t.elapsed()));
+                return Ok(self.leased(conn));
             }
             if st.queue.waiting() >= config.max_waiters_per_origin {
                 return Err(Error::PoolExhausted {
@@ -138,6 +152,7 @@ impl OriginPool {
                     waiters: st.queue.waiting(),
                 });
             }
+            let started = fast_started.unwrap_or_else(Instant::now);
             let deadline = started + config.acquire_timeout;
             let key = st.queue.push(retry, deadline, waker);
             // A slot given back without the lock while this acquirer was deciding to wait
@@ -146,10 +161,19 @@ impl OriginPool {
             if let Some(outcome) = st.queue.take_outcome(key) {
                 drop(st);
                 handed.into_iter().for_each(Waker::wake);
-                return outcome.map(|conn| self.leased(conn, started.elapsed(), true));
+                return outcome.map(|conn| {
+                    self.ctx.counters.record_queued_acquire(started.elapsed());
+                    self.leased(conn)
+                });
             }
             let expiry = !std::mem::replace(&mut st.expiry_running, true);
-            (key, st.plan_dials(config, retry, started), expiry, handed)
+            (
+                key,
+                st.plan_dials(config, retry, started),
+                expiry,
+                handed,
+                started,
+            )
         };
         handed.into_iter().for_each(Waker::wake);
         let mut waiting = Waiting {
@@ -170,7 +194,8 @@ impl OriginPool {
             waiting.poll(cx.waker())
         })
         .await?;
-        Ok(self.leased(conn, started.elapsed(), true))
+        self.ctx.counters.record_queued_acquire(started.elapsed());
+        Ok(self.leased(conn))
     }
 
     /// Runs the origin's one acquire-deadline timer while anyone waits: sleeps until the front
@@ -204,12 +229,8 @@ impl OriginPool {
         });
     }
 
-    /// Records a successful acquire (`waited`: it queued, for all of `elapsed`) and wraps the
-    /// leased slot.
-    fn leased(&self, conn: Arc<Connection>, elapsed: Duration, waited: bool) -> Lease {
-        self.ctx
-            .counters
-            .record_acquire(elapsed, waited.then_some(elapsed));
+    /// Wraps a leased slot (the acquire is already counted).
+    fn leased(&self, conn: Arc<Connection>) -> Lease {
         if conn.leases() > 1 {
             debug!(
                 origin = %self.origin,
