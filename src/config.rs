@@ -86,6 +86,10 @@ pub struct PoolConfig {
     /// How long [`acquire`](ConnectionPoolManager::acquire) waits for a slot, dial included.
     /// Default: 30 s.
     pub acquire_timeout: Duration,
+    /// Waiters are served by [`Priority`](crate::Priority) urgency; one that has waited
+    /// longer than this is served as urgency 0 (most urgent), so a low urgency is delayed but
+    /// never starved. `Duration::ZERO` makes the queue plain FIFO. Default: 500 ms.
+    pub priority_aging: Duration,
     /// A connection with no active stream for this long is closed, unless that would take the
     /// origin below its warm minimum. Default: 90 s.
     pub idle_timeout: Duration,
@@ -177,6 +181,7 @@ impl Default for PoolConfig {
             max_waiters_per_origin: 1024,
             max_unprocessed_retries: 3,
             acquire_timeout: Duration::from_secs(30),
+            priority_aging: Duration::from_millis(500),
             idle_timeout: Duration::from_secs(90),
             max_idle_connections_per_origin: 4,
             max_connection_lifetime: None,
@@ -405,6 +410,12 @@ impl PoolBuilder {
     /// See [`PoolConfig::acquire_timeout`].
     pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
         self.config.acquire_timeout = timeout;
+        self
+    }
+
+    /// See [`PoolConfig::priority_aging`].
+    pub fn priority_aging(mut self, aging: Duration) -> Self {
+        self.config.priority_aging = aging;
         self
     }
 

@@ -97,6 +97,13 @@ pub enum Error {
         reason: String,
     },
 
+    /// A [`Priority`](crate::Priority) urgency outside RFC 9218's 0..=7.
+    #[error("priority urgency {urgency} is outside RFC 9218's 0..=7")]
+    InvalidPriority {
+        /// The urgency given.
+        urgency: u8,
+    },
+
     /// The host name could not be resolved.
     #[error("dns resolution failed for {origin}")]
     Dns {
@@ -281,6 +288,7 @@ impl Error {
             Error::InvalidUrl { .. }
             | Error::UnsupportedScheme { .. }
             | Error::InvalidConfig { .. }
+            | Error::InvalidPriority { .. }
             | Error::PoolClosed => None,
         }
     }

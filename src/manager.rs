@@ -24,6 +24,7 @@ use crate::origin::{IntoOrigin, Origin, Scheme};
 use crate::origin_pool::{OriginPool, PoolContext, RetryTarget, SEND_ORDER_SLACK};
 use crate::outgoing::{self, Outgoing};
 use crate::prewarm::HostWarmup;
+use crate::priority::Priority;
 use crate::stats::PoolStats;
 
 /// A pool of warm, multiplexed HTTPS connections, keyed by origin.
@@ -170,6 +171,7 @@ impl ConnectionPoolManager {
     /// Cancel safe: dropping the future leaves the queue and takes no slot. A dial it started
     /// continues, and its connection joins the pool.
     pub async fn acquire(&self, origin: impl IntoOrigin) -> Result<StreamHandle, Error> {
+        // Not a call to `acquire_with_priority`: one future fewer in the hot path.
         let origin = match origin.into_origin() {
             Ok(origin) => origin,
             Err(error) => {
@@ -177,7 +179,38 @@ impl ConnectionPoolManager {
                 return Err(error);
             }
         };
-        let (_, lease) = self.acquire_lease(&origin).await?;
+        let (_, lease) = self
+            .acquire_lease(&origin, Priority::DEFAULT_URGENCY)
+            .await?;
+        Ok(StreamHandle::new(lease))
+    }
+
+    /// [`acquire`](Self::acquire) at `priority`: when the origin's slots are all taken,
+    /// waiters are served by urgency (0 first), FIFO within one, and one that has waited
+    /// longer than [`priority_aging`](PoolConfig::priority_aging) as urgency 0. The
+    /// priority only orders the wait; to tell the server too, set it on the request as well
+    /// (see [`Priority`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire`](Self::acquire).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`acquire`](Self::acquire).
+    pub async fn acquire_with_priority(
+        &self,
+        origin: impl IntoOrigin,
+        priority: Priority,
+    ) -> Result<StreamHandle, Error> {
+        let origin = match origin.into_origin() {
+            Ok(origin) => origin,
+            Err(error) => {
+                self.count_failed_acquire();
+                return Err(error);
+            }
+        };
+        let (_, lease) = self.acquire_lease(&origin, priority.urgency()).await?;
         Ok(StreamHandle::new(lease))
     }
 
@@ -185,6 +218,7 @@ impl ConnectionPoolManager {
     pub(crate) async fn acquire_lease(
         &self,
         origin: &Origin,
+        urgency: u8,
     ) -> Result<(Arc<OriginPool>, Lease), Error> {
         self.ensure_maintenance();
         let pool = match self.origin_pool(origin) {
@@ -194,7 +228,7 @@ impl ConnectionPoolManager {
                 return Err(error);
             }
         };
-        match pool.acquire(None).await {
+        match pool.acquire(None, urgency).await {
             Ok(lease) => Ok((pool, lease)),
             Err(error) => {
                 self.count_failed_acquire();
@@ -256,7 +290,11 @@ impl ConnectionPoolManager {
                 return Err(fail(e));
             }
         };
-        let lease = pool.acquire(None).await.map_err(|e| {
+        let urgency = request
+            .extensions()
+            .get::<Priority>()
+            .map_or(Priority::DEFAULT_URGENCY, Priority::urgency);
+        let lease = pool.acquire(None, urgency).await.map_err(|e| {
             self.count_failed_acquire();
             fail(e)
         })?;
@@ -391,9 +429,16 @@ impl ConnectionPoolManager {
                 exclude: failed_on,
                 within_first: within(),
             };
+            // A retry is served ahead of every urgency (see `RetryTarget`); its own urgency
+            // only files its time in queue.
+            let urgency = unprocessed
+                .head
+                .extensions
+                .get::<Priority>()
+                .map_or(Priority::DEFAULT_URGENCY, Priority::urgency);
             let mut rejected = 0;
             let lease = loop {
-                let lease = match pool.acquire(Some(target)).await {
+                let lease = match pool.acquire(Some(target), urgency).await {
                     Ok(lease) => lease,
                     Err(error) => {
                         self.count_failed_acquire();
@@ -456,6 +501,7 @@ impl ConnectionPoolManager {
             requests_retried: counters.requests_retried.get(),
             acquire_latency: counters.acquire_latency(),
             time_in_queue: counters.time_in_queue(),
+            time_in_queue_by_urgency: counters.time_in_queue_by_urgency(),
         }
     }
 

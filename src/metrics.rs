@@ -25,6 +25,7 @@
 //! | `https_pool_learned_request_budget` | gauge | `origin` (0 until learned) |
 //! | `https_pool_acquire_duration_seconds` | histogram | |
 //! | `https_pool_time_in_queue_seconds` | histogram | |
+//! | `https_pool_time_in_queue_by_urgency_seconds` | histogram | `urgency` (0..=7) |
 //! | `https_pool_connection_duration_seconds` | histogram | |
 //!
 //! The last two correspond to OpenTelemetry's `http.client.request.time_in_queue` and
@@ -69,6 +70,14 @@ mod facade {
 
     pub(crate) fn histogram(name: &'static str) -> Histogram {
         metrics::histogram!(name)
+    }
+
+    pub(crate) fn histogram_with(
+        name: &'static str,
+        key: &'static str,
+        value: &'static str,
+    ) -> Histogram {
+        metrics::histogram!(name, key => value)
     }
 
     pub(crate) fn seconds(d: Duration) -> f64 {
@@ -138,6 +147,10 @@ mod noop {
     }
 
     pub(crate) fn histogram(_: &'static str) -> Histogram {
+        Histogram
+    }
+
+    pub(crate) fn histogram_with(_: &'static str, _: &'static str, _: &'static str) -> Histogram {
         Histogram
     }
 

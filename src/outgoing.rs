@@ -22,6 +22,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 
 use crate::error::{BoxError, Error};
 use crate::origin::{Origin, Scheme};
+use crate::priority::Priority;
 use crate::protocol::Protocol;
 use crate::retry::REPLAY_LIMIT;
 
@@ -269,6 +270,9 @@ impl Body for OutBody {
 
 // ===== shaping the head =====
 
+/// RFC 9218's request header field.
+const PRIORITY: HeaderName = HeaderName::from_static("priority");
+
 /// Header fields that only make sense for one HTTP/1.1 hop; h2 refuses them (RFC 9113
 /// §8.2.2), hyper stripped them.
 const CONNECTION_SPECIFIC: [HeaderName; 4] = [
@@ -369,6 +373,15 @@ pub(crate) fn shape(
             parts.uri = Uri::from(path_of(&parts.uri));
             parts.version = Version::HTTP_11;
         }
+    }
+    // RFC 9218 §4: tell the server, unless the caller already did (or it is the default).
+    if let Some(value) = parts
+        .extensions
+        .get::<Priority>()
+        .and_then(Priority::header_value)
+        && !parts.headers.contains_key(PRIORITY)
+    {
+        parts.headers.insert(PRIORITY, value);
     }
     if let Some(len) = body.exact_len()
         && (len != 0 || method_has_payload_semantics(&parts.method))
@@ -679,6 +692,33 @@ mod tests {
         assert!(matches!(body, OutBody::Streaming { .. }));
         assert!(body.replay_copy().is_none());
         assert_eq!(body.exact_len(), Some(REPLAY_LIMIT as u64 + 1));
+    }
+
+    /// A non-default priority becomes the `priority` header; a default one or a header the
+    /// caller set already is left alone.
+    #[test]
+    fn priority_goes_out_as_the_rfc_9218_header() {
+        let with = |p: Option<Priority>, header: Option<&str>| {
+            let mut r = req("/x", Empty::<Bytes>::new());
+            if let Some(p) = p {
+                r.extensions_mut().insert(p);
+            }
+            if let Some(h) = header {
+                r.headers_mut()
+                    .insert(PRIORITY, HeaderValue::from_str(h).expect("value"));
+            }
+            let shaped = prepare(&origin(), Protocol::Http2, r).expect("ok");
+            shaped
+                .head
+                .headers
+                .get(PRIORITY)
+                .map(|v| v.to_str().expect("ascii").to_owned())
+        };
+        assert_eq!(with(None, None), None);
+        assert_eq!(with(Some(Priority::default()), None), None);
+        let urgent = Priority::new(1).expect("valid");
+        assert_eq!(with(Some(urgent), None).as_deref(), Some("u=1"));
+        assert_eq!(with(Some(urgent), Some("u=6")).as_deref(), Some("u=6"));
     }
 
     /// CONNECT is refused: a tunnel is not a pooled request.

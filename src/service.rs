@@ -23,6 +23,7 @@ use crate::lease::Lease;
 use crate::manager::ConnectionPoolManager;
 use crate::origin::Origin;
 use crate::origin_pool::OriginPool;
+use crate::priority::Priority;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
@@ -46,6 +47,8 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 pub struct PoolService {
     pool: ConnectionPoolManager,
     origin: Origin,
+    /// The priority slots are leased at (readiness comes before the request).
+    priority: Priority,
     state: ReadyState,
 }
 
@@ -66,6 +69,7 @@ impl std::fmt::Debug for PoolService {
         };
         f.debug_struct("PoolService")
             .field("origin", &self.origin)
+            .field("priority", &self.priority)
             .field("state", &state)
             .finish()
     }
@@ -77,6 +81,7 @@ impl Clone for PoolService {
         PoolService {
             pool: self.pool.clone(),
             origin: self.origin.clone(),
+            priority: self.priority,
             state: ReadyState::Idle,
         }
     }
@@ -87,8 +92,19 @@ impl PoolService {
         PoolService {
             pool,
             origin,
+            priority: Priority::default(),
             state: ReadyState::Idle,
         }
+    }
+
+    /// The same service with its slots leased at `priority`, and its requests sent with it
+    /// when they carry none of their own (see [`Priority`]). The slot is taken in `poll_ready`,
+    /// before the request is known, so the service's priority is what orders the wait: give
+    /// urgent calls (health checks, user-facing ones) a service of their own.
+    #[must_use]
+    pub fn with_priority(mut self, priority: Priority) -> PoolService {
+        self.priority = priority;
+        self
     }
 
     /// The origin every request goes to.
@@ -115,8 +131,9 @@ where
                 ReadyState::Idle => {
                     let pool = self.pool.clone();
                     let origin = self.origin.clone();
+                    let urgency = self.priority.urgency();
                     self.state = ReadyState::Acquiring(Box::pin(async move {
-                        pool.acquire_lease(&origin).await
+                        pool.acquire_lease(&origin, urgency).await
                     }));
                 }
                 ReadyState::Acquiring(acquiring) => {
@@ -140,7 +157,12 @@ where
     /// slot until the stream ends. A request that provably never reached the server is sent
     /// again on another connection, as [`ConnectionPoolManager::request`] does. Calling
     /// without readiness acquires first.
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        if self.priority != Priority::default() && request.extensions().get::<Priority>().is_none()
+        {
+            request.extensions_mut().insert(self.priority);
+        }
+        let urgency = self.priority.urgency();
         let leased = match std::mem::replace(&mut self.state, ReadyState::Idle) {
             ReadyState::Ready(leased) => Some(leased),
             _ => None,
@@ -151,7 +173,7 @@ where
             let result = async {
                 let (origin_pool, lease) = match leased {
                     Some(leased) => leased,
-                    None => pool.acquire_lease(&origin).await?,
+                    None => pool.acquire_lease(&origin, urgency).await?,
                 };
                 let retries = pool.config().max_unprocessed_retries;
                 let (exchange, sent_on) = pool.dispatch(&origin_pool, lease, request, retries)?;

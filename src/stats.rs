@@ -38,7 +38,7 @@ pub(crate) struct PoolCounters {
     /// Requests re-sent on another connection because they provably never reached the server.
     pub(crate) requests_retried: Tally,
     acquire_latency: LatencyRecorder,
-    time_in_queue: LatencyRecorder,
+    time_in_queue: QueueTimeRecorder,
     connection_duration: metrics::Histogram,
 }
 
@@ -69,16 +69,16 @@ impl PoolCounters {
             )),
             requests_retried: Tally::new(counter("https_pool_requests_retried_total")),
             acquire_latency: LatencyRecorder::new(histogram("https_pool_acquire_duration_seconds")),
-            time_in_queue: LatencyRecorder::new(histogram("https_pool_time_in_queue_seconds")),
+            time_in_queue: QueueTimeRecorder::new(),
             connection_duration: histogram("https_pool_connection_duration_seconds"),
         }
     }
 
-    /// Records a successful acquire that waited in the queue for all of `total`.
-    pub(crate) fn record_queued_acquire(&self, total: Duration) {
+    /// Records a successful acquire of `urgency` that waited in the queue for all of `total`.
+    pub(crate) fn record_queued_acquire(&self, total: Duration, urgency: u8) {
         self.acquires_succeeded.add(1);
         self.acquire_latency.record_n(total, 1);
-        self.time_in_queue.record_n(total, 1);
+        self.time_in_queue.record(urgency, total);
     }
 
     /// Records a successful acquire that found a free slot at once; `sample` is its latency
@@ -104,6 +104,78 @@ impl PoolCounters {
 
     pub(crate) fn time_in_queue(&self) -> LatencySummary {
         self.time_in_queue.summary()
+    }
+
+    pub(crate) fn time_in_queue_by_urgency(&self) -> [LatencySummary; 8] {
+        self.time_in_queue.by_urgency()
+    }
+}
+
+/// Time in queue, per urgency (0..=7) and over all. One histogram per urgency, each made on
+/// first use (most pools only ever see the default urgency) and locked on its own; the
+/// aggregate is their merge, made when stats are read, so a queued acquire records once.
+#[derive(Debug)]
+struct QueueTimeRecorder {
+    histograms: [Mutex<Option<Histogram<u64>>>; 8],
+    exported: [metrics::Histogram; 8],
+    exported_all: metrics::Histogram,
+}
+
+impl QueueTimeRecorder {
+    fn new() -> QueueTimeRecorder {
+        const LABELS: [&str; 8] = ["0", "1", "2", "3", "4", "5", "6", "7"];
+        QueueTimeRecorder {
+            histograms: Default::default(),
+            exported: LABELS.map(|label| {
+                metrics::histogram_with(
+                    "https_pool_time_in_queue_by_urgency_seconds",
+                    "urgency",
+                    label,
+                )
+            }),
+            exported_all: metrics::histogram("https_pool_time_in_queue_seconds"),
+        }
+    }
+
+    fn record(&self, urgency: u8, d: Duration) {
+        let u = usize::from(urgency.min(7));
+        let nanos = u64::try_from(d.as_nanos())
+            .unwrap_or(u64::MAX)
+            .clamp(1, HISTOGRAM_MAX_NANOS);
+        let mut h = self.histograms[u].lock().unwrap_or_else(|p| p.into_inner());
+        h.get_or_insert_with(latency_histogram)
+            .saturating_record(nanos);
+        drop(h);
+        self.exported[u].record(metrics::seconds(d));
+        self.exported_all.record(metrics::seconds(d));
+    }
+
+    fn by_urgency(&self) -> [LatencySummary; 8] {
+        std::array::from_fn(|u| {
+            let h = self.histograms[u].lock().unwrap_or_else(|p| p.into_inner());
+            h.as_ref()
+                .map(LatencySummary::from_histogram)
+                .unwrap_or_default()
+        })
+    }
+
+    fn summary(&self) -> LatencySummary {
+        let mut merged: Option<Histogram<u64>> = None;
+        for cell in &self.histograms {
+            let h = cell.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(h) = h.as_ref() else { continue };
+            match &mut merged {
+                None => merged = Some(h.clone()),
+                // Same bounds and precision: adding cannot fail.
+                Some(m) => {
+                    let _ = m.add(h);
+                }
+            }
+        }
+        merged
+            .as_ref()
+            .map(LatencySummary::from_histogram)
+            .unwrap_or_default()
     }
 }
 
@@ -189,15 +261,19 @@ struct LatencyRecorder {
 
 const HISTOGRAM_MAX_NANOS: u64 = 3_600 * 1_000_000_000;
 
+/// A latency histogram in nanoseconds, 1 ns to an hour, three significant figures.
+fn latency_histogram() -> Histogram<u64> {
+    // The bounds are constants that hdrhistogram accepts (low >= 1, high >= 2 * low,
+    // 0..=5 significant figures): no input reaches this.
+    #[allow(clippy::expect_used)]
+    Histogram::new_with_bounds(1, HISTOGRAM_MAX_NANOS, 3)
+        .expect("constant histogram bounds are valid")
+}
+
 impl LatencyRecorder {
     fn new(exported: metrics::Histogram) -> LatencyRecorder {
-        // The bounds are constants that hdrhistogram accepts (low >= 1, high >= 2 * low,
-        // 0..=5 significant figures): no input reaches this.
-        #[allow(clippy::expect_used)]
-        let histogram = Histogram::new_with_bounds(1, HISTOGRAM_MAX_NANOS, 3)
-            .expect("constant histogram bounds are valid");
         LatencyRecorder {
-            histogram: Mutex::new(histogram),
+            histogram: Mutex::new(latency_histogram()),
             exported,
         }
     }
@@ -300,6 +376,9 @@ pub struct PoolStats {
     /// Time acquirers spent queued for a slot (`http.client.request.time_in_queue`); only
     /// acquires that had to wait are counted.
     pub time_in_queue: LatencySummary,
+    /// [`time_in_queue`](Self::time_in_queue) per [`Priority`](crate::Priority) urgency,
+    /// index 0 to 7. A retried request counts at its own urgency.
+    pub time_in_queue_by_urgency: [LatencySummary; 8],
 }
 
 impl PoolStats {
@@ -466,6 +545,31 @@ impl PoolStats {
                 ],
             ));
         }
+        let by_urgency: Vec<(String, String)> = self
+            .time_in_queue_by_urgency
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.count > 0)
+            .flat_map(|(u, s)| {
+                let q = move |label: &str, d: Duration| {
+                    (
+                        format!("{{urgency=\"{u}\",quantile=\"{label}\"}}"),
+                        d.as_secs_f64().to_string(),
+                    )
+                };
+                [
+                    q("0.5", s.p50),
+                    q("0.99", s.p99),
+                    (format!("_count{{urgency=\"{u}\"}}"), s.count.to_string()),
+                ]
+            })
+            .collect();
+        lines.push((
+            "time_in_queue_by_urgency_seconds".to_owned(),
+            "summary",
+            "Time acquirers spent queued, per Priority urgency (RFC 9218, 0 most urgent).",
+            by_urgency,
+        ));
         let mut out = String::new();
         for (name, kind, help, samples) in lines {
             let _ = writeln!(out, "# HELP https_pool_{name} {help}");
@@ -611,6 +715,7 @@ mod tests {
             requests_retried: 0,
             acquire_latency: LatencySummary::default(),
             time_in_queue: LatencySummary::default(),
+            time_in_queue_by_urgency: Default::default(),
         };
         let text = stats.to_prometheus();
         assert!(text.contains("# TYPE https_pool_connections_opened_total counter\n"));

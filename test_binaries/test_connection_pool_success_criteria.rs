@@ -185,6 +185,7 @@ async fn run(
             "chaos-goaway" => criteria::chaos_goaway(&ctx).await,
             "scaling" => criteria::scaling(&ctx).await,
             "health" => criteria::health(&ctx).await,
+            "priority" => criteria::priority(&ctx).await,
             unknown => Err(anyhow::anyhow!("no criterion is named {unknown:?}")),
         };
         bar.finish_and_clear();

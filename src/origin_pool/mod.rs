@@ -38,7 +38,7 @@ thread_local! {
 }
 
 use state::{DialPlan, OriginState, Pooled};
-use wait_queue::{Cancelled, WaiterKey};
+use wait_queue::{Aging, Cancelled, WaiterKey};
 
 pub(crate) use wait_queue::{RetryTarget, SEND_ORDER_SLACK};
 
@@ -85,7 +85,8 @@ struct DialReport {
 
 impl OriginPool {
     pub(crate) fn new(origin: Origin, ctx: Arc<PoolContext>) -> OriginPool {
-        let state = OriginState::default();
+        let mut state = OriginState::default();
+        state.aging = Aging::new(ctx.config.priority_aging, ctx.config.acquire_timeout);
         OriginPool {
             budget: Arc::new(RequestBudget::new(ctx.config.learn_request_budget)),
             origin,
@@ -108,9 +109,11 @@ impl OriginPool {
     }
 
     /// Leases a stream slot: at once when one is free and nobody waits, otherwise by waiting
-    /// in FIFO order until a freed slot is handed over, dialing as the scale-up rule says.
+    /// in the queue's order (retries, then by urgency, FIFO within one) until a freed slot
+    /// is handed over, dialing as the scale-up rule says.
     ///
     /// `retry` is set for a retried request: where it may go (see [`RetryTarget`]).
+    /// `urgency` orders waiters (see [`Priority`](crate::Priority)).
     ///
     /// # Cancel safety
     ///
@@ -119,6 +122,7 @@ impl OriginPool {
     pub(crate) async fn acquire(
         self: &Arc<Self>,
         retry: Option<RetryTarget>,
+        urgency: u8,
     ) -> Result<Lease, Error> {
         let config = &self.ctx.config;
         // Fast acquires are timed one in FAST_ACQUIRE_SAMPLING (see `record_fast_acquire`).
@@ -154,7 +158,7 @@ impl OriginPool {
             }
             let started = fast_started.unwrap_or_else(Instant::now);
             let deadline = started + config.acquire_timeout;
-            let key = st.queue.push(retry, deadline, waker);
+            let key = st.queue.push(retry, urgency, deadline, waker);
             // A slot given back without the lock while this acquirer was deciding to wait
             // is offered now (see `released`); it may even be this acquirer's.
             let handed = st.offer_indexed();
@@ -162,7 +166,9 @@ impl OriginPool {
                 drop(st);
                 handed.into_iter().for_each(Waker::wake);
                 return outcome.map(|conn| {
-                    self.ctx.counters.record_queued_acquire(started.elapsed());
+                    self.ctx
+                        .counters
+                        .record_queued_acquire(started.elapsed(), urgency);
                     self.leased(conn)
                 });
             }
@@ -194,7 +200,9 @@ impl OriginPool {
             waiting.poll(cx.waker())
         })
         .await?;
-        self.ctx.counters.record_queued_acquire(started.elapsed());
+        self.ctx
+            .counters
+            .record_queued_acquire(started.elapsed(), urgency);
         Ok(self.leased(conn))
     }
 

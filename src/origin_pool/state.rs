@@ -14,7 +14,7 @@ use tracing::debug;
 
 use super::scale::{dials_needed, replenish_backoff};
 use super::selection::{Candidate, FreeSet, Pick, choose};
-use super::wait_queue::{Cancelled, RetryTarget, WaitQueue, WaiterKey};
+use super::wait_queue::{Aging, Cancelled, RetryTarget, WaitQueue, WaiterKey};
 use crate::config::{PoolConfig, SelectionPolicy};
 use crate::error::Error;
 use crate::protocol::Protocol;
@@ -97,6 +97,8 @@ pub(crate) struct OriginState<C> {
     pub(crate) recheck_scheduled: bool,
     /// The origin's acquire-deadline timer is running.
     pub(crate) expiry_running: bool,
+    /// When a waiter is served as urgency 0 (`PoolConfig::priority_aging`).
+    pub(crate) aging: Aging,
     pub(crate) closed: bool,
 }
 
@@ -114,6 +116,7 @@ impl<C> Default for OriginState<C> {
             protocol: None,
             recheck_scheduled: false,
             expiry_running: false,
+            aging: Aging::default(),
             closed: false,
         }
     }
@@ -249,9 +252,9 @@ impl<C: Pooled> OriginState<C> {
             && conn.accepts_streams()
             && conn.slot().active() <= conn.stream_limit();
         if still_usable
-            && let Some(waker) = self
-                .queue
-                .hand_to_next(conn.id(), conn.requests_sent(), conn)
+            && let Some(waker) =
+                self.queue
+                    .hand_to_next(conn.id(), conn.requests_sent(), conn, self.aging)
         {
             conn.on_leased();
             return Released {
@@ -303,7 +306,7 @@ impl<C: Pooled> OriginState<C> {
         while Self::has_free_slot(conn) {
             match self
                 .queue
-                .hand_to_next(conn.id(), conn.requests_sent(), conn)
+                .hand_to_next(conn.id(), conn.requests_sent(), conn, self.aging)
             {
                 Some(waker) => {
                     conn.slot().take();
@@ -773,8 +776,8 @@ mod tests {
         let a = Fake::new(1, 1);
         let mut st = state_with(std::slice::from_ref(&a));
         assert!(st.try_take(SelectionPolicy::Pack, None).is_some());
-        let first = st.queue.push(None, Instant::now(), waker());
-        let second = st.queue.push(None, Instant::now(), waker());
+        let first = st.queue.push(None, 3, Instant::now(), waker());
+        let second = st.queue.push(None, 3, Instant::now(), waker());
         let released = st.release(&a);
         assert!(released.waker.is_some());
         assert_eq!(a.slot.active(), 1, "the slot moved, it was not freed");
@@ -790,8 +793,8 @@ mod tests {
         let a = Fake::new(1, 1);
         let mut st = state_with(std::slice::from_ref(&a));
         st.try_take(SelectionPolicy::Pack, None);
-        let first = st.queue.push(None, Instant::now(), waker());
-        let second = st.queue.push(None, Instant::now(), waker());
+        let first = st.queue.push(None, 3, Instant::now(), waker());
+        let second = st.queue.push(None, 3, Instant::now(), waker());
         st.release(&a);
         match st.cancel(first) {
             Cancelled::Handed(conn) => {
@@ -815,7 +818,7 @@ mod tests {
         let mut st = state_with(std::slice::from_ref(&a));
         st.try_take(SelectionPolicy::Pack, None);
         let keys: Vec<_> = (0..3)
-            .map(|_| st.queue.push(None, Instant::now(), waker()))
+            .map(|_| st.queue.push(None, 3, Instant::now(), waker()))
             .collect();
         a.limit.store(3, Ordering::Relaxed);
         assert_eq!(st.offer(&a).len(), 2);
@@ -862,7 +865,7 @@ mod tests {
             st.try_take(SelectionPolicy::Pack, None);
         }
         for _ in 0..9 {
-            st.queue.push(None, Instant::now(), waker());
+            st.queue.push(None, 3, Instant::now(), waker());
         }
         let config = PoolConfig::default(); // at most 4 connections
         let plan = st.plan_dials(&config, None, Instant::now());

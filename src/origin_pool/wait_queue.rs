@@ -6,10 +6,15 @@
 //! longest waiter's entry and wakes it: the waiter wakes holding its lease, with no re-scan of
 //! the connections and no race with newcomers (who queue behind it: FIFO, no barging).
 //!
-//! Waiters sit in lanes, each FIFO, served in lane order: first retries (requests sent before
-//! anyone now waiting, refused by a server's rotation; re-queued behind newcomers they would
-//! land in the tail of the next connection's streams, the very streams the next rotation
-//! refuses), then everyone else in arrival order.
+//! Waiters sit in lanes, each FIFO: first retries (requests sent before anyone now waiting,
+//! refused by a server's rotation; re-queued behind newcomers they would land in the tail of
+//! the next connection's streams, the very streams the next rotation refuses), then one lane
+//! per [`Priority`](crate::Priority) urgency, 0 first. A waiter that has waited longer than
+//! the aging bound is served as urgency 0 (in arrival order among those), so no urgency
+//! starves; only the front of each lane can be the oldest, so aging looks at fronts alone, and
+//! reads the clock only when waiters of more than one urgency wait. A waiter's age needs no
+//! field of its own: every waiter of an origin has the same `acquire_timeout` (see
+//! [`Aging`]).
 //!
 //! Deadlines cost no timer per waiter: every waiter of an origin has the same
 //! `acquire_timeout`, so in each FIFO lane the front expires first, and one timer per origin,
@@ -29,7 +34,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Poll, Waker};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::error::Error;
 
@@ -78,7 +83,9 @@ struct Entry<C> {
     state: State<C>,
     /// Set for a retried request: where it may go.
     retry: Option<RetryTarget>,
-    /// When it gives up.
+    /// Its lane (see [`lane_of`]).
+    lane: u8,
+    /// When it gives up (also tells its age, see [`Aging`]).
     deadline: Instant,
 }
 
@@ -90,10 +97,44 @@ pub(crate) enum Cancelled<C> {
     Handed(Arc<C>),
 }
 
-/// Lanes: retries, then arrivals.
-const LANES: usize = 2;
+/// Lanes: retries, then urgencies 0..=7.
+const LANES: usize = 1 + 8;
 const RETRY_LANE: usize = 0;
-const ARRIVAL_LANE: usize = 1;
+const URGENCY_0_LANE: usize = 1;
+
+/// The lane of a waiter.
+fn lane_of(retry: bool, urgency: u8) -> usize {
+    if retry {
+        RETRY_LANE
+    } else {
+        URGENCY_0_LANE + usize::from(urgency.min(7))
+    }
+}
+
+/// When a waiter counts as aged, and is served as urgency 0: once it has waited
+/// `priority_aging`. Every waiter of an origin waits at most the same `acquire_timeout`, so a
+/// waiter has aged when at most `acquire_timeout - priority_aging` is left before its
+/// deadline, and deadlines order waiters by arrival as well.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Aging {
+    /// Time left before the deadline at which a waiter has aged; `None`: never (the aging
+    /// bound is past the timeout, or aging is off).
+    left: Option<Duration>,
+}
+
+impl Aging {
+    /// Waiters age after `aging`, out of an `acquire_timeout`.
+    pub(crate) fn new(aging: Duration, acquire_timeout: Duration) -> Aging {
+        Aging {
+            left: acquire_timeout.checked_sub(aging),
+        }
+    }
+
+    fn has_aged(&self, deadline: Instant, now: Instant) -> bool {
+        self.left
+            .is_some_and(|left| deadline.saturating_duration_since(now) <= left)
+    }
+}
 
 /// The FIFO lanes of waiters, over a slab of entries.
 pub(crate) struct WaitQueue<C> {
@@ -103,6 +144,10 @@ pub(crate) struct WaitQueue<C> {
     /// reach the front (or a compaction), and are skipped.
     lanes: [VecDeque<WaiterKey>; LANES],
     waiting: usize,
+    /// Waiting acquirers per lane.
+    lane_waiting: [usize; LANES],
+    /// Bit `l` set when lane `l` has waiting acquirers.
+    busy: u16,
     /// `waiting`, readable without the origin lock (see [`WaitQueue::hint`]).
     hint: Arc<AtomicUsize>,
     next_generation: u64,
@@ -115,6 +160,8 @@ impl<C> Default for WaitQueue<C> {
             vacant: Vec::new(),
             lanes: Default::default(),
             waiting: 0,
+            lane_waiting: [0; LANES],
+            busy: 0,
             hint: Arc::new(AtomicUsize::new(0)),
             next_generation: 0,
         }
@@ -146,19 +193,23 @@ impl<C> WaitQueue<C> {
         self.hint.store(waiting, Ordering::SeqCst);
     }
 
-    /// Queues an acquirer at the back of its lane: the retry lane for a retried request.
+    /// Queues an acquirer at the back of its lane: the retry lane for a retried request,
+    /// else its urgency's.
     pub(crate) fn push(
         &mut self,
         retry: Option<RetryTarget>,
+        urgency: u8,
         deadline: Instant,
         waker: Waker,
     ) -> WaiterKey {
+        let lane = lane_of(retry.is_some(), urgency);
         let generation = self.next_generation;
         self.next_generation += 1;
         let entry = Entry {
             generation,
             state: State::Waiting(waker),
             retry,
+            lane: lane as u8,
             deadline,
         };
         let index = match self.vacant.pop() {
@@ -172,56 +223,124 @@ impl<C> WaitQueue<C> {
             }
         };
         let key = WaiterKey { index, generation };
-        let lane = if retry.is_some() {
-            RETRY_LANE
-        } else {
-            ARRIVAL_LANE
-        };
         self.lanes[lane].push_back(key);
-        self.set_waiting(self.waiting + 1);
+        self.joined(lane);
         self.compact();
         key
     }
 
-    /// Hands a slot on the connection `conn_id` to the longest waiter that may use it;
-    /// returns its waker (to wake once the lock is dropped), or `None` when nobody can take
-    /// it. The slot stays counted as leased: it moves from the releaser to the waiter.
+    /// Hands a slot on the connection `conn_id` to the waiter that comes next (retries first,
+    /// then by urgency with aging, FIFO within a lane) among those that may use it; returns
+    /// its waker (to wake once the lock is dropped), or `None` when nobody can take it. The
+    /// slot stays counted as leased: it moves from the releaser to the waiter.
     pub(crate) fn hand_to_next(
         &mut self,
         conn_id: u64,
         conn_sent: u64,
         conn: &Arc<C>,
+        aging: Aging,
     ) -> Option<Waker> {
-        for lane in 0..LANES {
-            let mut i = 0;
-            while i < self.lanes[lane].len() {
-                let key = self.lanes[lane][i];
-                if !self.is_live_waiting(key) {
-                    // Stale: drop it from the front cheaply; skip it elsewhere.
-                    if i == 0 {
-                        self.lanes[lane].pop_front();
-                    } else {
-                        i += 1;
-                    }
-                    continue;
-                }
-                let entry = &mut self.entries[key.index];
-                if entry.retry.is_some_and(|r| !r.admits(conn_id, conn_sent)) {
-                    i += 1;
-                    continue;
-                }
-                let state = std::mem::replace(&mut entry.state, State::Handed(Arc::clone(conn)));
-                self.set_waiting(self.waiting - 1);
+        if self.busy & (1 << RETRY_LANE) != 0
+            && let Some(waker) = self.hand_from(RETRY_LANE, conn_id, conn_sent, conn)
+        {
+            return Some(waker);
+        }
+        let lane = self.next_urgency_lane(aging)?;
+        self.hand_from(lane, conn_id, conn_sent, conn)
+    }
+
+    /// The urgency lane whose front is served next: the oldest of the urgency-0 front and the
+    /// fronts that have aged, else the most urgent lane with waiters.
+    fn next_urgency_lane(&mut self, aging: Aging) -> Option<usize> {
+        let urgencies = self.busy & !(1 << RETRY_LANE);
+        if urgencies == 0 {
+            return None;
+        }
+        let first = urgencies.trailing_zeros() as usize;
+        if urgencies.is_power_of_two() {
+            // One urgency waits: nothing to reorder, no clock to read.
+            return Some(first);
+        }
+        let now = Instant::now();
+        let mut best: Option<(Instant, usize)> = None;
+        for lane in URGENCY_0_LANE..LANES {
+            if urgencies & (1 << lane) == 0 {
+                continue;
+            }
+            let Some(deadline) = self.front_deadline(lane) else {
+                continue;
+            };
+            let aged = lane == URGENCY_0_LANE || aging.has_aged(deadline, now);
+            if aged && best.is_none_or(|(b, _)| deadline < b) {
+                best = Some((deadline, lane));
+            }
+        }
+        Some(best.map_or(first, |(_, lane)| lane))
+    }
+
+    /// The deadline of the front waiter of `lane` (dropping stale keys on the way).
+    fn front_deadline(&mut self, lane: usize) -> Option<Instant> {
+        while let Some(&key) = self.lanes[lane].front() {
+            if self.is_live_waiting(key) {
+                return Some(self.entries[key.index].deadline);
+            }
+            self.lanes[lane].pop_front();
+        }
+        None
+    }
+
+    /// One more acquirer waits in `lane`.
+    fn joined(&mut self, lane: usize) {
+        self.lane_waiting[lane] += 1;
+        self.busy |= 1 << lane;
+        self.set_waiting(self.waiting + 1);
+    }
+
+    /// One acquirer of `lane` stopped waiting (served, failed or gone).
+    fn left(&mut self, lane: usize) {
+        self.lane_waiting[lane] -= 1;
+        if self.lane_waiting[lane] == 0 {
+            self.busy &= !(1 << lane);
+        }
+        self.set_waiting(self.waiting - 1);
+    }
+
+    /// Hands the slot to the first waiter of `lane` that may use it.
+    fn hand_from(
+        &mut self,
+        lane: usize,
+        conn_id: u64,
+        conn_sent: u64,
+        conn: &Arc<C>,
+    ) -> Option<Waker> {
+        let mut i = 0;
+        while i < self.lanes[lane].len() {
+            let key = self.lanes[lane][i];
+            if !self.is_live_waiting(key) {
+                // Stale: drop it from the front cheaply; skip it elsewhere.
                 if i == 0 {
                     self.lanes[lane].pop_front();
                 } else {
-                    self.lanes[lane].remove(i);
+                    i += 1;
                 }
-                return match state {
-                    State::Waiting(waker) => Some(waker),
-                    _ => None,
-                };
+                continue;
             }
+            let entry = &mut self.entries[key.index];
+            if entry.retry.is_some_and(|r| !r.admits(conn_id, conn_sent)) {
+                i += 1;
+                continue;
+            }
+            let state = std::mem::replace(&mut entry.state, State::Handed(Arc::clone(conn)));
+            self.left(lane);
+            if i == 0 {
+                self.lanes[lane].pop_front();
+            } else {
+                self.lanes[lane].remove(i);
+            }
+            return match state {
+                State::Waiting(waker) => Some(waker),
+                _ => None,
+            };
         }
         None
     }
@@ -245,6 +364,8 @@ impl<C> WaitQueue<C> {
                 wakers.push(waker);
             }
         }
+        self.lane_waiting = [0; LANES];
+        self.busy = 0;
         self.set_waiting(0);
         wakers
     }
@@ -291,7 +412,7 @@ impl<C> WaitQueue<C> {
         }
         match self.vacate(key) {
             State::Waiting(_) => {
-                self.set_waiting(self.waiting - 1);
+                self.left(usize::from(self.entries[key.index].lane));
                 Cancelled::Nothing
             }
             State::Handed(conn) => Cancelled::Handed(conn),
@@ -334,7 +455,7 @@ impl<C> WaitQueue<C> {
                 {
                     wakers.push(waker);
                 }
-                self.set_waiting(self.waiting - 1);
+                self.left(lane);
                 self.lanes[lane].pop_front();
             }
         }
@@ -401,6 +522,11 @@ impl<C> WaitQueue<C> {
 mod tests {
     use super::*;
 
+    const TIMEOUT: Duration = Duration::from_secs(60);
+
+    /// Aging off: urgency alone orders.
+    const NO_AGING: Aging = Aging { left: None };
+
     fn waker() -> Waker {
         Waker::noop().clone()
     }
@@ -408,7 +534,7 @@ mod tests {
     fn queue_of(n: usize) -> (WaitQueue<u32>, Vec<WaiterKey>) {
         let mut q = WaitQueue::default();
         let keys = (0..n)
-            .map(|_| q.push(None, Instant::now(), waker()))
+            .map(|_| q.push(None, 3, Instant::now(), waker()))
             .collect();
         (q, keys)
     }
@@ -419,11 +545,11 @@ mod tests {
         let (mut q, keys) = queue_of(3);
         let conn = Arc::new(7u32);
         for key in &keys {
-            assert!(q.hand_to_next(1, 0, &conn).is_some());
+            assert!(q.hand_to_next(1, 0, &conn, NO_AGING).is_some());
             assert!(matches!(q.poll(*key, &waker()), Poll::Ready(Ok(_))));
         }
         assert_eq!(q.waiting(), 0);
-        assert!(q.hand_to_next(1, 0, &conn).is_none());
+        assert!(q.hand_to_next(1, 0, &conn, NO_AGING).is_none());
     }
 
     /// A waiter that left is skipped; one handed a slot before leaving gives it back.
@@ -433,14 +559,14 @@ mod tests {
         let conn = Arc::new(7u32);
         assert!(matches!(q.cancel(keys[0]), Cancelled::Nothing));
         assert_eq!(q.waiting(), 2);
-        assert!(q.hand_to_next(1, 0, &conn).is_some());
+        assert!(q.hand_to_next(1, 0, &conn, NO_AGING).is_some());
         // keys[1] got it; it is cancelled before it woke: the slot comes back.
         assert!(matches!(q.cancel(keys[1]), Cancelled::Handed(_)));
         assert_eq!(q.waiting(), 1);
-        assert!(q.hand_to_next(1, 0, &conn).is_some());
+        assert!(q.hand_to_next(1, 0, &conn, NO_AGING).is_some());
         assert!(matches!(q.poll(keys[2], &waker()), Poll::Ready(Ok(_))));
         // A spent key is not confused with the entry's next occupant.
-        let newcomer = q.push(None, Instant::now(), waker());
+        let newcomer = q.push(None, 3, Instant::now(), waker());
         assert!(matches!(q.cancel(keys[2]), Cancelled::Nothing));
         assert!(q.poll(newcomer, &waker()).is_pending());
     }
@@ -454,16 +580,17 @@ mod tests {
                 exclude: 1,
                 within_first: None,
             }),
+            3,
             Instant::now(),
             waker(),
         );
-        let second = q.push(None, Instant::now(), waker());
+        let second = q.push(None, 3, Instant::now(), waker());
         let conn1 = Arc::new(1u32);
         let conn2 = Arc::new(2u32);
-        assert!(q.hand_to_next(1, 0, &conn1).is_some());
+        assert!(q.hand_to_next(1, 0, &conn1, NO_AGING).is_some());
         assert!(matches!(q.poll(second, &waker()), Poll::Ready(Ok(c)) if *c == 1));
         assert!(q.poll(first, &waker()).is_pending());
-        assert!(q.hand_to_next(2, 0, &conn2).is_some());
+        assert!(q.hand_to_next(2, 0, &conn2, NO_AGING).is_some());
         assert!(matches!(q.poll(first, &waker()), Poll::Ready(Ok(c)) if *c == 2));
     }
 
@@ -488,17 +615,18 @@ mod tests {
     #[test]
     fn retries_are_served_first() {
         let mut q: WaitQueue<u32> = WaitQueue::default();
-        let first = q.push(None, Instant::now(), waker());
+        let first = q.push(None, 3, Instant::now(), waker());
         let retry = q.push(
             Some(RetryTarget {
                 exclude: 9,
                 within_first: None,
             }),
+            3,
             Instant::now(),
             waker(),
         );
         let conn = Arc::new(1u32);
-        assert!(q.hand_to_next(1, 0, &conn).is_some());
+        assert!(q.hand_to_next(1, 0, &conn, NO_AGING).is_some());
         assert!(matches!(q.poll(retry, &waker()), Poll::Ready(Ok(_))));
         assert!(q.poll(first, &waker()).is_pending());
     }
@@ -512,17 +640,62 @@ mod tests {
             exclude: 1,
             within_first: Some(50),
         };
-        let retry = q.push(Some(target), Instant::now(), waker());
+        let retry = q.push(Some(target), 3, Instant::now(), waker());
         let conn = Arc::new(2u32);
         assert!(
-            q.hand_to_next(2, 60, &conn).is_none(),
+            q.hand_to_next(2, 60, &conn, NO_AGING).is_none(),
             "too far into connection 2"
         );
         assert!(
-            q.hand_to_next(3, 10, &conn).is_some(),
+            q.hand_to_next(3, 10, &conn, NO_AGING).is_some(),
             "connection 3 is fresh enough"
         );
         assert!(matches!(q.poll(retry, &waker()), Poll::Ready(Ok(_))));
+    }
+
+    /// Waiters are served by urgency, FIFO within one: 5, 5, 1, 3 → 1, 3, 5, 5.
+    #[test]
+    fn urgency_orders_the_queue() {
+        let mut q: WaitQueue<u32> = WaitQueue::default();
+        let now = Instant::now();
+        let keys: Vec<_> = [5u8, 5, 1, 3]
+            .iter()
+            .map(|&u| q.push(None, u, now + TIMEOUT, waker()))
+            .collect();
+        let conn = Arc::new(1u32);
+        let mut served = Vec::new();
+        for _ in 0..4 {
+            assert!(q.hand_to_next(1, 0, &conn, NO_AGING).is_some());
+            let i = keys
+                .iter()
+                .position(|k| matches!(q.take_outcome(*k), Some(Ok(_))))
+                .expect("one was served");
+            served.push(i);
+        }
+        assert_eq!(served, vec![2, 3, 0, 1]);
+    }
+
+    /// A waiter older than the aging bound is served as urgency 0, ahead of a newer urgent
+    /// one.
+    #[test]
+    fn aging_promotes_a_starved_waiter() {
+        let mut q: WaitQueue<u32> = WaitQueue::default();
+        let aging = Aging::new(Duration::from_millis(100), TIMEOUT);
+        let now = Instant::now();
+        let old = now - Duration::from_secs(1);
+        let starved = q.push(None, 7, old + TIMEOUT, waker());
+        let urgent = q.push(None, 1, now + TIMEOUT, waker());
+        let conn = Arc::new(1u32);
+        assert!(q.hand_to_next(1, 0, &conn, aging).is_some());
+        assert!(matches!(q.take_outcome(starved), Some(Ok(_))));
+        assert!(q.take_outcome(urgent).is_none());
+        // Without aging, urgency decides.
+        let mut q: WaitQueue<u32> = WaitQueue::default();
+        let starved = q.push(None, 7, old + TIMEOUT, waker());
+        let urgent = q.push(None, 1, now + TIMEOUT, waker());
+        assert!(q.hand_to_next(1, 0, &conn, NO_AGING).is_some());
+        assert!(matches!(q.take_outcome(urgent), Some(Ok(_))));
+        assert!(q.take_outcome(starved).is_none());
     }
 
     /// Waiters past their deadline fail in arrival order; later ones keep waiting.
@@ -531,8 +704,8 @@ mod tests {
         let mut q: WaitQueue<u32> = WaitQueue::default();
         let t0 = Instant::now();
         let second = std::time::Duration::from_secs(1);
-        let early = q.push(None, t0, waker());
-        let late = q.push(None, t0 + second, waker());
+        let early = q.push(None, 3, t0, waker());
+        let late = q.push(None, 3, t0 + second, waker());
         assert_eq!(q.next_deadline(), Some(t0));
         assert_eq!(q.expire(t0, || Error::PoolClosed).len(), 1);
         assert!(matches!(q.poll(early, &waker()), Poll::Ready(Err(_))));
@@ -545,9 +718,9 @@ mod tests {
     #[test]
     fn order_stays_bounded_under_churn() {
         let mut q: WaitQueue<u32> = WaitQueue::default();
-        let _front = q.push(None, Instant::now(), waker());
+        let _front = q.push(None, 3, Instant::now(), waker());
         for _ in 0..10_000 {
-            let k = q.push(None, Instant::now(), waker());
+            let k = q.push(None, 3, Instant::now(), waker());
             q.cancel(k);
         }
         let queued: usize = q.lanes.iter().map(VecDeque::len).sum();

@@ -804,6 +804,8 @@ async fn handle_request(
         }
     }
     let headers_close = req.headers().get("x-close").is_some_and(|v| v == "1");
+    // Echoed back, so tests can see what a client sent.
+    let priority = req.headers().get("priority").cloned();
     let delay = req
         .headers()
         .get("x-delay-ms")
@@ -823,6 +825,9 @@ async fn handle_request(
     let mut response = Response::builder().status(StatusCode::OK);
     if close {
         response = response.header(http::header::CONNECTION, "close");
+    }
+    if let Some(priority) = priority {
+        response = response.header("x-echo-priority", priority);
     }
     let response = response
         .header("x-request-id", request_id)
