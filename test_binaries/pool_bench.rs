@@ -115,10 +115,10 @@ struct Row {
 }
 
 impl Row {
-    fn not_run(row: &str, why: String) -> Row {
+    fn not_run(row: &str, connections: usize, why: String) -> Row {
         Row {
             row: row.to_owned(),
-            client: client_name(row, 0),
+            client: client_name(row, connections),
             ran: false,
             req_per_sec: None,
             p50_us: None,
@@ -154,6 +154,7 @@ fn client_name(row: &str, k: usize) -> String {
         "reqwest" => "reqwest (shared)".to_owned(),
         "hyper-util-per-worker" => "hyper-util Client per worker".to_owned(),
         "h2load" => format!("h2load -c {k} (C reference)"),
+        "h2load-h1" => format!("h2load --h1 -c {k} -m 1 (C reference)"),
         other => other.to_owned(),
     }
 }
@@ -234,6 +235,14 @@ fn parent(args: &Args) -> Result<()> {
     };
     let per_client = args.requests.div_ceil(args.clients);
     let total = per_client * args.clients;
+    // h2load speaks HTTP/1.1 only when told to: ask the server what it speaks.
+    let http1_only = match negotiated_alpn(&target) {
+        Ok(alpn) => alpn.as_deref() == Some(b"http/1.1"),
+        Err(e) => {
+            eprintln!("could not ask the target for its protocol ({e:#}); assuming h2");
+            false
+        }
+    };
     let selected: Vec<&str> = ROWS
         .iter()
         .copied()
@@ -245,11 +254,13 @@ fn parent(args: &Args) -> Result<()> {
         for (i, row) in selected.iter().enumerate() {
             eprintln!("run {}/{}: {row}", run + 1, args.runs);
             let result = if *row == "h2load" {
-                row_h2load(args, &target, total)
+                row_h2load(args, &target, total, http1_only)
             } else {
                 run_child(args, &target, row)
             };
-            runs[i].push(result.unwrap_or_else(|e| Row::not_run(row, format!("{e:#}"))));
+            runs[i].push(
+                result.unwrap_or_else(|e| Row::not_run(row, args.connections, format!("{e:#}"))),
+            );
         }
     }
     let medians: Vec<Row> = runs.iter().map(|r| median_row(r)).collect();
@@ -326,16 +337,18 @@ fn run_child(args: &Args, target: &Target, row: &str) -> Result<Row> {
     if let Some(ca) = &target.ca_file {
         cmd.arg("--ca-cert").arg(ca);
     }
+    // The reason a row cannot run is the child's error line, not a backtrace.
+    cmd.env("RUST_BACKTRACE", "0")
+        .env("RUST_LIB_BACKTRACE", "0");
     let accepted_before = target.accepted();
     let out = cmd.stderr(Stdio::piped()).stdout(Stdio::piped()).output()?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let reason = stderr
             .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("child failed")
-            .trim_start_matches("Error: ")
+            .find_map(|l| l.strip_prefix("Error: "))
+            .or_else(|| stderr.lines().rev().find(|l| !l.trim().is_empty()))
+            .unwrap_or("the child process failed")
             .to_owned();
         bail!("{reason}");
     }
@@ -809,10 +822,39 @@ async fn row_raw_h2(args: &Args, target: &ChildTarget, per_client: usize) -> Res
     Ok(row)
 }
 
-/// h2load on the same server and load: -c K connections, -m streams each, -n requests. Its
-/// CPU comes from the shell's `times` (children's user + system), its percentiles from its
-/// per-request log (column 3, µs).
-fn row_h2load(args: &Args, target: &Target, total: usize) -> Result<Row> {
+/// The protocol the target picks by ALPN when offered h2 and http/1.1 (`None` for a cleartext
+/// URL or no ALPN).
+fn negotiated_alpn(target: &Target) -> Result<Option<Vec<u8>>> {
+    let uri: http::Uri = target.url.parse()?;
+    if uri.scheme_str() != Some("https") {
+        return Ok(None);
+    }
+    let ca_pem = match &target.ca_file {
+        Some(p) => Some(std::fs::read_to_string(p)?),
+        None => None,
+    };
+    let config = tls_config(&ChildTarget {
+        url: target.url.clone(),
+        ca_pem,
+    })?;
+    let host = uri.host().context("URL has no host")?.to_owned();
+    let port = uri.port_u16().unwrap_or(443);
+    let mut tcp = std::net::TcpStream::connect((host.as_str(), port))?;
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    tcp.set_write_timeout(Some(std::time::Duration::from_secs(5)))?;
+    let name = pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())?;
+    let mut tls = rustls::ClientConnection::new(Arc::new(config), name)?;
+    while tls.is_handshaking() {
+        tls.complete_io(&mut tcp)?;
+    }
+    Ok(tls.alpn_protocol().map(<[u8]>::to_vec))
+}
+
+/// h2load on the same server and load: -c K connections, -m streams each, -n requests (or,
+/// against an HTTP/1.1-only server, `--h1` with one request in flight per connection, as the
+/// HTTP/1.1 clients do). Its CPU comes from the shell's `times` (children's user + system),
+/// its percentiles from its per-request log (column 3, µs).
+fn row_h2load(args: &Args, target: &Target, total: usize, http1: bool) -> Result<Row> {
     let available = Command::new("h2load")
         .arg("--version")
         .stdout(Stdio::null())
@@ -822,11 +864,16 @@ fn row_h2load(args: &Args, target: &Target, total: usize) -> Result<Row> {
     if !available {
         bail!("h2load is not installed (Debian: nghttp2-client)");
     }
-    let streams = args.clients.div_ceil(args.connections);
+    let streams = if http1 {
+        1
+    } else {
+        args.clients.div_ceil(args.connections)
+    };
     let log = std::env::temp_dir().join(format!("pool_bench-{}-h2load.log", std::process::id()));
     let accepted_before = target.accepted();
     let script = format!(
-        "h2load -n {total} -c {} -m {streams} --log-file={} '{}' && times",
+        "h2load {}-n {total} -c {} -m {streams} --log-file={} '{}' && times",
+        if http1 { "--h1 " } else { "" },
         args.connections,
         log.display(),
         target.url
@@ -859,8 +906,8 @@ fn row_h2load(args: &Args, target: &Target, total: usize) -> Result<Row> {
             .and_then(|s| s.parse().ok())
             .with_context(|| format!("h2load printed no {suffix} count"))
     };
+    // "failed" includes "errored" (h2load's manual).
     let failed = count("failed")?;
-    let errored = count("errored")?;
     let succeeded = count("succeeded")?;
     // `times` prints the shell's and then its children's user and system time.
     let cpu = text
@@ -887,7 +934,11 @@ fn row_h2load(args: &Args, target: &Target, total: usize) -> Result<Row> {
     let has = !histogram.is_empty();
     Ok(Row {
         row: "h2load".to_owned(),
-        client: format!("h2load -c {} -m {streams} (C reference)", args.connections),
+        client: if http1 {
+            client_name("h2load-h1", args.connections)
+        } else {
+            format!("h2load -c {} -m {streams} (C reference)", args.connections)
+        },
         ran: true,
         req_per_sec: Some(rps),
         p50_us: has.then(|| histogram.value_at_quantile(0.5) as f64),
@@ -897,7 +948,7 @@ fn row_h2load(args: &Args, target: &Target, total: usize) -> Result<Row> {
             .filter(|_| succeeded > 0)
             .map(|s| s * 1e6 / succeeded as f64),
         sockets_opened: target.accepted().zip(accepted_before).map(|(a, b)| a - b),
-        errors: failed + errored,
+        errors: failed,
         peak_rss_kib: None,
         note: "separate process; connections dialed inside its timed run".to_owned(),
     })
