@@ -9,8 +9,8 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group};
-use https_pool::testkit::{TestServer, TestServerConfig};
 use https_pool::{ConnectionPoolManager, Origin};
+use https_pool_testkit::{TestServer, TestServerConfig};
 
 // The harness's counting allocator (std only), shared rather than copied.
 #[path = "../test_binaries/harness/alloc.rs"]

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use http_body_util::{BodyExt, Empty};
-use https_pool::testkit::{TestServer, TestServerConfig};
 use https_pool::{ConnectionPoolManager, SelectionPolicy};
+use https_pool_testkit::{TestServer, TestServerConfig};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()

@@ -13,7 +13,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use https_pool::ConnectionPoolManager;
-use https_pool::testkit::{Alpn, TestServer, TestServerConfig};
+use https_pool_testkit::{Alpn, TestServer, TestServerConfig};
 
 const CLIENTS: usize = 50;
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use https_pool::ConnectionPoolManager;
-use https_pool::testkit::{RttRelay, TestServer, TestServerConfig};
+use https_pool_testkit::{RttRelay, TestServer, TestServerConfig};
 
 const RUNS: usize = 3;
 

@@ -32,9 +32,6 @@ mod slot;
 mod stats;
 mod transport;
 
-#[cfg(feature = "testkit")]
-pub mod testkit;
-
 pub use body::Body;
 pub use config::{Cleartext, PoolBuilder, PoolConfig, SelectionPolicy};
 pub use error::{BoxError, Error, TimeoutKind};

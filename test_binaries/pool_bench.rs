@@ -16,8 +16,7 @@
 //!
 //! `--json` writes only JSON to stdout (the table goes to stderr).
 
-#[path = "harness/machine.rs"]
-mod machine;
+use https_pool_harness::machine;
 
 use std::future::Future;
 use std::io::Write;
@@ -33,7 +32,7 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Empty};
 use https_pool::ConnectionPoolManager;
-use https_pool::testkit::{Alpn, TestServer, TestServerConfig};
+use https_pool_testkit::{Alpn, TestServer, TestServerConfig};
 use hyper_util::client::legacy::Client as LegacyClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};

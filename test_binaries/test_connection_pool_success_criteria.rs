@@ -4,22 +4,19 @@
 //!
 //! `cargo run --release --bin test_connection_pool_success_criteria -- --help`
 
-#[path = "harness/mod.rs"]
-mod harness;
-
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use harness::criteria::{self, Ctx, NAMES};
-use harness::machine::MachineInfo;
-use harness::report::RunReport;
-use harness::{CriterionResult, Scale, Target, Thresholds};
+use https_pool_harness::criteria::{self, Ctx, NAMES};
+use https_pool_harness::machine::MachineInfo;
+use https_pool_harness::report::RunReport;
+use https_pool_harness::{CriterionResult, Scale, Target, Thresholds};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[global_allocator]
-static ALLOCATOR: harness::alloc::Counting = harness::alloc::Counting;
+static ALLOCATOR: https_pool_harness::alloc::Counting = https_pool_harness::alloc::Counting;
 
 /// Measures https-pool against its success criteria and writes reports.
 #[derive(Debug, Parser)]

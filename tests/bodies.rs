@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt;
-use https_pool::testkit::{TestServer, TestServerConfig};
+use https_pool_testkit::{TestServer, TestServerConfig};
 use support::{builder_for, get, trace_init};
 use tokio::sync::Barrier;
 

@@ -5,8 +5,8 @@ mod support;
 
 use std::sync::atomic::Ordering;
 
-use https_pool::testkit::{Alpn, TestServer, TestServerConfig};
 use https_pool::{Cleartext, ConnectionPoolManager, Error};
+use https_pool_testkit::{Alpn, TestServer, TestServerConfig};
 use support::{body_len, get, trace_init};
 use tokio::task::JoinSet;
 

@@ -5,8 +5,8 @@ mod support;
 
 use std::time::Duration;
 
-use https_pool::testkit::{SilentListener, TestServer, TestServerConfig};
 use https_pool::{ConnectionPoolManager, Error, Origin, TimeoutKind};
+use https_pool_testkit::{SilentListener, TestServer, TestServerConfig};
 use support::{builder_for, get, trace_init};
 
 /// A URL that does not parse is `InvalidUrl`, naming the input.
@@ -90,7 +90,7 @@ async fn plaintext_http_port_is_not_tls() {
     trace_init();
     let plain = TestServer::start(
         TestServerConfig::default()
-            .alpn(https_pool::testkit::Alpn::Http1)
+            .alpn(https_pool_testkit::Alpn::Http1)
             .cleartext(true),
     )
     .expect("server starts");

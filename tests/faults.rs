@@ -15,8 +15,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use https_pool::testkit::{RttRelay, TestServer, TestServerConfig};
 use https_pool::{ConnectionPoolManager, Error, Origin};
+use https_pool_testkit::{RttRelay, TestServer, TestServerConfig};
 use support::{
     BudgetWatch, body_len, builder_for, get, run_load, sockets_settle, sockets_to, trace_init,
 };

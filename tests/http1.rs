@@ -10,8 +10,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Empty};
-use https_pool::testkit::{Alpn, TestServer, TestServerConfig};
 use https_pool::{ConnectionPoolManager, Error, Origin, Protocol};
+use https_pool_testkit::{Alpn, TestServer, TestServerConfig};
 use support::{body_len, builder_for, get, trace_init};
 use tokio::sync::Barrier;
 

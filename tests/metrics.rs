@@ -6,7 +6,7 @@ mod support;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use https_pool::testkit::{TestServer, TestServerConfig};
+use https_pool_testkit::{TestServer, TestServerConfig};
 use metrics_util::MetricKind;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use support::{body_len, builder_for, get, trace_init};

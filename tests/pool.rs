@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util_free::join_all;
-use https_pool::testkit::{Alpn, TestServer, TestServerConfig};
 use https_pool::{Error, Origin, Protocol, SelectionPolicy};
+use https_pool_testkit::{Alpn, TestServer, TestServerConfig};
 use support::{body_len, builder_for, get, trace_init};
 use tokio::sync::Barrier;
 

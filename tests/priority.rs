@@ -6,8 +6,8 @@ mod support;
 
 use std::time::Duration;
 
-use https_pool::testkit::{TestServer, TestServerConfig};
 use https_pool::{ConnectionPoolManager, Priority};
+use https_pool_testkit::{TestServer, TestServerConfig};
 use support::{builder_for, get, trace_init};
 
 /// A server and a pool with exactly one stream slot, its connection open and settled.

@@ -5,8 +5,8 @@ mod support;
 use std::future::poll_fn;
 use std::time::Duration;
 
-use https_pool::testkit::{TestServer, TestServerConfig};
 use https_pool::{Error, PoolService};
+use https_pool_testkit::{TestServer, TestServerConfig};
 use support::{body_len, builder_for, get, trace_init};
 use tower_service::Service;
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt;
 use https_pool::Error;
-use https_pool::testkit::{TestServer, TestServerConfig};
+use https_pool_testkit::{TestServer, TestServerConfig};
 use support::{builder_for, get, trace_init};
 
 /// Open file descriptors of this process (Linux), or `None` elsewhere.

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use https_pool::testkit::{TestServer, TestServerConfig};
+use https_pool_testkit::{TestServer, TestServerConfig};
 use support::{body_len, builder_for, get};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};

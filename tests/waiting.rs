@@ -9,8 +9,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use https_pool::testkit::{TestServer, TestServerConfig};
 use https_pool::{ConnectionPoolManager, Error, StreamHandle};
+use https_pool_testkit::{TestServer, TestServerConfig};
 use support::{builder_for, trace_init};
 
 /// A server and a pool with exactly one stream slot (one connection, one stream).

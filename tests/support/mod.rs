@@ -7,8 +7,8 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Empty};
 use https_pool::Body;
-use https_pool::testkit::TestServer;
 use https_pool::{ConnectionPoolManager, PoolBuilder};
+use https_pool_testkit::TestServer;
 
 /// Installs a test-writer subscriber once; `RUST_LOG=https_pool=debug` shows pool events.
 pub fn trace_init() {

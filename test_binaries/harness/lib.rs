@@ -1,10 +1,8 @@
 //! The success-criteria harness shared by the binaries in `test_binaries/`: run options,
 //! the peers each criterion runs against, the criteria, and the report writers.
 //!
-//! Everything runs on a real network stack: the embedded HTTPS server (`testkit`) on
+//! Everything runs on a real network stack: the embedded HTTPS server (`https-pool-testkit`) on
 //! 127.0.0.1, optionally behind an RTT relay, or live endpoints given with `--target`.
-
-#![allow(dead_code)]
 
 pub mod alloc;
 pub mod criteria;
@@ -14,8 +12,8 @@ pub mod report;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use https_pool::testkit::{RttRelay, TestServer, TestServerConfig};
 use https_pool::{ConnectionPoolManager, PoolBuilder};
+use https_pool_testkit::{RttRelay, TestServer, TestServerConfig};
 use serde::Serialize;
 
 /// How big a run is.

@@ -2,21 +2,18 @@
 //! and the acquisition latency percentiles — in a few seconds, against the embedded HTTPS
 //! server on 127.0.0.1.
 //!
-//! `cargo run --release --bin test_optimized_pool`
-
-#[path = "harness/mod.rs"]
-mod harness;
+//! `cargo run --release --example optimized_pool`
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use harness::alloc::live_bytes;
-use harness::rss_bytes;
-use https_pool::testkit::{TestServer, TestServerConfig};
 use https_pool::{ConnectionPoolManager, LatencySummary, Origin};
+use https_pool_harness::alloc::live_bytes;
+use https_pool_harness::rss_bytes;
+use https_pool_testkit::{TestServer, TestServerConfig};
 
 #[global_allocator]
-static ALLOCATOR: harness::alloc::Counting = harness::alloc::Counting;
+static ALLOCATOR: https_pool_harness::alloc::Counting = https_pool_harness::alloc::Counting;
 
 const HANDLES: usize = 100;
 

@@ -24,7 +24,7 @@ const FRAME_SETTINGS: u8 = 0x4;
 const FLAG_ACK: u8 = 0x1;
 const SETTINGS_MAX_CONCURRENT_STREAMS: u16 = 0x3;
 
-/// Requests for one connection, shared with the [`TestServer`](super::TestServer) handle.
+/// Requests for one connection, shared with the [`TestServer`](crate::TestServer) handle.
 #[derive(Debug, Default)]
 pub(crate) struct Injections {
     /// `SETTINGS_MAX_CONCURRENT_STREAMS` values waiting to be sent, in order.

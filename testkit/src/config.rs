@@ -1,0 +1,140 @@
+//! How a test server behaves: [`TestServerConfig`](crate::TestServerConfig) and the protocols it offers.
+
+use std::time::Duration;
+
+/// Which protocols the server offers by ALPN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Alpn {
+    /// Only `h2`.
+    H2,
+    /// Only `http/1.1`.
+    Http1,
+    /// `h2` preferred, `http/1.1` accepted.
+    Both,
+}
+
+/// How a [`TestServer`](crate::TestServer) behaves.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TestServerConfig {
+    /// Protocols offered by ALPN. Default: [`Alpn::H2`].
+    pub alpn: Alpn,
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS` sent to clients. Default: 250.
+    pub max_concurrent_streams: u32,
+    /// Delay before each response head. A request header `x-delay-ms` overrides it.
+    /// Default: none.
+    pub response_delay: Duration,
+    /// Size of each response body. Default: 16 bytes.
+    pub body_bytes: usize,
+    /// Send GOAWAY (graceful) after this many requests on a connection. Default: never.
+    pub goaway_after: Option<u64>,
+    /// DNS names and IP addresses in the server certificate. Default: `localhost`,
+    /// `127.0.0.1`, `::1`.
+    pub cert_names: Vec<String>,
+    /// Close an HTTP/1.1 connection that has had no request in flight for this long (as
+    /// servers' keep-alive timeouts do: a plain TCP close). A request header `x-close: 1`
+    /// instead makes that response carry `Connection: close`. Default: never.
+    pub h1_idle_close_after: Option<Duration>,
+    /// Remember every request path and count repeats in
+    /// [`ServerCounters::duplicate_paths`](crate::ServerCounters::duplicate_paths); give each request a unique path to prove nothing
+    /// was processed twice. Default: false.
+    pub track_duplicates: bool,
+    /// Let [`TestServer::send_max_concurrent_streams`](crate::TestServer::send_max_concurrent_streams) change
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS` on live HTTP/2 connections (a frame-level shim
+    /// between hyper and the socket; off by default so measurements see plain hyper).
+    /// Default: false.
+    pub settings_injection: bool,
+    /// Serve without TLS on an `http://` URL: HTTP/2 with prior knowledge ("h2c") for
+    /// [`Alpn::H2`] and [`Alpn::Both`], HTTP/1.1 for [`Alpn::Http1`]. Default: false.
+    pub cleartext: bool,
+}
+
+impl Default for TestServerConfig {
+    fn default() -> Self {
+        TestServerConfig {
+            alpn: Alpn::H2,
+            max_concurrent_streams: 250,
+            response_delay: Duration::ZERO,
+            body_bytes: 16,
+            goaway_after: None,
+            cert_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            track_duplicates: false,
+            h1_idle_close_after: None,
+            cleartext: false,
+            settings_injection: false,
+        }
+    }
+}
+
+impl TestServerConfig {
+    /// Sets [`settings_injection`](Self::settings_injection).
+    #[must_use]
+    pub fn settings_injection(mut self, on: bool) -> Self {
+        self.settings_injection = on;
+        self
+    }
+
+    /// Sets [`cleartext`](Self::cleartext).
+    #[must_use]
+    pub fn cleartext(mut self, on: bool) -> Self {
+        self.cleartext = on;
+        self
+    }
+
+    /// Sets [`alpn`](Self::alpn).
+    #[must_use]
+    pub fn alpn(mut self, alpn: Alpn) -> Self {
+        self.alpn = alpn;
+        self
+    }
+
+    /// Sets [`max_concurrent_streams`](Self::max_concurrent_streams).
+    #[must_use]
+    pub fn max_concurrent_streams(mut self, n: u32) -> Self {
+        self.max_concurrent_streams = n;
+        self
+    }
+
+    /// Sets [`response_delay`](Self::response_delay).
+    #[must_use]
+    pub fn response_delay(mut self, delay: Duration) -> Self {
+        self.response_delay = delay;
+        self
+    }
+
+    /// Sets [`body_bytes`](Self::body_bytes).
+    #[must_use]
+    pub fn body_bytes(mut self, n: usize) -> Self {
+        self.body_bytes = n;
+        self
+    }
+
+    /// Sets [`goaway_after`](Self::goaway_after).
+    #[must_use]
+    pub fn goaway_after(mut self, requests: u64) -> Self {
+        self.goaway_after = Some(requests);
+        self
+    }
+
+    /// Sets [`h1_idle_close_after`](Self::h1_idle_close_after).
+    #[must_use]
+    pub fn h1_idle_close_after(mut self, idle: Duration) -> Self {
+        self.h1_idle_close_after = Some(idle);
+        self
+    }
+
+    /// Sets [`track_duplicates`](Self::track_duplicates).
+    #[must_use]
+    pub fn track_duplicates(mut self, on: bool) -> Self {
+        self.track_duplicates = on;
+        self
+    }
+
+    /// Sets [`cert_names`](Self::cert_names).
+    #[must_use]
+    pub fn cert_names(mut self, names: Vec<String>) -> Self {
+        self.cert_names = names;
+        self
+    }
+}

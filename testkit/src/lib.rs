@@ -1,0 +1,34 @@
+//! Real HTTPS peers on loopback for tests, benchmarks and the harness of
+//! [https-pool](https://docs.rs/https-pool), and for your own tests.
+//!
+//! [`TestServer`] is a hyper server over rustls with a per-run certificate authority from
+//! rcgen. It speaks HTTP/2 and/or HTTP/1.1 by ALPN, enforces a configurable
+//! `SETTINGS_MAX_CONCURRENT_STREAMS`, delays and sizes responses, can send GOAWAY after N
+//! requests per connection, and counts what it sees (connections accepted, requests, the most
+//! concurrent streams on any one connection). It runs on its own thread and runtime, binds
+//! `127.0.0.1:0`, and shuts down when dropped.
+//!
+//! [`SilentListener`] accepts TCP and never answers: a TLS handshake against it times out.
+//!
+//! [`RttRelay`] forwards TCP to a target with a fixed delay each way (a stand-in for
+//! `tc netem`, which is not available everywhere) and can turn into a black hole.
+//!
+//! Nothing here imports the pool: it is a peer, as a third-party server would be.
+
+#![deny(missing_docs, missing_debug_implementations)]
+#![forbid(unsafe_code)]
+
+mod certs;
+mod config;
+mod counters;
+mod listener;
+mod relay;
+mod serve;
+mod server;
+mod settings_injector;
+
+pub use certs::TestCertificates;
+pub use config::{Alpn, TestServerConfig};
+pub use counters::ServerCounters;
+pub use relay::{RttRelay, SilentListener};
+pub use server::TestServer;
