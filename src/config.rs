@@ -91,7 +91,8 @@ pub struct PoolConfig {
     /// never starved. `Duration::ZERO` makes the queue plain FIFO. Default: 500 ms.
     pub priority_aging: Duration,
     /// A connection with no active stream for this long is closed, unless that would take the
-    /// origin below its warm minimum. Default: 90 s.
+    /// origin below its warm minimum; an origin left with no connection, dial, waiter or warm
+    /// minimum for this long is forgotten (its next request starts afresh). Default: 90 s.
     pub idle_timeout: Duration,
     /// Most connections per origin that may sit idle; more idle ones are closed, oldest first.
     /// Default: 4.

@@ -618,8 +618,11 @@ impl ConnectionPoolManager {
                     .collect();
                 drop(inner);
                 let now = Instant::now();
+                let mut vacant = Vec::new();
                 for origin in origins {
-                    origin.maintain(now);
+                    if origin.maintain(now) {
+                        vacant.push(origin.origin().clone());
+                    }
                     if metrics::ENABLED && now >= next_gauges {
                         metrics::publish_origin(&origin.snapshot(now));
                     }
@@ -627,8 +630,35 @@ impl ConnectionPoolManager {
                 if now >= next_gauges {
                     next_gauges = now + GAUGE_PERIOD;
                 }
+                if !vacant.is_empty() {
+                    let Some(inner) = weak.upgrade() else { return };
+                    inner.forget_vacant(&vacant, now);
+                }
             }
         });
+    }
+}
+
+impl PoolInner {
+    /// Drops the origins in `candidates` that are still vacant and that nobody holds: under
+    /// the map's write lock a count of one (the map's own) means no acquire, dial or service
+    /// has the origin, and none can get it before it is gone. Their next request starts
+    /// afresh, as the first one did.
+    fn forget_vacant(&self, candidates: &[Origin], now: Instant) {
+        let mut origins = self.origins.write().unwrap_or_else(|p| p.into_inner());
+        for origin in candidates {
+            if origins
+                .get(origin)
+                .is_some_and(|pool| Arc::strong_count(pool) == 1 && pool.is_vacant(now))
+            {
+                debug!(origin = %origin, "forgetting an origin vacant for idle_timeout");
+                origins.remove(origin);
+            }
+        }
+        // A burst of one-off hosts must not leave its table behind either.
+        if origins.capacity() > 4 * origins.len().max(16) {
+            origins.shrink_to_fit();
+        }
     }
 }
 

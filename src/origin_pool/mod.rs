@@ -76,6 +76,17 @@ pub(crate) struct OriginPool {
     waiting: Arc<AtomicUsize>,
 }
 
+impl Drop for OriginPool {
+    fn drop(&mut self) {
+        // The timer holds the pool weakly, but its sleep would keep the task (and the pool's
+        // allocation) until the deadline.
+        let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        if let Some(task) = st.expiry_task.take() {
+            task.abort();
+        }
+    }
+}
+
 /// What a dial produced, for prewarm reports.
 struct DialReport {
     protocol: Protocol,
@@ -211,7 +222,7 @@ impl OriginPool {
     /// the pool weakly.
     fn spawn_expiry(self: &Arc<Self>) {
         let pool = Arc::downgrade(self);
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             loop {
                 let next = {
                     let Some(pool) = pool.upgrade() else { return };
@@ -235,6 +246,7 @@ impl OriginPool {
                 wakers.into_iter().for_each(Waker::wake);
             }
         });
+        self.lock().expiry_task = Some(task.abort_handle());
     }
 
     /// Wraps a leased slot (the acquire is already counted).
@@ -431,11 +443,14 @@ impl OriginPool {
 
     /// Closes idle connections past their time, restores the warm minimum, and (a safety
     /// net) offers free slots to waiters and dials for waiting demand.
-    pub(crate) fn maintain(self: &Arc<Self>, now: Instant) {
+    ///
+    /// Returns true when the origin has been vacant (no connection, dial, waiter or warm
+    /// minimum) for `idle_timeout`: the manager may forget it.
+    pub(crate) fn maintain(self: &Arc<Self>, now: Instant) -> bool {
         let (closed, replenish, wakers, plan) = {
             let mut st = self.lock();
             if st.closed {
-                return;
+                return false;
             }
             let closed = st.sweep_idle(&self.ctx.config, now);
             let lead = self
@@ -451,6 +466,7 @@ impl OriginPool {
             };
             (closed, replenish, wakers, plan)
         };
+        let idle_timeout = self.ctx.config.idle_timeout;
         for conn in &closed {
             debug!(origin = %self.origin, conn_id = conn.id, "closing idle connection");
         }
@@ -461,6 +477,15 @@ impl OriginPool {
             self.spawn_dial(None);
         }
         self.start(plan);
+        self.lock()
+            .vacant_since(now)
+            .is_some_and(|since| now.saturating_duration_since(since) >= idle_timeout)
+    }
+
+    /// True when nothing is left in the origin, checked under its lock (see
+    /// [`maintain`](Self::maintain)).
+    pub(crate) fn is_vacant(&self, now: Instant) -> bool {
+        self.lock().vacant_since(now).is_some()
     }
 
     /// Stops handing out slots, fails every waiter with `PoolClosed`, and returns the

@@ -97,8 +97,13 @@ pub(crate) struct OriginState<C> {
     pub(crate) recheck_scheduled: bool,
     /// The origin's acquire-deadline timer is running.
     pub(crate) expiry_running: bool,
+    /// That timer's task, aborted when the origin is dropped: it may sleep until a deadline
+    /// `acquire_timeout` away after its waiters left.
+    pub(crate) expiry_task: Option<tokio::task::AbortHandle>,
     /// When a waiter is served as urgency 0 (`PoolConfig::priority_aging`).
     pub(crate) aging: Aging,
+    /// Since when the origin has had nothing (see [`OriginState::vacant_since`]).
+    vacant_since: Option<Instant>,
     pub(crate) closed: bool,
 }
 
@@ -116,7 +121,9 @@ impl<C> Default for OriginState<C> {
             protocol: None,
             recheck_scheduled: false,
             expiry_running: false,
+            expiry_task: None,
             aging: Aging::default(),
+            vacant_since: None,
             closed: false,
         }
     }
@@ -126,6 +133,22 @@ impl<C: Pooled> OriginState<C> {
     /// Open connections, oldest first.
     pub(crate) fn connections(&self) -> &[Arc<C>] {
         &self.conns
+    }
+
+    /// Since when the origin has had no connection, dial, waiter or warm minimum, as first
+    /// noticed at `now` (the maintenance tick asks); `None` while it has any. The manager
+    /// forgets an origin vacant for `idle_timeout`, so every host a URL ever named does not
+    /// stay in memory.
+    pub(crate) fn vacant_since(&mut self, now: Instant) -> Option<Instant> {
+        let vacant = self.conns.is_empty()
+            && self.dialing == 0
+            && self.queue.waiting() == 0
+            && self.warm_min == 0;
+        if !vacant {
+            self.vacant_since = None;
+            return None;
+        }
+        Some(*self.vacant_since.get_or_insert(now))
     }
 
     /// True when `conn` can take one more stream now. A connection whose (possibly just
