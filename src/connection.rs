@@ -37,6 +37,7 @@ use tracing::{Instrument, debug, debug_span};
 
 use crate::config::PoolConfig;
 use crate::connector::Dialed;
+use crate::counters::PoolCounters;
 use crate::error::{Error, shared};
 use crate::origin::Origin;
 use crate::outgoing::OutBody;
@@ -44,7 +45,7 @@ use crate::ping::{DataRecorder, PingEvent, Pinger};
 use crate::protocol::Protocol;
 use crate::request_budget::RequestBudget;
 use crate::slot::SlotCell;
-use crate::stats::{ConnectionStats, PoolCounters};
+use crate::stats::ConnectionStats;
 
 /// The initial `max_send_streams` given to h2: larger than any `u32` a SETTINGS frame can
 /// carry on 64-bit targets, and not `usize::MAX`, which h2 uses for "SETTINGS without

@@ -9,12 +9,15 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 
 mod body;
+mod builder;
 mod config;
 mod connection;
 mod connector;
+mod counters;
 mod error;
 mod exchange;
 mod handle;
+mod into_origin;
 mod lease;
 mod manager;
 mod metrics;
@@ -24,6 +27,7 @@ mod outgoing;
 mod ping;
 mod prewarm;
 mod priority;
+mod prometheus;
 mod protocol;
 mod request_budget;
 mod retry;
@@ -33,11 +37,13 @@ mod stats;
 mod transport;
 
 pub use body::Body;
-pub use config::{Cleartext, PoolBuilder, PoolConfig, SelectionPolicy};
+pub use builder::PoolBuilder;
+pub use config::{Cleartext, PoolConfig, SelectionPolicy};
 pub use error::{BoxError, Error, TimeoutKind};
 pub use handle::StreamHandle;
+pub use into_origin::IntoOrigin;
 pub use manager::ConnectionPoolManager;
-pub use origin::{IntoOrigin, Origin, Scheme};
+pub use origin::{Origin, Scheme};
 pub use prewarm::{HostWarmup, WarmedOrigin};
 pub use priority::Priority;
 pub use protocol::Protocol;

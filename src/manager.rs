@@ -13,14 +13,15 @@ use http_body::Body as HttpBody;
 use tracing::{Instrument, debug, debug_span};
 
 use crate::body::Body;
-use crate::config::{Cleartext, PoolBuilder, PoolConfig};
+use crate::config::{Cleartext, PoolConfig};
 use crate::connector::Connector;
 use crate::error::{BoxError, Error};
 use crate::exchange::{self, SendFailure};
 use crate::handle::StreamHandle;
+use crate::into_origin::IntoOrigin;
 use crate::lease::{Lease, LeaseRef};
 use crate::metrics;
-use crate::origin::{IntoOrigin, Origin, Scheme};
+use crate::origin::{Origin, Scheme};
 use crate::origin_pool::{OriginPool, PoolContext, RetryTarget, SEND_ORDER_SLACK};
 use crate::outgoing::{self, Outgoing};
 use crate::prewarm::HostWarmup;
@@ -66,11 +67,6 @@ static GLOBAL: LazyLock<ConnectionPoolManager> = LazyLock::new(|| {
 });
 
 impl ConnectionPoolManager {
-    /// A builder starting from [`PoolConfig::default`].
-    pub fn builder() -> PoolBuilder {
-        PoolBuilder::new()
-    }
-
     /// The process-wide pool with the default configuration, created on first use.
     ///
     /// Its connections are driven by tasks on the runtime that first opened them; use it from
@@ -624,7 +620,7 @@ impl ConnectionPoolManager {
                         vacant.push(origin.origin().clone());
                     }
                     if metrics::ENABLED && now >= next_gauges {
-                        metrics::publish_origin(&origin.snapshot(now));
+                        metrics::publish_origin(&origin.snapshot(now).gauges());
                     }
                 }
                 if now >= next_gauges {

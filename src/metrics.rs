@@ -7,7 +7,8 @@
 //! picks them up. Without the feature the handles below are zero-sized no-ops, so call sites
 //! need no `cfg`.
 //!
-//! Names match [`PoolStats::to_prometheus`], so a dashboard works with either:
+//! Every name, type and help text is in the one table below ([`Family`] constants), which
+//! [`PoolStats::to_prometheus`] renders from as well, so a dashboard works with either:
 //!
 //! | name | kind | labels |
 //! |---|---|---|
@@ -36,6 +37,116 @@
 //! [`PoolStats`]: crate::PoolStats
 //! [`PoolStats::to_prometheus`]: crate::PoolStats::to_prometheus
 
+/// One metric family: its full name, its type in the Prometheus text format (latency
+/// histograms render as summaries there) and its help text.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Family {
+    pub(crate) name: &'static str,
+    pub(crate) prometheus_type: &'static str,
+    pub(crate) help: &'static str,
+}
+
+const fn family(name: &'static str, prometheus_type: &'static str, help: &'static str) -> Family {
+    Family {
+        name,
+        prometheus_type,
+        help,
+    }
+}
+
+pub(crate) const CONNECTIONS_OPENED: Family = family(
+    "https_pool_connections_opened_total",
+    "counter",
+    "Connections established.",
+);
+pub(crate) const CONNECTIONS_CLOSED: Family = family(
+    "https_pool_connections_closed_total",
+    "counter",
+    "Connections closed by either side or by an error.",
+);
+pub(crate) const CONNECTS_FAILED: Family = family(
+    "https_pool_connects_failed_total",
+    "counter",
+    "Dials that failed (DNS, TCP, TLS, protocol).",
+);
+pub(crate) const ACQUIRES: Family = family(
+    "https_pool_acquires_total",
+    "counter",
+    "Stream-slot acquisitions by outcome.",
+);
+pub(crate) const LEASES_REUSED: Family = family(
+    "https_pool_leases_reused_total",
+    "counter",
+    "Acquisitions served by a connection that had served one before.",
+);
+pub(crate) const REQUESTS: Family = family(
+    "https_pool_requests_total",
+    "counter",
+    "Requests handed to a connection, and those that failed.",
+);
+pub(crate) const REQUESTS_RETRIED: Family = family(
+    "https_pool_requests_retried_total",
+    "counter",
+    "Requests re-sent because they provably never reached the server.",
+);
+pub(crate) const HANDLES_OUTSTANDING: Family = family(
+    "https_pool_handles_outstanding",
+    "gauge",
+    "Stream handles currently held.",
+);
+pub(crate) const OPEN_CONNECTIONS: Family = family(
+    "https_pool_open_connections",
+    "gauge",
+    "Open connections per origin (http.client.open_connections).",
+);
+pub(crate) const ACTIVE_STREAMS: Family = family(
+    "https_pool_active_streams",
+    "gauge",
+    "Stream slots leased per origin.",
+);
+pub(crate) const WAITERS: Family = family(
+    "https_pool_waiters",
+    "gauge",
+    "Acquirers waiting for a slot per origin.",
+);
+pub(crate) const LEARNED_REQUEST_BUDGET: Family = family(
+    "https_pool_learned_request_budget",
+    "gauge",
+    "Requests per connection the server allows before rotating it, as learned (0: none).",
+);
+pub(crate) const ACQUIRE_DURATION: Family = family(
+    "https_pool_acquire_duration_seconds",
+    "summary",
+    "Time from acquire to a leased slot.",
+);
+pub(crate) const TIME_IN_QUEUE: Family = family(
+    "https_pool_time_in_queue_seconds",
+    "summary",
+    "Time acquirers spent queued (http.client.request.time_in_queue).",
+);
+pub(crate) const TIME_IN_QUEUE_BY_URGENCY: Family = family(
+    "https_pool_time_in_queue_by_urgency_seconds",
+    "summary",
+    "Time acquirers spent queued, per Priority urgency (RFC 9218, 0 most urgent).",
+);
+pub(crate) const CONNECTION_DURATION: Family = family(
+    "https_pool_connection_duration_seconds",
+    "summary",
+    "How long connections stayed open (http.client.connection.duration).",
+);
+
+/// One origin's gauges, as the maintenance tick publishes them.
+#[derive(Debug)]
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+pub(crate) struct OriginGauges {
+    pub(crate) origin: String,
+    pub(crate) active_connections: usize,
+    pub(crate) idle_connections: usize,
+    pub(crate) active_streams: usize,
+    pub(crate) waiters: usize,
+    pub(crate) learned_request_budget: u64,
+}
+
 #[cfg(feature = "metrics")]
 pub(crate) use facade::*;
 #[cfg(not(feature = "metrics"))]
@@ -48,36 +159,32 @@ pub(crate) const ENABLED: bool = cfg!(feature = "metrics");
 mod facade {
     use std::time::Duration;
 
-    use crate::stats::OriginStats;
+    use super::{Family, OriginGauges};
 
     pub(crate) use metrics::{Counter, Gauge, Histogram};
 
-    pub(crate) fn counter(name: &'static str) -> Counter {
-        metrics::counter!(name)
+    pub(crate) fn counter(family: Family) -> Counter {
+        metrics::counter!(family.name)
     }
 
-    pub(crate) fn counter_with(
-        name: &'static str,
-        key: &'static str,
-        value: &'static str,
-    ) -> Counter {
-        metrics::counter!(name, key => value)
+    pub(crate) fn counter_with(family: Family, key: &'static str, value: &'static str) -> Counter {
+        metrics::counter!(family.name, key => value)
     }
 
-    pub(crate) fn gauge(name: &'static str) -> Gauge {
-        metrics::gauge!(name)
+    pub(crate) fn gauge(family: Family) -> Gauge {
+        metrics::gauge!(family.name)
     }
 
-    pub(crate) fn histogram(name: &'static str) -> Histogram {
-        metrics::histogram!(name)
+    pub(crate) fn histogram(family: Family) -> Histogram {
+        metrics::histogram!(family.name)
     }
 
     pub(crate) fn histogram_with(
-        name: &'static str,
+        family: Family,
         key: &'static str,
         value: &'static str,
     ) -> Histogram {
-        metrics::histogram!(name, key => value)
+        metrics::histogram!(family.name, key => value)
     }
 
     pub(crate) fn seconds(d: Duration) -> f64 {
@@ -85,17 +192,18 @@ mod facade {
     }
 
     /// Publishes one origin's gauges.
-    pub(crate) fn publish_origin(stats: &OriginStats) {
-        let origin = stats.origin.to_string();
-        metrics::gauge!("https_pool_open_connections", "origin" => origin.clone(), "state" => "active")
-            .set(stats.active_connections() as f64);
-        metrics::gauge!("https_pool_open_connections", "origin" => origin.clone(), "state" => "idle")
-            .set(stats.idle_connections() as f64);
-        metrics::gauge!("https_pool_active_streams", "origin" => origin.clone())
-            .set(stats.active_streams() as f64);
-        metrics::gauge!("https_pool_waiters", "origin" => origin.clone()).set(stats.waiters as f64);
-        metrics::gauge!("https_pool_learned_request_budget", "origin" => origin)
-            .set(stats.learned_request_budget.unwrap_or(0) as f64);
+    pub(crate) fn publish_origin(g: &OriginGauges) {
+        let origin = g.origin.clone();
+        let open = super::OPEN_CONNECTIONS.name;
+        metrics::gauge!(open, "origin" => origin.clone(), "state" => "active")
+            .set(g.active_connections as f64);
+        metrics::gauge!(open, "origin" => origin.clone(), "state" => "idle")
+            .set(g.idle_connections as f64);
+        metrics::gauge!(super::ACTIVE_STREAMS.name, "origin" => origin.clone())
+            .set(g.active_streams as f64);
+        metrics::gauge!(super::WAITERS.name, "origin" => origin.clone()).set(g.waiters as f64);
+        metrics::gauge!(super::LEARNED_REQUEST_BUDGET.name, "origin" => origin)
+            .set(g.learned_request_budget as f64);
     }
 }
 
@@ -103,7 +211,7 @@ mod facade {
 mod noop {
     use std::time::Duration;
 
-    use crate::stats::OriginStats;
+    use super::{Family, OriginGauges};
 
     /// Stands in for `metrics::Counter`.
     #[derive(Debug, Clone, Copy, Default)]
@@ -134,23 +242,23 @@ mod noop {
         pub(crate) fn record(&self, _: f64) {}
     }
 
-    pub(crate) fn counter(_: &'static str) -> Counter {
+    pub(crate) fn counter(_: Family) -> Counter {
         Counter
     }
 
-    pub(crate) fn counter_with(_: &'static str, _: &'static str, _: &'static str) -> Counter {
+    pub(crate) fn counter_with(_: Family, _: &'static str, _: &'static str) -> Counter {
         Counter
     }
 
-    pub(crate) fn gauge(_: &'static str) -> Gauge {
+    pub(crate) fn gauge(_: Family) -> Gauge {
         Gauge
     }
 
-    pub(crate) fn histogram(_: &'static str) -> Histogram {
+    pub(crate) fn histogram(_: Family) -> Histogram {
         Histogram
     }
 
-    pub(crate) fn histogram_with(_: &'static str, _: &'static str, _: &'static str) -> Histogram {
+    pub(crate) fn histogram_with(_: Family, _: &'static str, _: &'static str) -> Histogram {
         Histogram
     }
 
@@ -159,5 +267,5 @@ mod noop {
         0.0
     }
 
-    pub(crate) fn publish_origin(_: &OriginStats) {}
+    pub(crate) fn publish_origin(_: &OriginGauges) {}
 }

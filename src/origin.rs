@@ -7,12 +7,9 @@
 //! ([`PoolBuilder::cleartext`](crate::PoolBuilder::cleartext)).
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use http::Uri;
-
-use crate::error::Error;
 
 /// The scheme of an [`Origin`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -124,36 +121,36 @@ impl Origin {
     }
 
     /// `input` renders the text for error messages; it is only called on failure.
-    fn from_uri(uri: &Uri, input: impl Fn() -> String) -> Result<Origin, Error> {
+    pub(crate) fn from_uri(uri: &Uri, input: impl Fn() -> String) -> Result<Origin, OriginError> {
         let scheme = match uri.scheme_str() {
             Some(s) if s.eq_ignore_ascii_case("https") => Scheme::Https,
             Some(s) if s.eq_ignore_ascii_case("http") => Scheme::Http,
             Some(s) => {
-                return Err(Error::UnsupportedScheme {
+                return Err(OriginError::UnsupportedScheme {
                     input: input(),
                     scheme: s.to_owned(),
                 });
             }
             None => {
-                return Err(Error::InvalidUrl {
+                return Err(OriginError::InvalidUrl {
                     input: input(),
                     reason: "missing scheme",
                 });
             }
         };
-        let authority = uri.authority().ok_or_else(|| Error::InvalidUrl {
+        let authority = uri.authority().ok_or_else(|| OriginError::InvalidUrl {
             input: input(),
             reason: "missing host",
         })?;
         if authority.as_str().contains('@') {
-            return Err(Error::InvalidUrl {
+            return Err(OriginError::InvalidUrl {
                 input: input(),
                 reason: "credentials in the authority are not supported",
             });
         }
         let host = authority.host();
         if host.is_empty() {
-            return Err(Error::InvalidUrl {
+            return Err(OriginError::InvalidUrl {
                 input: input(),
                 reason: "empty host",
             });
@@ -168,7 +165,7 @@ impl Origin {
         };
         let port = match port_text {
             None => scheme.default_port(),
-            Some(p) => p.parse::<u16>().map_err(|_| Error::InvalidUrl {
+            Some(p) => p.parse::<u16>().map_err(|_| OriginError::InvalidUrl {
                 input: input(),
                 reason: if p.is_empty() {
                     "empty port"
@@ -178,7 +175,7 @@ impl Origin {
             })?,
         };
         if port == 0 {
-            return Err(Error::InvalidUrl {
+            return Err(OriginError::InvalidUrl {
                 input: input(),
                 reason: "port 0 cannot be dialed",
             });
@@ -189,16 +186,12 @@ impl Origin {
             port,
         })
     }
-}
-
-impl FromStr for Origin {
-    type Err = Error;
 
     /// Parses `https://host[:port][/path…]` or a bare `host[:port]` (taken as https).
-    fn from_str(input: &str) -> Result<Origin, Error> {
+    pub(crate) fn parse(input: &str) -> Result<Origin, OriginError> {
         let trimmed = input.trim();
         if trimmed.is_empty() {
-            return Err(Error::InvalidUrl {
+            return Err(OriginError::InvalidUrl {
                 input: input.to_owned(),
                 reason: "empty",
             });
@@ -208,27 +201,11 @@ impl FromStr for Origin {
         } else {
             format!("https://{trimmed}").parse::<Uri>()
         };
-        let uri = parsed.map_err(|_| Error::InvalidUrl {
+        let uri = parsed.map_err(|_| OriginError::InvalidUrl {
             input: input.to_owned(),
             reason: "not a valid URL",
         })?;
         Origin::from_uri(&uri, || input.to_owned())
-    }
-}
-
-impl TryFrom<&Uri> for Origin {
-    type Error = Error;
-
-    fn try_from(uri: &Uri) -> Result<Origin, Error> {
-        Origin::from_uri(uri, || uri.to_string())
-    }
-}
-
-impl TryFrom<&str> for Origin {
-    type Error = Error;
-
-    fn try_from(s: &str) -> Result<Origin, Error> {
-        s.parse()
     }
 }
 
@@ -244,58 +221,20 @@ impl fmt::Debug for Origin {
     }
 }
 
-/// Something that names an origin: an [`Origin`], a `&str` or `String` URL, or a [`Uri`].
+/// Why a text or URI is not an origin; becomes [`Error::InvalidUrl`] or
+/// [`Error::UnsupportedScheme`](crate::Error::UnsupportedScheme) (see `into_origin`).
 ///
-/// Passing an `&Origin` to [`acquire`](crate::ConnectionPoolManager::acquire) on the hot path
-/// avoids re-parsing.
-pub trait IntoOrigin {
-    /// Converts into an origin, or explains why it is not one.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidUrl`] or [`Error::UnsupportedScheme`].
-    fn into_origin(self) -> Result<Origin, Error>;
-}
-
-impl IntoOrigin for Origin {
-    fn into_origin(self) -> Result<Origin, Error> {
-        Ok(self)
-    }
-}
-
-impl IntoOrigin for &Origin {
-    fn into_origin(self) -> Result<Origin, Error> {
-        Ok(self.clone())
-    }
-}
-
-impl IntoOrigin for &str {
-    fn into_origin(self) -> Result<Origin, Error> {
-        self.parse()
-    }
-}
-
-impl IntoOrigin for String {
-    fn into_origin(self) -> Result<Origin, Error> {
-        self.parse()
-    }
-}
-
-impl IntoOrigin for &String {
-    fn into_origin(self) -> Result<Origin, Error> {
-        self.parse()
-    }
-}
-
-impl IntoOrigin for &Uri {
-    fn into_origin(self) -> Result<Origin, Error> {
-        Origin::try_from(self)
-    }
+/// [`Error::InvalidUrl`]: crate::Error::InvalidUrl
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum OriginError {
+    InvalidUrl { input: String, reason: &'static str },
+    UnsupportedScheme { input: String, scheme: String },
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
 
     fn origin(s: &str) -> Origin {
         s.parse().expect("valid origin")

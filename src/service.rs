@@ -196,7 +196,10 @@ impl ConnectionPoolManager {
     ///
     /// [`Error::InvalidUrl`] or [`Error::UnsupportedScheme`] for a bad origin;
     /// [`Error::CleartextDisabled`] for an `http://` origin the configuration does not allow.
-    pub fn service(&self, origin: impl crate::origin::IntoOrigin) -> Result<PoolService, Error> {
+    pub fn service(
+        &self,
+        origin: impl crate::into_origin::IntoOrigin,
+    ) -> Result<PoolService, Error> {
         let origin = origin.into_origin()?;
         self.check_cleartext(&origin)?;
         Ok(PoolService::new(self.clone(), origin))

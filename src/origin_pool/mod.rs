@@ -23,6 +23,7 @@ use tracing::{Instrument, debug, debug_span};
 use crate::config::PoolConfig;
 use crate::connection::{Connection, ConnectionParams, SlotEvents};
 use crate::connector::Connector;
+use crate::counters::{FAST_ACQUIRE_SAMPLING, PoolCounters};
 use crate::error::{Error, TimeoutKind};
 use crate::lease::Lease;
 use crate::origin::Origin;
@@ -30,7 +31,7 @@ use crate::prewarm::WarmedOrigin;
 use crate::protocol::Protocol;
 use crate::request_budget::RequestBudget;
 use crate::slot::SlotCell;
-use crate::stats::{FAST_ACQUIRE_SAMPLING, OriginStats, PoolCounters};
+use crate::stats::OriginStats;
 
 thread_local! {
     /// Acquires on this thread, for sampling the latency of those that do not wait.

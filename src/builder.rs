@@ -1,0 +1,325 @@
+//! [`PoolBuilder`]: consuming, chainable setters over a [`PoolConfig`]; [`build`](PoolBuilder::build)
+//! validates it and creates the pool.
+
+use std::time::Duration;
+
+use crate::config::{Cleartext, PoolConfig, SelectionPolicy};
+use crate::error::Error;
+use crate::manager::ConnectionPoolManager;
+
+// Here rather than in manager.rs: the builder builds the manager, so the manager does not
+// import the builder back.
+impl ConnectionPoolManager {
+    /// A builder starting from [`PoolConfig::default`].
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::new()
+    }
+}
+
+/// Builds a [`ConnectionPoolManager`]; start with [`ConnectionPoolManager::builder`].
+///
+/// Setters consume and return the builder; [`build`](PoolBuilder::build) validates.
+#[derive(Debug, Clone, Default)]
+#[must_use = "a builder does nothing until build() is called"]
+pub struct PoolBuilder {
+    config: PoolConfig,
+}
+
+impl PoolBuilder {
+    /// A builder holding [`PoolConfig::default`].
+    pub fn new() -> PoolBuilder {
+        PoolBuilder::default()
+    }
+
+    /// Starts from an existing configuration.
+    pub fn from_config(config: PoolConfig) -> PoolBuilder {
+        PoolBuilder { config }
+    }
+
+    // ----- Pool shape
+
+    /// See [`PoolConfig::max_connections_per_origin`].
+    pub fn max_connections_per_origin(mut self, n: usize) -> Self {
+        self.config.max_connections_per_origin = n;
+        self
+    }
+
+    /// See [`PoolConfig::min_connections_per_origin`].
+    pub fn min_connections_per_origin(mut self, n: usize) -> Self {
+        self.config.min_connections_per_origin = n;
+        self
+    }
+
+    /// See [`PoolConfig::max_streams_per_connection`].
+    pub fn max_streams_per_connection(mut self, n: impl Into<Option<usize>>) -> Self {
+        self.config.max_streams_per_connection = n.into();
+        self
+    }
+
+    /// See [`PoolConfig::scale_up_fill_ratio`].
+    pub fn scale_up_fill_ratio(mut self, ratio: f64) -> Self {
+        self.config.scale_up_fill_ratio = ratio;
+        self
+    }
+
+    /// See [`PoolConfig::selection_policy`].
+    pub fn selection_policy(mut self, policy: SelectionPolicy) -> Self {
+        self.config.selection_policy = policy;
+        self
+    }
+
+    /// See [`PoolConfig::max_waiters_per_origin`].
+    pub fn max_waiters_per_origin(mut self, n: usize) -> Self {
+        self.config.max_waiters_per_origin = n;
+        self
+    }
+
+    /// See [`PoolConfig::max_unprocessed_retries`].
+    pub fn max_unprocessed_retries(mut self, n: usize) -> Self {
+        self.config.max_unprocessed_retries = n;
+        self
+    }
+
+    /// See [`PoolConfig::acquire_timeout`].
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.config.acquire_timeout = timeout;
+        self
+    }
+
+    /// See [`PoolConfig::priority_aging`].
+    pub fn priority_aging(mut self, aging: Duration) -> Self {
+        self.config.priority_aging = aging;
+        self
+    }
+
+    /// See [`PoolConfig::idle_timeout`].
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.config.idle_timeout = timeout;
+        self
+    }
+
+    /// See [`PoolConfig::max_connection_lifetime`].
+    pub fn max_connection_lifetime(mut self, lifetime: impl Into<Option<Duration>>) -> Self {
+        self.config.max_connection_lifetime = lifetime.into();
+        self
+    }
+
+    /// See [`PoolConfig::max_requests_per_connection`].
+    pub fn max_requests_per_connection(mut self, n: impl Into<Option<u64>>) -> Self {
+        self.config.max_requests_per_connection = n.into();
+        self
+    }
+
+    /// See [`PoolConfig::max_idle_connections_per_origin`].
+    pub fn max_idle_connections_per_origin(mut self, n: usize) -> Self {
+        self.config.max_idle_connections_per_origin = n;
+        self
+    }
+
+    /// See [`PoolConfig::learn_request_budget`].
+    pub fn learn_request_budget(mut self, enabled: bool) -> Self {
+        self.config.learn_request_budget = enabled;
+        self
+    }
+
+    // ----- TCP and TLS
+
+    /// See [`PoolConfig::connect_timeout`].
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.config.connect_timeout = timeout;
+        self
+    }
+
+    /// See [`PoolConfig::tls_handshake_timeout`].
+    pub fn tls_handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.config.tls_handshake_timeout = timeout;
+        self
+    }
+
+    /// See [`PoolConfig::tcp_nodelay`].
+    pub fn tcp_nodelay(mut self, enabled: bool) -> Self {
+        self.config.tcp_nodelay = enabled;
+        self
+    }
+
+    /// See [`PoolConfig::tcp_keepalive`].
+    pub fn tcp_keepalive(mut self, idle: impl Into<Option<Duration>>) -> Self {
+        self.config.tcp_keepalive = idle.into();
+        self
+    }
+
+    /// See [`PoolConfig::tls_webpki_roots`].
+    pub fn tls_webpki_roots(mut self, enabled: bool) -> Self {
+        self.config.tls_webpki_roots = enabled;
+        self
+    }
+
+    /// See [`PoolConfig::tls_native_roots`].
+    pub fn tls_native_roots(mut self, enabled: bool) -> Self {
+        self.config.tls_native_roots = enabled;
+        self
+    }
+
+    /// Adds trusted CA certificates from PEM (one or more `CERTIFICATE` blocks). See
+    /// [`PoolConfig::tls_extra_ca_pem`].
+    pub fn tls_extra_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.config.tls_extra_ca_pem.push(pem.into());
+        self
+    }
+
+    /// See [`PoolConfig::h2_only`].
+    pub fn h2_only(mut self, enabled: bool) -> Self {
+        self.config.h2_only = enabled;
+        self
+    }
+
+    /// Allows `http://` origins, spoken as `mode` says. See [`PoolConfig::cleartext`].
+    ///
+    /// ```
+    /// use https_pool::{Cleartext, ConnectionPoolManager};
+    /// let pool = ConnectionPoolManager::builder()
+    ///     .cleartext(Cleartext::Http2PriorKnowledge)
+    ///     .build()?;
+    /// # Ok::<(), https_pool::Error>(())
+    /// ```
+    pub fn cleartext(mut self, mode: Cleartext) -> Self {
+        self.config.cleartext = mode;
+        self
+    }
+
+    // ----- HTTP/1.1 fallback
+
+    /// See [`PoolConfig::h1_max_connections`].
+    pub fn h1_max_connections(mut self, n: usize) -> Self {
+        self.config.h1_max_connections = n;
+        self
+    }
+
+    /// See [`PoolConfig::h1_max_idle`].
+    pub fn h1_max_idle(mut self, n: usize) -> Self {
+        self.config.h1_max_idle = n;
+        self
+    }
+
+    /// See [`PoolConfig::h1_idle_timeout`].
+    pub fn h1_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.config.h1_idle_timeout = timeout;
+        self
+    }
+
+    // ----- HTTP/2 options
+
+    /// See [`PoolConfig::http2_initial_stream_window_size`].
+    pub fn http2_initial_stream_window_size(mut self, bytes: u32) -> Self {
+        self.config.http2_initial_stream_window_size = bytes;
+        self
+    }
+
+    /// See [`PoolConfig::http2_initial_connection_window_size`].
+    pub fn http2_initial_connection_window_size(mut self, bytes: u32) -> Self {
+        self.config.http2_initial_connection_window_size = bytes;
+        self
+    }
+
+    /// See [`PoolConfig::http2_adaptive_window`].
+    pub fn http2_adaptive_window(mut self, enabled: bool) -> Self {
+        self.config.http2_adaptive_window = enabled;
+        self
+    }
+
+    /// See [`PoolConfig::http2_max_send_buf_size`].
+    pub fn http2_max_send_buf_size(mut self, bytes: usize) -> Self {
+        self.config.http2_max_send_buf_size = bytes;
+        self
+    }
+
+    /// See [`PoolConfig::http2_max_header_list_size`].
+    pub fn http2_max_header_list_size(mut self, bytes: u32) -> Self {
+        self.config.http2_max_header_list_size = bytes;
+        self
+    }
+
+    /// See [`PoolConfig::http2_keep_alive_interval`].
+    pub fn http2_keep_alive_interval(mut self, interval: impl Into<Option<Duration>>) -> Self {
+        self.config.http2_keep_alive_interval = interval.into();
+        self
+    }
+
+    /// See [`PoolConfig::http2_keep_alive_timeout`].
+    pub fn http2_keep_alive_timeout(mut self, timeout: Duration) -> Self {
+        self.config.http2_keep_alive_timeout = timeout;
+        self
+    }
+
+    /// The configuration as set so far.
+    pub fn config(&self) -> &PoolConfig {
+        &self.config
+    }
+
+    /// Validates the configuration and creates the pool. No connection is opened yet.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for an out-of-range value or an unusable CA certificate.
+    pub fn build(self) -> Result<ConnectionPoolManager, Error> {
+        ConnectionPoolManager::from_config(self.config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each out-of-range value is rejected, naming its field.
+    #[test]
+    fn out_of_range_values_name_their_field() {
+        let cases: Vec<(&str, PoolBuilder)> = vec![
+            (
+                "max_connections_per_origin",
+                PoolBuilder::new().max_connections_per_origin(0),
+            ),
+            (
+                "min_connections_per_origin",
+                PoolBuilder::new().min_connections_per_origin(5),
+            ),
+            (
+                "max_streams_per_connection",
+                PoolBuilder::new().max_streams_per_connection(0),
+            ),
+            (
+                "scale_up_fill_ratio",
+                PoolBuilder::new().scale_up_fill_ratio(0.0),
+            ),
+            (
+                "scale_up_fill_ratio",
+                PoolBuilder::new().scale_up_fill_ratio(f64::NAN),
+            ),
+            (
+                "acquire_timeout",
+                PoolBuilder::new().acquire_timeout(Duration::ZERO),
+            ),
+            (
+                "http2_initial_connection_window_size",
+                PoolBuilder::new().http2_initial_connection_window_size(100),
+            ),
+            (
+                "http2_initial_stream_window_size",
+                PoolBuilder::new().http2_initial_stream_window_size(u32::MAX),
+            ),
+            (
+                "tls_webpki_roots",
+                PoolBuilder::new().tls_webpki_roots(false),
+            ),
+            (
+                "cleartext",
+                PoolBuilder::new().h2_only(true).cleartext(Cleartext::Http1),
+            ),
+        ];
+        for (field, builder) in cases {
+            match builder.config().validate() {
+                Err(Error::InvalidConfig { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{field}: expected InvalidConfig, got {other:?}"),
+            }
+        }
+    }
+}

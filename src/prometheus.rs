@@ -1,0 +1,195 @@
+//! [`PoolStats::to_prometheus`]: the snapshot in the Prometheus text exposition format, for
+//! services that expose `/metrics` without a metrics facade. Family names, types and help
+//! texts come from the one table in `metrics`.
+
+use std::time::Duration;
+
+use crate::metrics::{self, Family};
+use crate::stats::{OriginStats, PoolStats};
+
+impl PoolStats {
+    /// Renders the snapshot in the Prometheus text exposition format (version 0.0.4), for
+    /// services that expose `/metrics` without a metrics facade. Names are prefixed
+    /// `https_pool_`; per-origin series carry an `origin` label; latencies are summaries in
+    /// seconds. The names are those the `metrics` feature publishes.
+    pub fn to_prometheus(&self) -> String {
+        use std::fmt::Write as _;
+        // (family, [(label set or "_suffix", value)])
+        let mut families: Vec<(Family, Vec<(String, String)>)> = Vec::new();
+        let one = |v: u64| vec![(String::new(), v.to_string())];
+        let outcomes = |pairs: [(&str, u64); 2]| {
+            pairs
+                .iter()
+                .map(|(outcome, v)| (format!("{{outcome=\"{outcome}\"}}"), v.to_string()))
+                .collect::<Vec<_>>()
+        };
+        families.push((metrics::CONNECTIONS_OPENED, one(self.connections_opened)));
+        families.push((metrics::CONNECTIONS_CLOSED, one(self.connections_closed)));
+        families.push((metrics::CONNECTS_FAILED, one(self.connects_failed)));
+        families.push((
+            metrics::ACQUIRES,
+            outcomes([
+                ("ok", self.acquires_succeeded),
+                ("error", self.acquires_failed),
+            ]),
+        ));
+        families.push((metrics::LEASES_REUSED, one(self.leases_reused)));
+        families.push((
+            metrics::REQUESTS,
+            outcomes([
+                ("sent", self.requests_sent),
+                ("failed", self.requests_failed),
+            ]),
+        ));
+        families.push((metrics::REQUESTS_RETRIED, one(self.requests_retried)));
+        families.push((metrics::HANDLES_OUTSTANDING, one(self.handles_outstanding)));
+        let per_origin = |value: &dyn Fn(&OriginStats) -> String| {
+            self.origins
+                .iter()
+                .map(|o| {
+                    let origin = escape_label(&o.origin.to_string());
+                    (format!("{{origin=\"{origin}\"}}"), value(o))
+                })
+                .collect::<Vec<_>>()
+        };
+        let open_connections = self
+            .origins
+            .iter()
+            .flat_map(|o| {
+                let origin = escape_label(&o.origin.to_string());
+                [
+                    ("active", o.active_connections()),
+                    ("idle", o.idle_connections()),
+                ]
+                .map(|(state, n)| {
+                    (
+                        format!("{{origin=\"{origin}\",state=\"{state}\"}}"),
+                        n.to_string(),
+                    )
+                })
+            })
+            .collect();
+        families.push((metrics::OPEN_CONNECTIONS, open_connections));
+        families.push((
+            metrics::ACTIVE_STREAMS,
+            per_origin(&|o| o.active_streams().to_string()),
+        ));
+        families.push((metrics::WAITERS, per_origin(&|o| o.waiters.to_string())));
+        families.push((
+            metrics::LEARNED_REQUEST_BUDGET,
+            per_origin(&|o| o.learned_request_budget.unwrap_or(0).to_string()),
+        ));
+        for (family, summary) in [
+            (metrics::ACQUIRE_DURATION, &self.acquire_latency),
+            (metrics::TIME_IN_QUEUE, &self.time_in_queue),
+        ] {
+            let q = |label: &str, d: Duration| {
+                (
+                    format!("{{quantile=\"{label}\"}}"),
+                    d.as_secs_f64().to_string(),
+                )
+            };
+            families.push((
+                family,
+                vec![
+                    q("0.5", summary.p50),
+                    q("0.9", summary.p90),
+                    q("0.99", summary.p99),
+                    q("0.999", summary.p999),
+                    ("_count".to_owned(), summary.count.to_string()),
+                ],
+            ));
+        }
+        let by_urgency = self
+            .time_in_queue_by_urgency
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.count > 0)
+            .flat_map(|(u, s)| {
+                let q = move |label: &str, d: Duration| {
+                    (
+                        format!("{{urgency=\"{u}\",quantile=\"{label}\"}}"),
+                        d.as_secs_f64().to_string(),
+                    )
+                };
+                [
+                    q("0.5", s.p50),
+                    q("0.99", s.p99),
+                    (format!("_count{{urgency=\"{u}\"}}"), s.count.to_string()),
+                ]
+            })
+            .collect();
+        families.push((metrics::TIME_IN_QUEUE_BY_URGENCY, by_urgency));
+        let mut out = String::new();
+        for (family, samples) in families {
+            let Family { name, help, .. } = family;
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {}", family.prometheus_type);
+            for (suffix, value) in samples {
+                match suffix.strip_prefix('_') {
+                    Some(tail) => {
+                        let _ = writeln!(out, "{name}_{tail} {value}");
+                    }
+                    None => {
+                        let _ = writeln!(out, "{name}{suffix} {value}");
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Escapes a Prometheus label value (backslash, quote, newline).
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::origin::Origin;
+    use crate::stats::LatencySummary;
+
+    /// The Prometheus rendering has a HELP/TYPE pair per family and labelled per-origin series.
+    #[test]
+    fn prometheus_text_has_families_and_origin_labels() {
+        let origin: Origin = "https://api.example".parse().expect("origin");
+        let stats = PoolStats {
+            origins: vec![OriginStats {
+                origin,
+                connections: Vec::new(),
+                connecting: 0,
+                waiters: 3,
+                warm_minimum: 1,
+                learned_request_budget: Some(50),
+            }],
+            connections_opened: 2,
+            connections_closed: 1,
+            connects_failed: 0,
+            acquires_succeeded: 10,
+            acquires_failed: 1,
+            leases_reused: 8,
+            handles_outstanding: 0,
+            requests_sent: 10,
+            requests_failed: 1,
+            requests_retried: 0,
+            acquire_latency: LatencySummary::default(),
+            time_in_queue: LatencySummary::default(),
+            time_in_queue_by_urgency: Default::default(),
+        };
+        let text = stats.to_prometheus();
+        assert!(text.contains("# TYPE https_pool_connections_opened_total counter\n"));
+        assert!(text.contains("https_pool_connections_opened_total 2\n"));
+        assert!(text.contains("https_pool_acquires_total{outcome=\"error\"} 1\n"));
+        assert!(text.contains("https_pool_waiters{origin=\"https://api.example:443\"} 3\n"));
+        assert!(text.contains("https_pool_acquire_duration_seconds_count 0\n"));
+        assert!(text.contains(
+            "https_pool_open_connections{origin=\"https://api.example:443\",state=\"idle\"} 0\n"
+        ));
+        assert_eq!(escape_label("a\"b\\c"), "a\\\"b\\\\c");
+    }
+}
