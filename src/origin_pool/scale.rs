@@ -7,7 +7,15 @@
 //! most one dial is in flight: a thundering herd on a cold origin shares it and then scales by
 //! the stream math (as Go, .NET and ztunnel do).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tracing::debug;
+
+use super::pooled::Pooled;
+use super::retry_target::RetryTarget;
+use super::state::OriginState;
+use crate::config::PoolConfig;
+use crate::protocol::Protocol;
 
 /// How many new dials waiting demand justifies.
 ///
@@ -84,5 +92,183 @@ mod tests {
         assert_eq!(replenish_backoff(1), Duration::from_millis(100));
         assert_eq!(replenish_backoff(2), Duration::from_millis(200));
         assert_eq!(replenish_backoff(50), Duration::from_secs(30));
+    }
+}
+
+/// How long an HTTP/1.1 connection released with its response body still finishing is
+/// expected back before a waiting acquirer dials another (see [`OriginState::h1_finishing`]).
+/// hyper's dispatcher turns ready microseconds after the body is read, but only once its task
+/// runs again, which on a loaded runtime can take tens of milliseconds.
+const H1_REUSE_GRACE: Duration = Duration::from_millis(250);
+
+/// Dials to start, and when to plan again even if nothing else happens (the end of an
+/// HTTP/1.1 reuse grace).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct DialPlan {
+    pub(crate) dials: usize,
+    pub(crate) recheck_at: Option<Instant>,
+}
+
+/// Dial planning over the origin's state: free slots against waiting demand.
+impl<C: Pooled> OriginState<C> {
+    /// Connections that count toward the origin's shape: open and not rotating out.
+    pub(super) fn serving(&self) -> usize {
+        self.conns.iter().filter(|c| !c.is_draining()).count()
+    }
+
+    fn refresh_planned_streams(&mut self) {
+        if let Some(limit) = self.conns.iter().rev().find_map(|c| c.planned_limit()) {
+            self.planned_streams = Some(limit);
+        }
+    }
+
+    /// Free slots counted for scale-up: a connection counts as full once the fill ratio of
+    /// its slots is in use. A connection still waiting for its peer's SETTINGS counts with the
+    /// limit its siblings have shown (`assumed`), like a dial in flight: otherwise each new
+    /// connection would look full at one stream and the herd would dial again.
+    fn free_for_scaling(
+        &self,
+        fill_ratio: f64,
+        assumed: Option<usize>,
+        retry: Option<RetryTarget>,
+    ) -> usize {
+        self.conns
+            .iter()
+            .filter(|c| {
+                c.accepts_streams() && retry.is_none_or(|r| r.admits(c.id(), c.requests_sent()))
+            })
+            .map(|c| {
+                let limit = match c.planned_limit() {
+                    Some(_) => c.stream_limit(),
+                    None => assumed.unwrap_or(1),
+                };
+                // Truncation is intended: 0.75 of 10 slots is 7 usable before scaling.
+                let usable = ((limit as f64) * fill_ratio).floor().max(1.0) as usize;
+                usable.min(limit).saturating_sub(c.slot().active())
+            })
+            .sum()
+    }
+
+    /// HTTP/1.1 connections whose last lease just ended but whose dispatcher has not yet
+    /// reported ready: the response body is being finished. Counted as supply for
+    /// [`H1_REUSE_GRACE`] so a sequential caller reuses its connection instead of racing it
+    /// with a new dial; returns their count and when the grace ends.
+    fn h1_finishing(&self, now: Instant, retry: Option<RetryTarget>) -> (usize, Option<Instant>) {
+        let mut count = 0;
+        let mut ends: Option<Instant> = None;
+        for c in &self.conns {
+            if retry.is_some_and(|r| r.exclude == c.id())
+                || c.protocol() != Protocol::Http1
+                || c.is_closed()
+                || c.accepts_streams()
+            {
+                continue;
+            }
+            if let Some(idle) = c.idle_for(now)
+                && idle < H1_REUSE_GRACE
+            {
+                count += 1;
+                let end = now + (H1_REUSE_GRACE - idle);
+                ends = Some(ends.map_or(end, |e| e.min(end)));
+            }
+        }
+        (count, ends)
+    }
+
+    /// Reserves dials for the current waiting demand.
+    ///
+    /// `retry`: where the newest acquirer may go; free slots elsewhere do not count for it.
+    pub(crate) fn plan_dials(
+        &mut self,
+        config: &PoolConfig,
+        retry: Option<RetryTarget>,
+        now: Instant,
+    ) -> DialPlan {
+        if self.closed || self.queue.waiting() == 0 {
+            return DialPlan::default();
+        }
+        let serving = self.serving();
+        let max = self.max_connections(config);
+        let stranded = self.stranded_retries();
+        if serving + self.dialing >= max {
+            // No room for another dial, whatever the demand. Retries waiting for a fresh
+            // connection that cannot come take what there is.
+            if stranded && self.dialing == 0 {
+                self.queue.relax_retries();
+            }
+            return DialPlan::default();
+        }
+        self.refresh_planned_streams();
+        let (finishing, recheck_at) = self.h1_finishing(now, retry);
+        let free = self.free_for_scaling(config.scale_up_fill_ratio, self.planned_streams, retry);
+        let mut dials = dials_needed(
+            self.queue.waiting(),
+            free + finishing,
+            self.dialing,
+            self.planned_streams,
+            serving,
+            max,
+        );
+        if stranded && dials == 0 && self.dialing == 0 {
+            // A retry no open connection admits: a fresh connection is where it goes.
+            dials = 1;
+        }
+        if dials > 0 {
+            debug!(
+                dials,
+                waiting = self.queue.waiting(),
+                free,
+                finishing,
+                dialing = self.dialing,
+                open = self.conns.len(),
+                "scaling up"
+            );
+        }
+        self.dialing += dials;
+        DialPlan {
+            dials,
+            recheck_at: if self.queue.waiting() > 0 {
+                recheck_at
+            } else {
+                None
+            },
+        }
+    }
+
+    /// True when a retry waits that no open connection accepting streams admits.
+    fn stranded_retries(&self) -> bool {
+        self.queue.waiting_retries().any(|r| {
+            !self
+                .conns
+                .iter()
+                .any(|c| c.accepts_streams() && r.admits(c.id(), c.requests_sent()))
+        })
+    }
+
+    /// The connection cap for this origin: `h1_max_connections` once it is known to speak
+    /// HTTP/1.1.
+    fn max_connections(&self, config: &PoolConfig) -> usize {
+        match self.protocol {
+            Some(Protocol::Http1) => config.h1_max_connections,
+            _ => config.max_connections_per_origin,
+        }
+    }
+
+    /// Dials needed to restore the warm minimum.
+    ///
+    /// A connection within `lead` of its lifetime no longer counts, so its replacement is
+    /// dialed while it still serves: rotation leaves no cold gap.
+    pub(crate) fn plan_replenish(&mut self, now: Instant, lead: Duration) -> usize {
+        if self.closed || self.replenish_after.is_some_and(|t| now < t) {
+            return 0;
+        }
+        let healthy = self
+            .conns
+            .iter()
+            .filter(|c| !c.is_draining() && c.retire_at().is_none_or(|at| at > now + lead))
+            .count();
+        let n = self.warm_min.saturating_sub(healthy + self.dialing);
+        self.dialing += n;
+        n
     }
 }

@@ -7,7 +7,13 @@
 //! release, a raised peer limit, a ready HTTP/1.1 dispatcher, a new connection) sets its bit
 //! under the origin lock.
 
+use std::sync::Arc;
+
+use super::pooled::Pooled;
+use super::retry_target::RetryTarget;
+use super::state::OriginState;
 use crate::config::SelectionPolicy;
+use crate::slot::NOT_LISTED;
 
 /// A set of small integers (connection positions) as a bitset.
 #[derive(Debug, Default, Clone)]
@@ -97,6 +103,128 @@ pub(crate) fn choose(pick: Pick, mut candidates: impl Iterator<Item = Candidate>
         Pick::Freshest => candidates
             .min_by_key(|c| (c.leases, c.position))
             .map(|c| c.position),
+    }
+}
+
+/// The free index over the origin's state, and taking a slot from it.
+impl<C: Pooled> OriginState<C> {
+    /// True when `conn` can take one more stream now. A connection whose (possibly just
+    /// learned) request budget is spent starts draining here.
+    pub(super) fn has_free_slot(conn: &C) -> bool {
+        if conn.budget_spent() {
+            conn.start_draining();
+            return false;
+        }
+        conn.accepts_streams() && conn.slot().active() < conn.stream_limit()
+    }
+
+    pub(super) fn listed(&self, conn: &Arc<C>) -> Option<usize> {
+        let position = conn.slot().position();
+        (position != NOT_LISTED
+            && self
+                .conns
+                .get(position)
+                .is_some_and(|c| Arc::ptr_eq(c, conn)))
+        .then_some(position)
+    }
+
+    /// Takes a slot on a connection chosen by `policy`, if one is free. A retry takes the
+    /// freshest connection its [`RetryTarget`] admits instead (see [`Pick::Freshest`]).
+    pub(crate) fn try_take(
+        &mut self,
+        policy: SelectionPolicy,
+        retry: Option<RetryTarget>,
+    ) -> Option<Arc<C>> {
+        let mut saw_stale = false;
+        let chosen = {
+            let conns = &self.conns;
+            let candidates = self.free.iter().filter_map(|position| {
+                let Some(conn) = conns.get(position) else {
+                    saw_stale = true;
+                    return None;
+                };
+                if !Self::has_free_slot(conn) {
+                    saw_stale = true;
+                    return None;
+                }
+                retry
+                    .is_none_or(|r| r.admits(conn.id(), conn.requests_sent()))
+                    .then(|| Candidate {
+                        position,
+                        active: conn.slot().active(),
+                        leases: conn.leases(),
+                    })
+            });
+            let pick = match retry {
+                Some(_) => Pick::Freshest,
+                None => Pick::Policy(policy),
+            };
+            choose(pick, candidates)
+        };
+        if saw_stale {
+            self.drop_stale();
+        }
+        let position = chosen?;
+        let conn = Arc::clone(&self.conns[position]);
+        self.take_on(position, &conn);
+        Some(conn)
+    }
+
+    /// Removes positions whose connection has no free slot any more (it filled up without a
+    /// pick noticing, closed, or started draining).
+    pub(super) fn drop_stale(&mut self) {
+        let stale: Vec<usize> = self
+            .free
+            .iter()
+            .filter(|&p| self.conns.get(p).is_none_or(|c| !Self::has_free_slot(c)))
+            .collect();
+        for position in stale {
+            if let Some(conn) = self.conns.get(position).cloned() {
+                self.unindex(position, &conn);
+            } else {
+                self.free.remove(position);
+            }
+        }
+    }
+
+    /// Puts the connection at `position` in the free index.
+    pub(super) fn index(&mut self, position: usize, conn: &C) {
+        self.free.insert(position);
+        conn.slot().set_indexed(true);
+    }
+
+    /// Takes the connection at `position` out of the free index. A release may have given a
+    /// slot back without the lock just before the flag went down; it checks the flag after
+    /// giving back, and this checks the count after lowering the flag (both `SeqCst`), so one
+    /// of the two always sees the other and the slot is never lost from view.
+    pub(super) fn unindex(&mut self, position: usize, conn: &C) {
+        self.free.remove(position);
+        conn.slot().set_indexed(false);
+        if Self::has_free_slot(conn) {
+            self.index(position, conn);
+        }
+    }
+
+    /// Counts a slot as taken on the connection at `position`.
+    pub(super) fn take_on(&mut self, position: usize, conn: &Arc<C>) {
+        conn.slot().take();
+        conn.on_leased();
+        if !Self::has_free_slot(conn) {
+            self.unindex(position, conn);
+        }
+    }
+
+    /// Positions shifted: renumber, and rebuild the free index.
+    pub(super) fn reindex(&mut self) {
+        self.free.clear();
+        for (position, conn) in self.conns.iter().enumerate() {
+            conn.slot().set_position(position);
+            conn.slot().set_indexed(false);
+            if Self::has_free_slot(conn) {
+                self.free.insert(position);
+                conn.slot().set_indexed(true);
+            }
+        }
     }
 }
 

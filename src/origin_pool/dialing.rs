@@ -1,0 +1,201 @@
+//! Dialing: the planned dials as tasks of their own, prewarm, and one connection's dial
+//! (TCP, TLS, the HTTP/2 or HTTP/1.1 handshake) under the handshake timeout.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::task::Waker;
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+use tracing::{Instrument, debug, debug_span};
+
+use super::OriginPool;
+use super::scale::DialPlan;
+use crate::connection::{Connection, ConnectionParams, SlotEvents};
+use crate::error::{Error, TimeoutKind};
+use crate::prewarm::WarmedOrigin;
+use crate::protocol::Protocol;
+
+/// What a dial produced, for prewarm reports.
+pub(super) struct DialReport {
+    protocol: Protocol,
+    tcp_time: Duration,
+    tls_time: Duration,
+}
+
+impl OriginPool {
+    /// Spawns the planned dials, and a replan at the end of an HTTP/1.1 reuse grace.
+    pub(super) fn start(self: &Arc<Self>, plan: DialPlan) {
+        for _ in 0..plan.dials {
+            self.spawn_dial(None);
+        }
+        let Some(at) = plan.recheck_at else {
+            return;
+        };
+        {
+            let mut st = self.lock();
+            if std::mem::replace(&mut st.recheck_scheduled, true) {
+                return;
+            }
+        }
+        let pool = Arc::downgrade(self);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await;
+            if let Some(pool) = pool.upgrade() {
+                let plan = {
+                    let mut st = pool.lock();
+                    st.recheck_scheduled = false;
+                    st.plan_dials(&pool.ctx.config, None, Instant::now())
+                };
+                pool.start(plan);
+            }
+        });
+    }
+
+    /// Opens connections up to `warm_min` (at least one) and keeps that many open.
+    pub(crate) async fn prewarm(self: &Arc<Self>, warm_min: usize) -> Result<WarmedOrigin, Error> {
+        let started = Instant::now();
+        let target = warm_min.max(1);
+        let (dials, pruned) = {
+            let mut st = self.lock();
+            if st.closed {
+                return Err(Error::PoolClosed);
+            }
+            let pruned = st.prune();
+            st.warm_min = st.warm_min.max(warm_min);
+            let n = target.saturating_sub(st.open() + st.dialing);
+            st.dialing += n;
+            (n, pruned)
+        };
+        drop(pruned);
+        let receivers: Vec<_> = (0..dials)
+            .map(|_| {
+                let (tx, rx) = oneshot::channel();
+                self.spawn_dial(Some(tx));
+                rx
+            })
+            .collect();
+        let mut first_report = None;
+        let mut first_error = None;
+        let (mut opened, mut failed) = (0, 0);
+        for rx in receivers {
+            match rx.await {
+                Ok(Ok(report)) => {
+                    opened += 1;
+                    first_report.get_or_insert(report);
+                }
+                Ok(Err(error)) => {
+                    failed += 1;
+                    first_error.get_or_insert(error);
+                }
+                // The dial task was cancelled (runtime shutting down).
+                Err(_) => {
+                    failed += 1;
+                    first_error.get_or_insert(Error::PoolClosed);
+                }
+            }
+        }
+        let (connections, pruned) = {
+            let mut st = self.lock();
+            let pruned = st.prune();
+            (st.open(), pruned)
+        };
+        drop(pruned);
+        if connections == 0
+            && let Some(error) = first_error
+        {
+            return Err(error);
+        }
+        Ok(WarmedOrigin {
+            origin: self.origin.clone(),
+            connections,
+            opened,
+            failed,
+            protocol: first_report.as_ref().map(|r| r.protocol),
+            tcp_connect: first_report.as_ref().map(|r| r.tcp_time),
+            tls_handshake: first_report.as_ref().map(|r| r.tls_time),
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Starts one dial (already counted in `dialing`) as its own task, so an acquirer that
+    /// gives up does not abort a connection others are waiting for.
+    pub(super) fn spawn_dial(
+        self: &Arc<Self>,
+        report: Option<oneshot::Sender<Result<DialReport, Error>>>,
+    ) {
+        let pool = Arc::clone(self);
+        let span = debug_span!("dial", origin = %self.origin);
+        tokio::spawn(
+            async move {
+                let result = pool.dial().await;
+                let (outcome, wakers, late, plan) = {
+                    let mut st = pool.lock();
+                    st.dialing = st.dialing.saturating_sub(1);
+                    match result {
+                        Ok((conn, dial_report)) => {
+                            pool.ctx.counters.connections_opened.add(1);
+                            if st.closed {
+                                conn.mark_closed();
+                                (Ok(dial_report), Vec::new(), Some(conn), DialPlan::default())
+                            } else {
+                                let wakers = st.add(conn);
+                                // Waiters this connection cannot serve may need more.
+                                let plan = st.plan_dials(&pool.ctx.config, None, Instant::now());
+                                (Ok(dial_report), wakers, None, plan)
+                            }
+                        }
+                        Err(error) => {
+                            pool.ctx.counters.connects_failed.add(1);
+                            let wakers = st.dial_failed(&error, Instant::now());
+                            (Err(error), wakers, None, DialPlan::default())
+                        }
+                    }
+                };
+                drop(late);
+                wakers.into_iter().for_each(Waker::wake);
+                pool.start(plan);
+                if let Err(error) = &outcome {
+                    debug!(error = %error, "dial failed");
+                }
+                if let Some(tx) = report {
+                    // The prewarm caller may have gone; the connection stays pooled anyway.
+                    let _ = tx.send(outcome);
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    async fn dial(self: &Arc<Self>) -> Result<(Arc<Connection>, DialReport), Error> {
+        let dialed = self.ctx.connector.dial(&self.origin).await?;
+        let report = DialReport {
+            protocol: dialed.protocol,
+            tcp_time: dialed.tcp_time,
+            tls_time: dialed.tls_time,
+        };
+        let id = self.ctx.next_connection_id.fetch_add(1, Ordering::Relaxed);
+        let events: Weak<dyn SlotEvents> = Arc::downgrade(self) as Weak<OriginPool>;
+        let handshake = Connection::establish(
+            dialed,
+            ConnectionParams {
+                id,
+                origin: &self.origin,
+                config: &self.ctx.config,
+                events,
+                waiting: Arc::clone(&self.waiting),
+                counters: Arc::clone(&self.ctx.counters),
+                budget: Arc::clone(&self.budget),
+            },
+        );
+        let conn = tokio::time::timeout(self.ctx.config.tls_handshake_timeout, handshake)
+            .await
+            .map_err(|_| Error::Timeout {
+                origin: self.origin.clone(),
+                kind: TimeoutKind::TlsHandshake,
+                after: self.ctx.config.tls_handshake_timeout,
+            })??;
+        debug!(conn_id = id, protocol = %report.protocol, "connection established");
+        Ok((conn, report))
+    }
+}

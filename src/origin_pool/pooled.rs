@@ -1,0 +1,92 @@
+//! What the origin's state needs of a connection, so that selection, hand-off, scale-up and
+//! the idle sweep run over fakes in unit tests (as hyper-util's `Poolable` lets its pool).
+
+use std::time::{Duration, Instant};
+
+use crate::connection::Connection;
+use crate::protocol::Protocol;
+use crate::slot::SlotCell;
+
+/// What the origin's state needs of a connection. [`Connection`]
+/// implements it; tests use fakes.
+pub(crate) trait Pooled: Send + Sync + 'static {
+    fn id(&self) -> u64;
+    fn slot(&self) -> &SlotCell;
+    fn protocol(&self) -> Protocol;
+    /// Streams it may carry now.
+    fn stream_limit(&self) -> usize;
+    /// The peer's limit (capped) once its SETTINGS arrived.
+    fn planned_limit(&self) -> Option<usize>;
+    /// Open, not draining, (HTTP/1.1) ready for a request.
+    fn accepts_streams(&self) -> bool;
+    fn is_closed(&self) -> bool;
+    fn is_draining(&self) -> bool;
+    fn retire_at(&self) -> Option<Instant>;
+    fn idle_for(&self, now: Instant) -> Option<Duration>;
+    /// Requests (leases) it has carried.
+    fn leases(&self) -> u64;
+    /// Requests sent on it.
+    fn requests_sent(&self) -> u64;
+    /// A slot was just counted as taken (lease and budget bookkeeping).
+    fn on_leased(&self);
+    /// A slot was just given back and not handed over.
+    fn on_idle_slot(&self);
+    /// The request budget is spent: it should drain.
+    fn budget_spent(&self) -> bool;
+    fn start_draining(&self);
+    fn mark_closed(&self);
+}
+
+impl Pooled for Connection {
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn slot(&self) -> &SlotCell {
+        &self.slot
+    }
+    fn protocol(&self) -> Protocol {
+        self.protocol
+    }
+    fn stream_limit(&self) -> usize {
+        Connection::stream_limit(self)
+    }
+    fn planned_limit(&self) -> Option<usize> {
+        Connection::planned_limit(self)
+    }
+    fn accepts_streams(&self) -> bool {
+        Connection::accepts_streams(self)
+    }
+    fn is_closed(&self) -> bool {
+        Connection::is_closed(self)
+    }
+    fn is_draining(&self) -> bool {
+        Connection::is_draining(self)
+    }
+    fn retire_at(&self) -> Option<Instant> {
+        Connection::retire_at(self)
+    }
+    fn idle_for(&self, now: Instant) -> Option<Duration> {
+        Connection::idle_for(self, now)
+    }
+    fn leases(&self) -> u64 {
+        Connection::leases(self)
+    }
+    fn requests_sent(&self) -> u64 {
+        Connection::requests_sent(self)
+    }
+    fn on_leased(&self) {
+        Connection::on_leased(self)
+    }
+    fn on_idle_slot(&self) {
+        Connection::on_idle_slot(self)
+    }
+    fn budget_spent(&self) -> bool {
+        Connection::budget_spent(self)
+    }
+    fn start_draining(&self) {
+        Connection::start_draining(self)
+    }
+    fn mark_closed(&self) {
+        Connection::mark_closed(self)
+    }
+}

@@ -1,0 +1,226 @@
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::task::Poll;
+
+use std::time::Duration;
+
+use super::*;
+use crate::config::{PoolConfig, SelectionPolicy};
+use crate::slot::SlotCell;
+
+/// A connection without a socket: a limit, flags and a slot cell.
+#[derive(Debug, Default)]
+struct Fake {
+    id: u64,
+    slot: SlotCell,
+    limit: AtomicUsize,
+    closed: AtomicBool,
+    draining: AtomicBool,
+}
+
+impl Fake {
+    fn new(id: u64, limit: usize) -> Arc<Fake> {
+        Arc::new(Fake {
+            id,
+            limit: AtomicUsize::new(limit),
+            ..Fake::default()
+        })
+    }
+}
+
+impl Pooled for Fake {
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn slot(&self) -> &SlotCell {
+        &self.slot
+    }
+    fn protocol(&self) -> Protocol {
+        Protocol::Http2
+    }
+    fn stream_limit(&self) -> usize {
+        self.limit.load(Ordering::Relaxed)
+    }
+    fn planned_limit(&self) -> Option<usize> {
+        Some(self.stream_limit())
+    }
+    fn accepts_streams(&self) -> bool {
+        !self.closed.load(Ordering::Relaxed) && !self.draining.load(Ordering::Relaxed)
+    }
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+    fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+    fn retire_at(&self) -> Option<Instant> {
+        None
+    }
+    fn idle_for(&self, _: Instant) -> Option<Duration> {
+        (self.slot.active() == 0).then_some(Duration::ZERO)
+    }
+    fn leases(&self) -> u64 {
+        0
+    }
+    fn requests_sent(&self) -> u64 {
+        0
+    }
+    fn on_leased(&self) {}
+    fn on_idle_slot(&self) {}
+    fn budget_spent(&self) -> bool {
+        false
+    }
+    fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+    fn mark_closed(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
+}
+
+fn waker() -> Waker {
+    Waker::noop().clone()
+}
+
+fn state_with(conns: &[Arc<Fake>]) -> OriginState<Fake> {
+    let mut st = OriginState::default();
+    for c in conns {
+        st.add(Arc::clone(c));
+    }
+    st
+}
+
+/// Pack fills the oldest connection before touching the next.
+#[test]
+fn pack_fills_the_oldest_connection_first() {
+    let (a, b) = (Fake::new(1, 2), Fake::new(2, 2));
+    let mut st = state_with(&[a.clone(), b.clone()]);
+    let picks: Vec<u64> = (0..4)
+        .map(|_| st.try_take(SelectionPolicy::Pack, None).expect("slot").id)
+        .collect();
+    assert_eq!(picks, vec![1, 1, 2, 2]);
+    assert!(st.try_take(SelectionPolicy::Pack, None).is_none());
+    // A freed slot on the older one is found first again.
+    st.release(&a);
+    assert_eq!(
+        st.try_take(SelectionPolicy::Pack, None).map(|c| c.id),
+        Some(1)
+    );
+}
+
+/// Least-loaded alternates between equally loaded connections.
+#[test]
+fn least_loaded_spreads() {
+    let (a, b) = (Fake::new(1, 4), Fake::new(2, 4));
+    let mut st = state_with(&[a, b]);
+    let picks: Vec<u64> = (0..4)
+        .map(|_| {
+            st.try_take(SelectionPolicy::LeastLoaded, None)
+                .expect("slot")
+                .id
+        })
+        .collect();
+    assert_eq!(picks, vec![1, 2, 1, 2]);
+}
+
+/// A released slot goes straight to the first waiter, still counted as leased.
+#[test]
+fn release_hands_the_slot_to_the_longest_waiter() {
+    let a = Fake::new(1, 1);
+    let mut st = state_with(std::slice::from_ref(&a));
+    assert!(st.try_take(SelectionPolicy::Pack, None).is_some());
+    let first = st.queue.push(None, 3, Instant::now(), waker());
+    let second = st.queue.push(None, 3, Instant::now(), waker());
+    let released = st.release(&a);
+    assert!(released.waker.is_some());
+    assert_eq!(a.slot.active(), 1, "the slot moved, it was not freed");
+    assert!(matches!(st.queue.poll(first, &waker()), Poll::Ready(Ok(_))));
+    assert!(st.queue.poll(second, &waker()).is_pending());
+    assert_eq!(st.queue.waiting(), 1);
+}
+
+/// A waiter cancelled after being handed a slot passes it on (tested through the queue
+/// and `release`, as the origin pool does).
+#[test]
+fn a_handed_slot_of_a_cancelled_waiter_is_passed_on() {
+    let a = Fake::new(1, 1);
+    let mut st = state_with(std::slice::from_ref(&a));
+    st.try_take(SelectionPolicy::Pack, None);
+    let first = st.queue.push(None, 3, Instant::now(), waker());
+    let second = st.queue.push(None, 3, Instant::now(), waker());
+    st.release(&a);
+    match st.cancel(first) {
+        Cancelled::Handed(conn) => {
+            st.release(&conn);
+        }
+        _ => panic!("the first waiter had been handed the slot"),
+    }
+    assert!(matches!(
+        st.queue.poll(second, &waker()),
+        Poll::Ready(Ok(_))
+    ));
+    assert_eq!(a.slot.active(), 1);
+    st.release(&a);
+    assert_eq!(a.slot.active(), 0, "no slot leaked");
+}
+
+/// A raised peer limit hands the new slots to waiters at once.
+#[test]
+fn a_raised_limit_serves_waiters() {
+    let a = Fake::new(1, 1);
+    let mut st = state_with(std::slice::from_ref(&a));
+    st.try_take(SelectionPolicy::Pack, None);
+    let keys: Vec<_> = (0..3)
+        .map(|_| st.queue.push(None, 3, Instant::now(), waker()))
+        .collect();
+    a.limit.store(3, Ordering::Relaxed);
+    assert_eq!(st.offer(&a).len(), 2);
+    assert_eq!(a.slot.active(), 3);
+    assert_eq!(st.queue.waiting(), 1);
+    assert!(st.queue.poll(keys[2], &waker()).is_pending());
+}
+
+/// A connection that closed is skipped at pick time and leaves the table on removal.
+#[test]
+fn closed_connections_are_not_picked() {
+    let (a, b) = (Fake::new(1, 2), Fake::new(2, 2));
+    let mut st = state_with(&[a.clone(), b.clone()]);
+    a.mark_closed();
+    assert_eq!(
+        st.try_take(SelectionPolicy::Pack, None).map(|c| c.id),
+        Some(2)
+    );
+    assert!(st.remove(&a).is_some());
+    assert_eq!(b.slot.position(), 0);
+    assert_eq!(a.slot.position(), NOT_LISTED);
+    st.release(&b);
+    assert_eq!(b.slot.active(), 0);
+}
+
+/// A drained connection leaves the table with its last stream.
+#[test]
+fn a_draining_connection_retires_with_its_last_stream() {
+    let a = Fake::new(1, 2);
+    let mut st = state_with(std::slice::from_ref(&a));
+    st.try_take(SelectionPolicy::Pack, None);
+    a.start_draining();
+    let released = st.release(&a);
+    assert!(released.retired.is_some());
+    assert_eq!(st.open(), 0);
+}
+
+/// Scale-up counts waiters as demand and stops at the cap.
+#[test]
+fn waiters_are_the_demand_for_dials() {
+    let a = Fake::new(1, 4);
+    let mut st = state_with(std::slice::from_ref(&a));
+    for _ in 0..4 {
+        st.try_take(SelectionPolicy::Pack, None);
+    }
+    for _ in 0..9 {
+        st.queue.push(None, 3, Instant::now(), waker());
+    }
+    let config = PoolConfig::default(); // at most 4 connections
+    let plan = st.plan_dials(&config, None, Instant::now());
+    assert_eq!(plan.dials, 3);
+    assert_eq!(st.plan_dials(&config, None, Instant::now()).dials, 0);
+}
