@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use http::Uri;
 use hyper_util::client::legacy::connect::HttpConnector;
+
+use crate::resolver::{MarkedResolver, is_resolve_error};
 use pki_types::pem::PemObject;
 use pki_types::{CertificateDer, ServerName};
 use rustls::{CertificateError, ClientConfig, RootCertStore};
@@ -50,7 +52,7 @@ enum Security {
 /// Opens TLS connections to origins. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Connector {
-    http: HttpConnector,
+    http: HttpConnector<MarkedResolver>,
     tls: TlsConnector,
     connect_timeout: Duration,
     tls_handshake_timeout: Duration,
@@ -72,7 +74,7 @@ impl std::fmt::Debug for Connector {
 impl Connector {
     /// Builds the connector; fails on CA material that does not parse.
     pub(crate) fn new(config: &PoolConfig) -> Result<Connector, Error> {
-        let mut http = HttpConnector::new();
+        let mut http = HttpConnector::new_with_resolver(MarkedResolver::system());
         http.set_nodelay(config.tcp_nodelay);
         http.set_keepalive(config.tcp_keepalive);
         // The deadline is ours (below), so a timeout is reported as TimeoutKind::Connect.
@@ -103,8 +105,8 @@ impl Connector {
     #[instrument(level = "debug", skip(self), fields(origin = %origin))]
     pub(crate) async fn dial(&self, origin: &Origin) -> Result<Dialed, Error> {
         // Checked before dialing, so a name TLS cannot use never opens a socket.
-        let security = match (origin.scheme(), self.cleartext) {
-            (Scheme::Https, _) => {
+        let security = match cleartext_protocol(self.cleartext, origin)? {
+            None => {
                 let name =
                     ServerName::try_from(origin.host_unbracketed().to_owned()).map_err(|_| {
                         Error::InvalidUrl {
@@ -114,13 +116,7 @@ impl Connector {
                     })?;
                 Security::Tls(name)
             }
-            (Scheme::Http, Cleartext::Disabled) => {
-                return Err(Error::CleartextDisabled {
-                    origin: origin.clone(),
-                });
-            }
-            (Scheme::Http, Cleartext::Http2PriorKnowledge) => Security::Plain(Protocol::Http2),
-            (Scheme::Http, Cleartext::Http1) => Security::Plain(Protocol::Http1),
+            Some(protocol) => Security::Plain(protocol),
         };
         // HttpConnector only dials; the `http` scheme here just satisfies its URI check.
         let target: Uri = format!("http://{}", origin.authority())
@@ -242,13 +238,30 @@ fn root_store(config: &PoolConfig) -> Result<RootCertStore, Error> {
     Ok(roots)
 }
 
+/// The protocol a cleartext dial to `origin` speaks (`None` for `https://`), or
+/// [`Error::CleartextDisabled`] when the configuration does not allow `http://`. The one place
+/// that refuses cleartext: acquires check it before an origin is created, dials before a socket
+/// is opened.
+pub(crate) fn cleartext_protocol(
+    cleartext: Cleartext,
+    origin: &Origin,
+) -> Result<Option<Protocol>, Error> {
+    match (origin.scheme(), cleartext) {
+        (Scheme::Https, _) => Ok(None),
+        (Scheme::Http, Cleartext::Disabled) => Err(Error::CleartextDisabled {
+            origin: origin.clone(),
+        }),
+        (Scheme::Http, Cleartext::Http2PriorKnowledge) => Ok(Some(Protocol::Http2)),
+        (Scheme::Http, Cleartext::Http1) => Ok(Some(Protocol::Http1)),
+    }
+}
+
 /// `error` is hyper-util's `ConnectError` (not exported, hence generic).
 fn classify_connect_error<E>(origin: &Origin, error: E) -> Error
 where
     E: std::error::Error + Send + Sync + 'static,
 {
-    // hyper-util reports resolver failures as ConnectError("dns error"); it has no accessor.
-    if error.to_string() == "dns error" {
+    if is_resolve_error(&error) {
         return Error::Dns {
             origin: origin.clone(),
             source: shared(error),
@@ -307,5 +320,50 @@ fn classify_tls_error(origin: &Origin, error: io::Error) -> Error {
             origin: origin.clone(),
             source: shared(error),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use hyper_util::client::legacy::connect::dns::Name;
+
+    use super::*;
+
+    /// A failed lookup reaches the caller as `Error::Dns`, recognised by the resolver's error
+    /// type anywhere in the cause chain, whatever hyper-util's message says.
+    #[tokio::test]
+    async fn a_failed_lookup_is_a_dns_error() {
+        let failing = tower::service_fn(|_: Name| async {
+            Err::<std::vec::IntoIter<SocketAddr>, _>(io::Error::other("no such host"))
+        });
+        let mut http = HttpConnector::new_with_resolver(MarkedResolver(failing));
+        let target: Uri = "http://nowhere.test:1".parse().expect("uri");
+        let error = http.call(target).await.expect_err("the lookup fails");
+        let origin: Origin = "https://nowhere.test:1".parse().expect("origin");
+        match classify_connect_error(&origin, error) {
+            Error::Dns { origin: o, .. } => assert_eq!(o, origin),
+            other => panic!("expected Error::Dns, got {other:?}"),
+        }
+    }
+
+    /// Only `http://` is refused, and only when cleartext is off.
+    #[test]
+    fn cleartext_is_refused_in_one_place() {
+        let plain: Origin = "http://a.test".parse().expect("origin");
+        let tls: Origin = "https://a.test".parse().expect("origin");
+        assert!(matches!(
+            cleartext_protocol(Cleartext::Disabled, &plain),
+            Err(Error::CleartextDisabled { .. })
+        ));
+        assert_eq!(
+            cleartext_protocol(Cleartext::Disabled, &tls).ok(),
+            Some(None)
+        );
+        assert_eq!(
+            cleartext_protocol(Cleartext::Http1, &plain).ok(),
+            Some(Some(Protocol::Http1))
+        );
     }
 }

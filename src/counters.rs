@@ -212,7 +212,8 @@ impl Level {
     }
 
     pub(crate) fn decrement(&self) {
-        self.value.fetch_sub(1, Relaxed);
+        let before = self.value.fetch_sub(1, Relaxed);
+        debug_assert!(before > 0, "a level went below zero");
         self.exported.decrement(1.0);
     }
 

@@ -30,6 +30,7 @@ mod priority;
 mod prometheus;
 mod protocol;
 mod request_budget;
+mod resolver;
 mod retry;
 mod service;
 mod slot;

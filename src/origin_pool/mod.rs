@@ -10,6 +10,7 @@
 
 mod acquire;
 mod dialing;
+mod free_set;
 mod pooled;
 mod retry_target;
 mod scale;

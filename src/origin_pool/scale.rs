@@ -7,6 +7,7 @@
 //! most one dial is in flight: a thundering herd on a cold origin shares it and then scales by
 //! the stream math (as Go, .NET and ztunnel do).
 
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use tracing::debug;
@@ -15,6 +16,7 @@ use super::pooled::Pooled;
 use super::retry_target::RetryTarget;
 use super::state::OriginState;
 use crate::config::PoolConfig;
+use crate::error::Error;
 use crate::protocol::Protocol;
 
 /// How many new dials waiting demand justifies.
@@ -270,5 +272,17 @@ impl<C: Pooled> OriginState<C> {
         let n = self.warm_min.saturating_sub(healthy + self.dialing);
         self.dialing += n;
         n
+    }
+
+    /// A dial failed. When nothing else can serve the waiters (no connection, no other dial),
+    /// they fail with its error; otherwise they keep waiting for the capacity there is.
+    pub(crate) fn dial_failed(&mut self, error: &Error, now: Instant) -> Vec<Waker> {
+        self.failures_in_row = self.failures_in_row.saturating_add(1);
+        self.replenish_after = Some(now + replenish_backoff(self.failures_in_row));
+        if self.dialing == 0 && self.conns.is_empty() {
+            self.queue.fail_all(error)
+        } else {
+            Vec::new()
+        }
     }
 }

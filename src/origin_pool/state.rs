@@ -12,9 +12,8 @@ use std::time::Instant;
 
 use tracing::debug;
 
+use super::free_set::FreeSet;
 use super::pooled::Pooled;
-use super::scale::replenish_backoff;
-use super::selection::FreeSet;
 use super::wait_queue::{Aging, Cancelled, WaitQueue, WaiterKey};
 use crate::error::Error;
 use crate::protocol::Protocol;
@@ -43,7 +42,7 @@ pub(crate) struct OriginState<C> {
     pub(crate) warm_min: usize,
     /// Dials failed in a row, and when the sweep may next try to restore the warm minimum:
     /// a host that is down is retried with exponential backoff, not every tick.
-    failures_in_row: u32,
+    pub(super) failures_in_row: u32,
     pub(super) replenish_after: Option<Instant>,
     /// The last peer stream limit seen on this origin: what a new dial is planned to carry.
     pub(super) planned_streams: Option<usize>,
@@ -231,18 +230,6 @@ impl<C: Pooled> OriginState<C> {
         conn.slot().set_position(self.conns.len());
         self.conns.push(Arc::clone(&conn));
         self.offer(&conn)
-    }
-
-    /// A dial failed. When nothing else can serve the waiters (no connection, no other dial),
-    /// they fail with its error; otherwise they keep waiting for the capacity there is.
-    pub(crate) fn dial_failed(&mut self, error: &Error, now: Instant) -> Vec<Waker> {
-        self.failures_in_row = self.failures_in_row.saturating_add(1);
-        self.replenish_after = Some(now + replenish_backoff(self.failures_in_row));
-        if self.dialing == 0 && self.conns.is_empty() {
-            self.queue.fail_all(error)
-        } else {
-            Vec::new()
-        }
     }
 
     /// `conn` takes no new streams: it leaves the table. Returns it if it was listed.

@@ -200,6 +200,10 @@ impl<C> WaitQueue<C> {
 
     /// One acquirer of `lane` stopped waiting (served, failed or gone).
     fn left(&mut self, lane: usize) {
+        debug_assert!(
+            self.lane_waiting[lane] > 0 && self.waiting > 0,
+            "a waiter left a lane it was not counted in"
+        );
         self.lane_waiting[lane] -= 1;
         if self.lane_waiting[lane] == 0 {
             self.busy &= !(1 << lane);

@@ -28,6 +28,10 @@ use crate::origin::Scheme;
 use crate::outgoing::{OutBody, Outgoing, Pipe, PipeError, copy_head};
 use crate::retry;
 
+mod h1;
+
+use h1::send_h1;
+
 /// A failed exchange; `replay` holds the request when it provably never reached the server
 /// and the pool can send it again (see `retry.rs`).
 #[derive(Debug)]
@@ -336,92 +340,8 @@ fn classify_h2(conn: &Arc<Connection>, error: h2::Error, unusable: bool) -> Erro
     }
 }
 
-async fn send_h1(
-    conn: Arc<Connection>,
-    lease: LeaseRef,
-    request: Outgoing,
-) -> Result<Response<Body>, SendFailure> {
-    let Sender::H1(sender) = &conn.sender else {
-        return Err(SendFailure {
-            error: closed_error(&conn),
-            replay: Some(Box::new(request)),
-            never_opened: true,
-            refused_on: None,
-        });
-    };
-    let lock = || sender.lock().unwrap_or_else(|p| p.into_inner());
-    let request = Request::from_parts(request.head, request.body);
-    // Wait for hyper's dispatcher to want the next request.
-    if let Err(e) = std::future::poll_fn(|cx| lock().poll_ready(cx)).await {
-        // Nothing was written: the connection died before taking the request.
-        conn.close_and_report();
-        return Err(SendFailure {
-            error: Error::ConnectionClosed {
-                origin: conn.origin.clone(),
-                connection_id: conn.id,
-                source: shared(e),
-            },
-            replay: Some(into_outgoing(request)),
-            never_opened: true,
-            refused_on: None,
-        });
-    }
-    let in_flight = {
-        let _gate = conn.send_gate.read().unwrap_or_else(|p| p.into_inner());
-        if conn.is_closed() {
-            return Err(SendFailure {
-                error: closed_error(&conn),
-                replay: Some(into_outgoing(request)),
-                never_opened: true,
-                refused_on: None,
-            });
-        }
-        conn.mark_h1_busy();
-        lock().try_send_request(request)
-    };
-    match in_flight.await {
-        Ok(response) => {
-            conn.record_response();
-            let (parts, incoming) = response.into_parts();
-            Ok(Response::from_parts(parts, Body::h1(incoming, lease)))
-        }
-        Err(mut e) => {
-            let unsent = e.take_message();
-            let error = e.into_error();
-            // An HTTP/1.1 connection whose exchange failed is not reused either way.
-            conn.close_and_report();
-            let error = if error.is_user() {
-                // Our side failed (the request body, a malformed head).
-                Error::Request {
-                    origin: conn.origin.clone(),
-                    connection_id: conn.id,
-                    source: shared(error),
-                }
-            } else {
-                Error::ConnectionClosed {
-                    origin: conn.origin.clone(),
-                    connection_id: conn.id,
-                    source: shared(error),
-                }
-            };
-            Err(SendFailure {
-                error,
-                // hyper handed it back: it never reached the server.
-                never_opened: unsent.is_some(),
-                refused_on: None,
-                replay: unsent.map(into_outgoing),
-            })
-        }
-    }
-}
-
-fn into_outgoing(request: Request<OutBody>) -> Box<Outgoing> {
-    let (head, body) = request.into_parts();
-    Box::new(Outgoing { head, body })
-}
-
 /// The error for a request refused because the connection had already closed.
-fn closed_error(conn: &Connection) -> Error {
+pub(super) fn closed_error(conn: &Connection) -> Error {
     Error::ConnectionClosed {
         origin: conn.origin.clone(),
         connection_id: conn.id,

@@ -1,0 +1,196 @@
+//! The task that drives one connection: polls h2's connection (publishing the peer's stream
+//! limit after every poll, running keep-alive and BDP PINGs) or hyper's HTTP/1.1 dispatcher
+//! (publishing its readiness), and reports the connection closed when it ends.
+
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
+use std::task::Poll;
+use std::time::Instant;
+
+use bytes::Bytes;
+use hyper::client::conn::http1;
+use tracing::{Instrument, debug, debug_span};
+
+use super::{Connection, PROVISIONAL, Sender};
+use crate::counters::PoolCounters;
+use crate::outgoing::OutBody;
+use crate::ping::{PingEvent, Pinger};
+
+impl Connection {
+    /// Stores the peer's current limit; a raised (or first) limit offers the new slots.
+    fn publish_peer_max_streams(self: &Arc<Self>, value: usize) {
+        let previous = self.peer_max_streams.swap(value, Ordering::AcqRel);
+        if previous == value {
+            return;
+        }
+        debug!(
+            conn_id = self.id,
+            origin = %self.origin,
+            max_streams = value,
+            "peer SETTINGS_MAX_CONCURRENT_STREAMS"
+        );
+        if (previous == PROVISIONAL || value > previous)
+            && let Some(events) = self.events.upgrade()
+        {
+            events.capacity_grew(self);
+        }
+    }
+
+    /// Called by the HTTP/1.1 driver after each poll: publishes whether hyper's dispatcher
+    /// wants a request, and offers the connection when it has just started to.
+    fn publish_h1_readiness(self: &Arc<Self>) {
+        let (ready, closed) = match &self.sender {
+            Sender::H2(_) => return,
+            Sender::H1(m) => {
+                let sender = m.lock().unwrap_or_else(|p| p.into_inner());
+                (sender.is_ready(), sender.is_closed())
+            }
+        };
+        self.h1_closed.store(closed, Ordering::Release);
+        let was_ready = self.h1_ready.swap(ready, Ordering::SeqCst);
+        if ready
+            && !was_ready
+            && let Some(events) = self.events.upgrade()
+        {
+            events.capacity_grew(self);
+        }
+    }
+}
+
+/// Why a driver stopped.
+enum DriverEnd {
+    /// The connection ended (gracefully, or with this error).
+    Finished(Result<(), String>),
+    /// The keep-alive PING went unanswered.
+    KeepAliveTimedOut,
+}
+
+/// Polls the h2 connection to completion, publishing the peer's stream limit after every poll
+/// and running keep-alive and BDP PINGs. Holds only a `Weak` to the connection: the
+/// `SendRequest` inside it must drop when the pool lets go, or h2 would keep the socket open.
+pub(super) fn spawn_h2_driver<T>(
+    mut h2_conn: h2::client::Connection<T, Bytes>,
+    mut pinger: Option<Pinger>,
+    conn: &Arc<Connection>,
+    counters: Arc<PoolCounters>,
+) where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let span = driver_span(conn);
+    let weak = Arc::downgrade(conn);
+    let task = async move {
+        let opened = Instant::now();
+        let mut published = PROVISIONAL;
+        let mut deferred = false;
+        let end = poll_fn(|cx| {
+            if !std::mem::replace(&mut deferred, true) {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            deferred = false;
+            if let Poll::Ready(result) = Pin::new(&mut h2_conn).poll(cx) {
+                return Poll::Ready(DriverEnd::Finished(result.map_err(|e| e.to_string())));
+            }
+            // SETTINGS are applied inside that poll; a change is seen here at once.
+            let limit = h2_conn.max_concurrent_send_streams();
+            if limit != published {
+                published = limit;
+                if let Some(conn) = weak.upgrade() {
+                    conn.publish_peer_max_streams(limit);
+                }
+            }
+            if let Some(pinger) = &mut pinger {
+                while let Poll::Ready(event) = pinger.poll(cx) {
+                    match event {
+                        PingEvent::WindowUpdate(window) => {
+                            h2_conn.set_target_window_size(window);
+                            // Only fails for a window above 2^31 - 1, which BDP never picks.
+                            let _ = h2_conn.set_initial_window_size(window);
+                        }
+                        PingEvent::KeepAliveTimedOut => {
+                            return Poll::Ready(DriverEnd::KeepAliveTimedOut);
+                        }
+                    }
+                }
+            }
+            Poll::Pending
+        })
+        .await;
+        // Dropping h2's connection fails every stream still open on it.
+        drop(h2_conn);
+        finish_driver(&weak, opened, &counters, end);
+    };
+    tokio::spawn(task.instrument(span));
+}
+
+/// Drives hyper's HTTP/1.1 dispatcher, publishing its readiness after every poll.
+pub(super) fn spawn_h1_driver<T>(
+    driver: http1::Connection<T, OutBody>,
+    conn: &Arc<Connection>,
+    counters: Arc<PoolCounters>,
+) where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let span = driver_span(conn);
+    let weak = Arc::downgrade(conn);
+    let task = async move {
+        let opened = Instant::now();
+        let mut driver = driver;
+        let end = poll_fn(|cx| {
+            let poll = Pin::new(&mut driver).poll(cx);
+            if let Some(conn) = weak.upgrade() {
+                conn.publish_h1_readiness();
+            }
+            poll.map(|result| DriverEnd::Finished(result.map_err(|e| e.to_string())))
+        })
+        .await;
+        // Drop hyper's dispatch task (and with it the request channel, whose drop fails every
+        // queued request with the request handed back) with the send gate shut.
+        match weak.upgrade() {
+            Some(conn) => {
+                let _gate = conn.send_gate.write().unwrap_or_else(|p| p.into_inner());
+                conn.mark_closed();
+                drop(driver);
+            }
+            None => drop(driver),
+        }
+        finish_driver(&weak, opened, &counters, end);
+    };
+    tokio::spawn(task.instrument(span));
+}
+
+fn driver_span(conn: &Connection) -> tracing::Span {
+    debug_span!(
+        "connection",
+        conn_id = conn.id,
+        origin = %conn.origin,
+        protocol = %conn.protocol
+    )
+}
+
+/// Marks the connection closed, reports it to the origin, and records its lifetime.
+fn finish_driver(
+    weak: &Weak<Connection>,
+    opened: Instant,
+    counters: &PoolCounters,
+    end: DriverEnd,
+) {
+    if let Some(conn) = weak.upgrade() {
+        conn.close_and_report();
+    }
+    let lifetime = opened.elapsed();
+    counters.record_connection_closed(lifetime);
+    match end {
+        DriverEnd::Finished(Ok(())) => debug!(?lifetime, "connection closed"),
+        // A reset, a protocol error, the peer gone: the connection is out of selection from
+        // here on, and its in-flight requests failed with this error.
+        DriverEnd::Finished(Err(error)) => {
+            debug!(?lifetime, error = %error, "connection evicted after an error");
+        }
+        DriverEnd::KeepAliveTimedOut => {
+            debug!(?lifetime, "connection evicted: keep-alive PING unanswered");
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! One pooled connection: its sender, its limits and state, and the task that drives it.
+//!
+//! # States
+//!
+//! A connection is **Open** (takes new streams while `active < stream_limit()`), then
+//! **Draining** (past its lifetime or request budget: finishes its streams, takes no new ones;
+//! it leaves the origin's table when the last one ends), and finally **Closed** (its driver
+//! ended: the peer closed, a GOAWAY, a PING timeout, an I/O error, or the pool let go). A
+//! closed connection is never handed out again; streams already on it finish or fail.
+//!
+//! # HTTP/2
+//!
+//! Driven through the `h2` crate directly: requests are sent from the caller's task (see
+//! `exchange.rs`), and one task per connection polls `h2::client::Connection`, reads the peer's
+//! `SETTINGS_MAX_CONCURRENT_STREAMS` after every poll, and sends keep-alive PINGs (`ping.rs`).
+//! The peer's limit is *provisional* until its first SETTINGS frame arrives: h2 is given an
+//! initial value no SETTINGS frame can carry ([`PROVISIONAL`]), and while it is seen the pool
+//! places one stream on the connection, so a cold burst never overruns a small server limit.
+//!
+//! # HTTP/1.1
+//!
+//! hyper's `client::conn::http1`, one request at a time: the driver publishes after each poll
+//! whether hyper's dispatcher wants the next request, and the connection counts as free only
+//! then.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hyper::client::conn::http1;
+use tracing::debug;
+
+use crate::config::PoolConfig;
+use crate::counters::PoolCounters;
+use crate::origin::Origin;
+use crate::outgoing::OutBody;
+use crate::ping::DataRecorder;
+use crate::protocol::Protocol;
+use crate::request_budget::RequestBudget;
+use crate::slot::SlotCell;
+use crate::stats::ConnectionStats;
+
+mod accounting;
+mod driver;
+mod establish;
+
+/// The initial `max_send_streams` given to h2: larger than any `u32` a SETTINGS frame can
+/// carry on 64-bit targets, and not `usize::MAX`, which h2 uses for "SETTINGS without
+/// MAX_CONCURRENT_STREAMS" (unlimited; h2 `Counts::apply_remote_settings`). Seeing it means
+/// "no SETTINGS yet".
+pub(crate) const PROVISIONAL: usize = usize::MAX - 1;
+
+/// Streams the pool places on a connection whose peer sent SETTINGS without
+/// `SETTINGS_MAX_CONCURRENT_STREAMS` (unlimited per RFC 9113 §6.5.2): Go's default for the
+/// same case. `max_streams_per_connection` lowers it.
+const UNLIMITED_PEER_STREAMS: usize = 1000;
+
+/// How a connection sends requests.
+pub(crate) enum Sender {
+    /// Cloned per request (a handle on h2's shared stream state).
+    H2(h2::client::SendRequest<Bytes>),
+    /// HTTP/1.1 needs `&mut`. A plain mutex, held only for non-blocking calls (`poll_ready`,
+    /// `is_ready`, enqueueing a request), so the driver can always read readiness.
+    H1(std::sync::Mutex<http1::SendRequest<OutBody>>),
+}
+
+/// What a connection tells its origin. Implemented by the origin pool; the connection holds
+/// it weakly, so a dropped pool is not kept alive by its connections.
+pub(crate) trait SlotEvents: Send + Sync {
+    /// A lease on `conn` ended: its slot is free (or, if someone waits, theirs).
+    fn released(self: Arc<Self>, conn: &Arc<Connection>);
+    /// A slot of `conn` was given back without the origin's lock, and the origin must catch
+    /// up (see `Connection::release`).
+    fn settle(self: Arc<Self>, conn: &Arc<Connection>);
+    /// `conn` may take more streams than before (the peer raised its limit, an HTTP/1.1
+    /// dispatcher became ready).
+    fn capacity_grew(self: Arc<Self>, conn: &Arc<Connection>);
+    /// `conn` takes no new streams any more (closed, GOAWAY, evicted).
+    fn closed(self: Arc<Self>, conn: &Arc<Connection>);
+}
+
+/// A pooled connection. Shared by the origin's table, every lease on it and, weakly, its
+/// driver task.
+pub(crate) struct Connection {
+    pub(crate) id: u64,
+    pub(crate) origin: Origin,
+    pub(crate) protocol: Protocol,
+    pub(crate) sender: Sender,
+    pub(crate) slot: SlotCell,
+    /// Configured per-connection stream cap (`usize::MAX` when unset).
+    cap: usize,
+    /// Published by the driver; [`PROVISIONAL`] until the peer's SETTINGS arrive.
+    peer_max_streams: AtomicUsize,
+    closed: AtomicBool,
+    /// Rotation: no new streams; leaves the table once its streams finish.
+    draining: AtomicBool,
+    /// `max_requests_per_connection`.
+    max_leases: Option<u64>,
+    /// The origin's learned request budget (see `request_budget.rs`).
+    budget: Arc<RequestBudget>,
+    /// Responses (heads) received: requests the server served.
+    responses: AtomicU64,
+    /// Requests failed by the server's graceful GOAWAY: the connection was rotated under them.
+    rotation_failures: AtomicU64,
+    /// Creation + `max_connection_lifetime`.
+    retire_at: Option<Instant>,
+    /// HTTP/1.1 only. Held (read) while a request is handed to hyper, and (write) while the
+    /// driver drops hyper's dispatch task: a request enqueued concurrently with that drop
+    /// could otherwise stay in hyper's channel unanswered for as long as a handle keeps the
+    /// sender alive (seen under connection kills).
+    pub(crate) send_gate: std::sync::RwLock<()>,
+    /// HTTP/1.1 only: readiness as last seen by the driver.
+    h1_ready: AtomicBool,
+    /// HTTP/1.1 only: hyper's sender closed, as last seen by the driver (read without
+    /// locking the sender, which the driver holds after every poll).
+    h1_closed: AtomicBool,
+    leases: AtomicU64,
+    requests: AtomicU64,
+    /// The lowest send ordinal (1-based) of a request the server's GOAWAY refused above its
+    /// last-stream-id; `u64::MAX` while none was. The server's budget for this connection
+    /// ended before it.
+    refused_from: AtomicU64,
+    created: Instant,
+    /// Nanoseconds after `created` at which the last lease ended.
+    idle_since: AtomicU64,
+    /// HTTP/2 with the adaptive window: where bodies report received DATA.
+    pub(crate) data_recorder: Option<DataRecorder>,
+    events: Weak<dyn SlotEvents>,
+    /// The origin's waiting count, for releases that need no lock (see `release`).
+    waiting: Arc<AtomicUsize>,
+    pub(crate) counters: Arc<PoolCounters>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("id", &self.id)
+            .field("origin", &self.origin)
+            .field("protocol", &self.protocol)
+            .field("active", &self.slot.active())
+            .field("limit", &self.stream_limit())
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the origin pool hands in when establishing a connection.
+pub(crate) struct ConnectionParams<'a> {
+    pub(crate) id: u64,
+    pub(crate) origin: &'a Origin,
+    pub(crate) config: &'a PoolConfig,
+    pub(crate) events: Weak<dyn SlotEvents>,
+    /// The origin's waiting count, published by its wait queue.
+    pub(crate) waiting: Arc<AtomicUsize>,
+    pub(crate) counters: Arc<PoolCounters>,
+    pub(crate) budget: Arc<RequestBudget>,
+}
+
+impl Connection {
+    /// Streams this connection may carry now: `min(peer limit, cap)`, 1 while provisional.
+    pub(crate) fn stream_limit(&self) -> usize {
+        match self.peer_limit() {
+            None => 1,
+            Some(peer) => peer.min(self.cap),
+        }
+    }
+
+    /// The peer's effective limit once its SETTINGS arrived; `None` before.
+    pub(crate) fn peer_limit(&self) -> Option<usize> {
+        match self.peer_max_streams.load(Ordering::Acquire) {
+            PROVISIONAL => None,
+            usize::MAX => Some(UNLIMITED_PEER_STREAMS),
+            n => Some(n),
+        }
+    }
+
+    /// The limit the origin can plan with for another connection like this one.
+    pub(crate) fn planned_limit(&self) -> Option<usize> {
+        self.peer_limit().map(|p| p.min(self.cap))
+    }
+
+    /// Open, not rotating out, and (HTTP/1.1) done with the previous exchange.
+    pub(crate) fn accepts_streams(&self) -> bool {
+        !self.is_closed() && !self.is_draining() && !self.h1_busy()
+    }
+
+    /// Rotating out: past its lifetime or its request budget. Its streams finish; it takes
+    /// no new ones.
+    pub(crate) fn is_draining(&self) -> bool {
+        if self.draining.load(Ordering::Acquire) {
+            return true;
+        }
+        if self.retire_at.is_some_and(|at| Instant::now() >= at) {
+            self.draining.store(true, Ordering::Release);
+            return true;
+        }
+        false
+    }
+
+    /// When the connection will start draining by age, if it will.
+    pub(crate) fn retire_at(&self) -> Option<Instant> {
+        self.retire_at
+    }
+
+    /// An HTTP/1.1 connection is busy until hyper's dispatcher is ready for the next
+    /// request, which is after the previous response body was read off the socket; leasing it
+    /// earlier would make the next request wait behind a body its caller may never read.
+    fn h1_busy(&self) -> bool {
+        match &self.sender {
+            Sender::H2(_) => false,
+            Sender::H1(_) => !self.h1_ready.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Marks an HTTP/1.1 connection busy: called when a request is handed to hyper, so the
+    /// readiness flag never lags behind a dispatch the driver has not polled yet.
+    pub(crate) fn mark_h1_busy(&self) {
+        self.h1_ready.store(false, Ordering::SeqCst);
+    }
+
+    /// Closed by the driver ending, by the pool, by a failed send, or (HTTP/1.1) as hyper's
+    /// sender reported after the driver's last poll. h2 has no "closed" query.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire) || self.h1_closed.load(Ordering::Acquire)
+    }
+
+    /// Marks the connection unusable for new streams; existing ones finish.
+    pub(crate) fn mark_closed(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    /// Marks the connection unusable and tells the origin, so it leaves the table (and waiters
+    /// get a replacement) now rather than at the next sweep.
+    pub(crate) fn close_and_report(self: &Arc<Self>) {
+        if !self.closed.swap(true, Ordering::AcqRel)
+            && let Some(events) = self.events.upgrade()
+        {
+            events.closed(self);
+        }
+    }
+
+    /// Called by the origin's table, under its lock, when it has just counted a slot as
+    /// taken on this connection: counts the lease and starts draining when the request
+    /// budget is spent.
+    pub(crate) fn on_leased(&self) {
+        let before = self.leases.fetch_add(1, Ordering::Relaxed);
+        if before > 0 {
+            self.counters.leases_reused.add(1);
+        }
+        if self.request_budget().is_some_and(|max| before + 1 >= max) {
+            debug!(conn_id = self.id, origin = %self.origin, "request budget spent; draining");
+            self.draining.store(true, Ordering::Release);
+        }
+        self.counters.handles_outstanding.increment();
+    }
+
+    /// Called by the origin's table, under its lock, when a slot on this connection was
+    /// given back (and not handed straight to a waiter).
+    pub(crate) fn on_idle_slot(&self) {
+        if self.slot.active() == 0 {
+            self.idle_since
+                .store(nanos_since(self.created), Ordering::Relaxed);
+        }
+    }
+
+    /// Gives a lease's slot back. Called from `Lease::drop`: must not panic.
+    ///
+    /// When nobody waits and the connection stays in the origin's free index, giving the slot
+    /// back changes nothing the origin's table decides on, so it takes no lock (and does not
+    /// touch the origin at all). Both conditions are checked again after giving back (`SeqCst`,
+    /// against an acquirer queueing and the table's index updates; see `slot.rs`): if either
+    /// changed meanwhile, the origin settles under its lock. Otherwise the release goes
+    /// through the origin, which hands the slot straight to the longest waiter.
+    pub(crate) fn release(this: &Arc<Connection>) {
+        this.counters.handles_outstanding.decrement();
+        let slot = &this.slot;
+        if this.h1_busy() && !this.is_draining() {
+            // HTTP/1.1 with the response not yet finished on the wire: the slot is no use to
+            // anyone until hyper's dispatcher is ready, and the driver offers it then. If the
+            // dispatcher turned ready just before the slot came back, its offer may have
+            // missed it: checked after giving back (`SeqCst`, as the driver sets the flag and
+            // then offers).
+            slot.give_back();
+            this.on_idle_slot();
+            if this.h1_busy() {
+                return;
+            }
+            if let Some(events) = this.events.upgrade() {
+                events.settle(this);
+            }
+            return;
+        }
+        if this.waiting.load(Ordering::SeqCst) == 0 && slot.indexed() && !this.is_draining() {
+            slot.give_back();
+            this.on_idle_slot();
+            if slot.indexed() && this.waiting.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            if let Some(events) = this.events.upgrade() {
+                events.settle(this);
+            }
+            return;
+        }
+        match this.events.upgrade() {
+            Some(events) => events.released(this),
+            // The pool is gone: nobody waits, nothing to hand over; keep the count right.
+            None => {
+                this.slot.give_back();
+            }
+        }
+    }
+
+    /// How long the connection has had no active stream; `None` while busy.
+    pub(crate) fn idle_for(&self, now: Instant) -> Option<Duration> {
+        if self.slot.active() > 0 {
+            return None;
+        }
+        let since = Duration::from_nanos(self.idle_since.load(Ordering::Relaxed));
+        Some(now.saturating_duration_since(self.created + since))
+    }
+
+    pub(crate) fn snapshot(&self, now: Instant) -> ConnectionStats {
+        ConnectionStats {
+            id: self.id,
+            protocol: self.protocol,
+            active_streams: self.slot.active(),
+            max_streams: self.stream_limit(),
+            peer_settings_received: self.peer_limit().is_some(),
+            draining: self.is_draining(),
+            leases: self.leases.load(Ordering::Relaxed),
+            requests_served: self.requests.load(Ordering::Relaxed),
+            age: now.saturating_duration_since(self.created),
+            idle_for: self.idle_for(now),
+        }
+    }
+}
+
+fn nanos_since(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
+}

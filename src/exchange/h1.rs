@@ -1,0 +1,98 @@
+//! An HTTP/1.1 exchange through hyper's `client::conn::http1`: wait for the dispatcher to
+//! want a request, send it under the connection's send gate, and tell a request hyper handed
+//! back unsent (safe to send again) from one that may have reached the server.
+
+use std::sync::Arc;
+
+use http::{Request, Response};
+
+use super::{SendFailure, closed_error};
+use crate::body::Body;
+use crate::connection::{Connection, Sender};
+use crate::error::{Error, shared};
+use crate::lease::LeaseRef;
+use crate::outgoing::{OutBody, Outgoing};
+
+pub(super) async fn send_h1(
+    conn: Arc<Connection>,
+    lease: LeaseRef,
+    request: Outgoing,
+) -> Result<Response<Body>, SendFailure> {
+    let Sender::H1(sender) = &conn.sender else {
+        return Err(SendFailure {
+            error: closed_error(&conn),
+            replay: Some(Box::new(request)),
+            never_opened: true,
+            refused_on: None,
+        });
+    };
+    let lock = || sender.lock().unwrap_or_else(|p| p.into_inner());
+    let request = Request::from_parts(request.head, request.body);
+    // Wait for hyper's dispatcher to want the next request.
+    if let Err(e) = std::future::poll_fn(|cx| lock().poll_ready(cx)).await {
+        // Nothing was written: the connection died before taking the request.
+        conn.close_and_report();
+        return Err(SendFailure {
+            error: Error::ConnectionClosed {
+                origin: conn.origin.clone(),
+                connection_id: conn.id,
+                source: shared(e),
+            },
+            replay: Some(into_outgoing(request)),
+            never_opened: true,
+            refused_on: None,
+        });
+    }
+    let in_flight = {
+        let _gate = conn.send_gate.read().unwrap_or_else(|p| p.into_inner());
+        if conn.is_closed() {
+            return Err(SendFailure {
+                error: closed_error(&conn),
+                replay: Some(into_outgoing(request)),
+                never_opened: true,
+                refused_on: None,
+            });
+        }
+        conn.mark_h1_busy();
+        lock().try_send_request(request)
+    };
+    match in_flight.await {
+        Ok(response) => {
+            conn.record_response();
+            let (parts, incoming) = response.into_parts();
+            Ok(Response::from_parts(parts, Body::h1(incoming, lease)))
+        }
+        Err(mut e) => {
+            let unsent = e.take_message();
+            let error = e.into_error();
+            // An HTTP/1.1 connection whose exchange failed is not reused either way.
+            conn.close_and_report();
+            let error = if error.is_user() {
+                // Our side failed (the request body, a malformed head).
+                Error::Request {
+                    origin: conn.origin.clone(),
+                    connection_id: conn.id,
+                    source: shared(error),
+                }
+            } else {
+                Error::ConnectionClosed {
+                    origin: conn.origin.clone(),
+                    connection_id: conn.id,
+                    source: shared(error),
+                }
+            };
+            Err(SendFailure {
+                error,
+                // hyper handed it back: it never reached the server.
+                never_opened: unsent.is_some(),
+                refused_on: None,
+                replay: unsent.map(into_outgoing),
+            })
+        }
+    }
+}
+
+fn into_outgoing(request: Request<OutBody>) -> Box<Outgoing> {
+    let (head, body) = request.into_parts();
+    Box::new(Outgoing { head, body })
+}

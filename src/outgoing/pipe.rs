@@ -1,0 +1,122 @@
+//! The h2 body pipe: writes an [`OutBody`] into an h2 stream under flow control.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use http_body::Body;
+
+use crate::error::BoxError;
+
+use super::OutBody;
+
+/// Writes an [`OutBody`] into an h2 stream: one frame at a time, each once h2 has granted
+/// flow-control capacity for it, trailers last. Watches for the peer resetting the stream.
+pub(crate) struct Pipe {
+    body: OutBody,
+    tx: h2::SendStream<Bytes>,
+    /// A chunk taken from the body, waiting for capacity.
+    pending: Option<(Bytes, bool)>,
+}
+
+/// Why a pipe stopped early.
+#[derive(Debug)]
+pub(crate) enum PipeError {
+    /// The request body itself failed; the stream was reset with CANCEL.
+    Body(BoxError),
+    /// h2 refused the data or the peer reset the stream.
+    Stream(h2::Error),
+}
+
+impl Pipe {
+    pub(crate) fn new(body: OutBody, tx: h2::SendStream<Bytes>) -> Pipe {
+        Pipe {
+            body,
+            tx,
+            pending: None,
+        }
+    }
+}
+
+impl Future for Pipe {
+    type Output = Result<(), PipeError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        loop {
+            // Registered while waiting for the body or for capacity, so a peer reset wakes us.
+            if let Poll::Ready(reset) = this.tx.poll_reset(cx) {
+                return Poll::Ready(Err(PipeError::Stream(match reset {
+                    Ok(reason) => h2::Error::from(reason),
+                    Err(e) => e,
+                })));
+            }
+            if let Some((chunk, end)) = this.pending.take() {
+                // Capacity is claimed one byte at a time and raised by `send_data` to the
+                // chunk's length, so a stalled body never pins connection window (hyper #4003).
+                if this.tx.capacity() == 0 {
+                    match this.tx.poll_capacity(cx) {
+                        Poll::Pending => {
+                            this.pending = Some((chunk, end));
+                            return Poll::Pending;
+                        }
+                        Poll::Ready(Some(Ok(_))) => {
+                            this.pending = Some((chunk, end));
+                            continue;
+                        }
+                        Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(PipeError::Stream(e))),
+                        Poll::Ready(None) => {
+                            return Poll::Ready(Err(PipeError::Stream(h2::Error::from(
+                                h2::Reason::STREAM_CLOSED,
+                            ))));
+                        }
+                    }
+                }
+                this.tx.send_data(chunk, end).map_err(PipeError::Stream)?;
+                if end {
+                    return Poll::Ready(Ok(()));
+                }
+                continue;
+            }
+            match Pin::new(&mut this.body).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => {
+                    return Poll::Ready(
+                        this.tx
+                            .send_data(Bytes::new(), true)
+                            .map_err(PipeError::Stream),
+                    );
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    this.tx.send_reset(h2::Reason::CANCEL);
+                    return Poll::Ready(Err(PipeError::Body(e)));
+                }
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(mut chunk) => {
+                        let end = this.body.is_end_stream();
+                        if chunk.remaining() == 0 {
+                            if end {
+                                return Poll::Ready(
+                                    this.tx.send_data(chunk, true).map_err(PipeError::Stream),
+                                );
+                            }
+                            continue;
+                        }
+                        let chunk = chunk.copy_to_bytes(chunk.remaining());
+                        this.tx.reserve_capacity(1);
+                        this.pending = Some((chunk, end));
+                    }
+                    Err(frame) => {
+                        if let Ok(trailers) = frame.into_trailers() {
+                            this.tx.reserve_capacity(0);
+                            return Poll::Ready(
+                                this.tx.send_trailers(trailers).map_err(PipeError::Stream),
+                            );
+                        }
+                    }
+                },
+            }
+        }
+    }
+}
