@@ -1,4 +1,117 @@
-#![doc = include_str!("../README.md")]
+//! Warm, multiplexed HTTPS connections per origin, for services that call a few hosts a lot.
+//!
+//! A [`ConnectionPoolManager`] keeps HTTP/2 connections (the `h2` crate over rustls) to each
+//! origin, hands out stream slots on them, and opens another connection only when the
+//! server's `SETTINGS_MAX_CONCURRENT_STREAMS` is used up, which hyper-util's `Client`,
+//! reqwest and tonic do not do (they queue every request behind one connection's limit). It
+//! pre-warms hosts, evicts dead connections by PING timeout, rotates them before a server's
+//! own request limit, falls back to HTTP/1.1 keep-alive when ALPN says so, retries only
+//! requests that provably never reached the server, and reports what it does.
+//!
+//! # Quick start
+//!
+//! ```
+//! use http_body_util::{BodyExt, Empty};
+//! use https_pool::ConnectionPoolManager;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! # let server = https_pool_testkit::TestServer::start(Default::default())?;
+//! # let (api, ca) = (server.url(), server.ca_pem().to_owned());
+//! // One pool per process (or ConnectionPoolManager::global()).
+//! let pool = ConnectionPoolManager::builder()
+//!     .max_connections_per_origin(4)
+//!     .tls_extra_ca_pem(ca) // a private CA; the Mozilla roots are trusted by default
+//!     .build()?;
+//!
+//! // At start-up: connect every host concurrently; one failing host does not fail the rest.
+//! for host in pool.prewarm_hosts(&[api.as_str()]).await {
+//!     if let Err(e) = &host.result {
+//!         eprintln!("could not warm {}: {e}", host.input);
+//!     }
+//! }
+//!
+//! // Per call: the pool picks a connection with a free stream slot. The response body holds
+//! // the slot until it ends or is dropped.
+//! let request = http::Request::get(format!("{api}/items")).body(Empty::<bytes::Bytes>::new())?;
+//! let response = pool.request(request).await?;
+//! let body = response.into_body().collect().await?.to_bytes();
+//! assert!(!body.is_empty());
+//!
+//! // Or lease a slot explicitly and send on it.
+//! let mut handle = pool.acquire(api.as_str()).await?;
+//! let response = handle.send(http::Request::get("/health").body(String::new())?).await?;
+//! assert!(response.status().is_success());
+//! drop((response, handle)); // frees the slot
+//!
+//! let stats = pool.stats();
+//! assert_eq!(stats.open_connections(), 1);
+//! pool.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # tower and tonic
+//!
+//! [`ConnectionPoolManager::service`] is a `tower::Service` for one origin: it leases a slot in
+//! `poll_ready` (so readiness is the pool's backpressure) and sends in `call`. A tonic client
+//! runs on it unchanged, over TLS or, when [`Cleartext::Http2PriorKnowledge`] allows it, h2c:
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! use https_pool::{Cleartext, ConnectionPoolManager};
+//! use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+//!
+//! let pool = ConnectionPoolManager::builder()
+//!     .cleartext(Cleartext::Http2PriorKnowledge) // allow http:// origins, spoken as h2c
+//!     .max_connections_per_origin(3)
+//!     .build()?;
+//! let mut health = HealthClient::new(pool.service("http://orders.internal:50051")?);
+//! let reply = health.check(HealthCheckRequest { service: String::new() }).await?;
+//! println!("{:?}", reply.into_inner().status());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # How it behaves
+//!
+//! - **Origins** are scheme, lower-cased host and port ([`Origin`]). `http://` is dialed only
+//!   with [`PoolBuilder::cleartext`]; otherwise [`Error::CleartextDisabled`], before anything
+//!   is dialed. An origin left with nothing for `idle_timeout` is forgotten.
+//! - **Slots**: each connection carries `min(peer's SETTINGS_MAX_CONCURRENT_STREAMS,
+//!   max_streams_per_connection)` streams, one until the peer's first SETTINGS frame. A
+//!   response [`Body`] keeps its slot to END_STREAM, so a slow download does not hide behind a
+//!   slot that looks free.
+//! - **Scale-up**: connection k+1 is dialed only when waiting demand exceeds free slots plus
+//!   the capacity of dials in flight, up to `max_connections_per_origin`; a cold burst shares
+//!   one dial until the server's limit is known.
+//! - **Waiting**: a freed slot is handed with its connection straight to the next waiter, in
+//!   FIFO order within a [`Priority`] urgency (RFC 9218; a waiter older than
+//!   `priority_aging` counts as most urgent). The queue is bounded
+//!   ([`Error::PoolExhausted`]) and every wait has a deadline ([`Error::Timeout`]).
+//! - **Health and rotation**: keep-alive PINGs evict silent connections; connections past
+//!   `max_connection_lifetime` or `max_requests_per_connection` drain and close, a prewarmed
+//!   origin dials the replacement first, and the pool learns a server's own per-connection
+//!   request limit from its GOAWAYs and rotates a tenth before it.
+//! - **Retries**: [`ConnectionPoolManager::request`] and the tower service send a request
+//!   again, on another connection, only when it provably never reached the server (never
+//!   opened, `REFUSED_STREAM`, or above a GOAWAY's last-stream-id; HTTP/1.1: handed back
+//!   unsent), and only with a body the pool still holds (empty, or ready and ≤ 64 KiB).
+//! - **TLS** is always verified: webpki roots, optionally the OS roots (`native-roots`), and
+//!   extra CAs from PEM. There is no insecure mode.
+//! - **Errors**: one [`Error`] enum, a variant per failure, each naming the origin.
+//! - **Observability**: [`ConnectionPoolManager::stats`] (per origin and connection;
+//!   [`PoolStats::to_prometheus`] renders it), the `metrics` facade with the `metrics`
+//!   feature, and `tracing` events at debug level.
+//!
+//! Every option, with its default, is a field of [`PoolConfig`].
+//!
+//! # Features
+//!
+//! None by default. `metrics` publishes counters, gauges and histograms through the
+//! [`metrics`](https://docs.rs/metrics) facade; `native-roots` trusts the OS certificate store
+//! as well.
+
 #![deny(
     missing_docs,
     missing_debug_implementations,
@@ -50,3 +163,8 @@ pub use priority::Priority;
 pub use protocol::Protocol;
 pub use service::PoolService;
 pub use stats::{ConnectionStats, LatencySummary, OriginStats, PoolStats};
+
+/// The README's examples, compiled as doc tests so they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

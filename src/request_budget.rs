@@ -2,9 +2,10 @@
 //!
 //! Servers and proxies close HTTP/2 connections after a fixed number of requests with a
 //! graceful GOAWAY: nginx's `keepalive_requests` (1000 by default), Envoy's and HAProxy's
-//! equivalents. Requests the client sent past that number fail with the GOAWAY, and hyper does
-//! not say which of them the server left unprocessed (see `handle.rs`), so they cannot be
-//! retried safely. Under load that is every request in flight at each rotation.
+//! equivalents. Requests the client sent past that number are refused by the GOAWAY (above its
+//! last-stream-id) and sent again on another connection (the rule is in [`crate::retry`]).
+//! Under load that is a round of retries at every rotation, each a wasted round trip that can
+//! itself land past the next connection's limit.
 //!
 //! The way out is to stop first. When two consecutive connections to an origin end with such
 //! failures after about the same number of served requests (within 25%, so one restart or

@@ -31,7 +31,7 @@
 //! The head is kept (method, URI, version, headers, extensions). The body must be one the pool
 //! holds in full: empty, or every frame of it ready at once and at most [`REPLAY_LIMIT`] bytes
 //! (a `String`, `Bytes`, `Full<Bytes>` or `Empty<Bytes>` request body is; see
-//! `outgoing.rs`). A body that streams cannot be replayed once any of it was sent; one whose
+//! `crate::outgoing`). A body that streams cannot be replayed once any of it was sent; one whose
 //! stream was never opened is still untouched and goes out whole on the retry.
 //!
 //! [RFC 9113 §8.7]: https://www.rfc-editor.org/rfc/rfc9113#section-8.7

@@ -11,8 +11,8 @@
 //! # HTTP/2
 //!
 //! Driven through the `h2` crate directly: requests are sent from the caller's task (see
-//! `exchange.rs`), and one task per connection polls `h2::client::Connection`, reads the peer's
-//! `SETTINGS_MAX_CONCURRENT_STREAMS` after every poll, and sends keep-alive PINGs (`ping.rs`).
+//! `crate::exchange`), and one task per connection polls `h2::client::Connection`, reads the peer's
+//! `SETTINGS_MAX_CONCURRENT_STREAMS` after every poll, and sends keep-alive PINGs (`crate::ping`).
 //! The peer's limit is *provisional* until its first SETTINGS frame arrives: h2 is given an
 //! initial value no SETTINGS frame can carry ([`PROVISIONAL`]), and while it is seen the pool
 //! places one stream on the connection, so a cold burst never overruns a small server limit.
@@ -269,7 +269,7 @@ impl Connection {
     /// When nobody waits and the connection stays in the origin's free index, giving the slot
     /// back changes nothing the origin's table decides on, so it takes no lock (and does not
     /// touch the origin at all). Both conditions are checked again after giving back (`SeqCst`,
-    /// against an acquirer queueing and the table's index updates; see `slot.rs`): if either
+    /// against an acquirer queueing and the table's index updates; see `crate::slot`): if either
     /// changed meanwhile, the origin settles under its lock. Otherwise the release goes
     /// through the origin, which hands the slot straight to the longest waiter.
     pub(crate) fn release(this: &Arc<Connection>) {

@@ -33,7 +33,7 @@ mod h1;
 use h1::send_h1;
 
 /// A failed exchange; `replay` holds the request when it provably never reached the server
-/// and the pool can send it again (see `retry.rs`).
+/// and the pool can send it again (see `crate::retry`).
 #[derive(Debug)]
 pub(crate) struct SendFailure {
     pub(crate) error: Error,

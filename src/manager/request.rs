@@ -109,7 +109,7 @@ impl ConnectionPoolManager {
     }
 
     /// Awaits the response; a failure that proves the request unprocessed sends it again on
-    /// another connection (the rule lives in `retry.rs`). Failures are not counted here;
+    /// another connection (the rule lives in `crate::retry`). Failures are not counted here;
     /// callers count them once.
     pub(crate) async fn complete(
         &self,

@@ -1,5 +1,5 @@
 //! The request side of an exchange: a caller's request shaped for one connection, its body
-//! classified as empty, held in full (so it can be sent again, see `retry.rs`) or streaming,
+//! classified as empty, held in full (so it can be sent again, see `crate::retry`) or streaming,
 //! and the pipe that writes a body into an h2 stream under flow control.
 //!
 //! What hyper's HTTP/2 client did to a request head is done here, since HTTP/2 now goes

@@ -5,6 +5,7 @@
 //! 127.0.0.1, optionally behind an RTT relay, or live endpoints given with `--target`.
 
 pub mod alloc;
+pub mod captured;
 pub mod criteria;
 pub mod machine;
 pub mod report;

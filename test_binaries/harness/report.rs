@@ -122,8 +122,10 @@ impl RunReport {
             })
             .collect();
         let prefix = format!("{}/", chart_dir.trim_end_matches('/'));
-        std::fs::write(path, self.markdown(&chart_files, &prefix))
-            .with_context(|| format!("writing {}", path.display()))
+        let mut md = self.markdown(&chart_files, &prefix);
+        md.push('\n');
+        md.push_str(&super::captured::section(Path::new(chart_dir), &prefix)?);
+        std::fs::write(path, md).with_context(|| format!("writing {}", path.display()))
     }
 
     /// The JSON report.
