@@ -224,3 +224,51 @@ fn waiters_are_the_demand_for_dials() {
     assert_eq!(plan.dials, 3);
     assert_eq!(st.plan_dials(&config, None, Instant::now()).dials, 0);
 }
+
+/// The sweep closes idle connections past the timeout, never below the warm minimum, and
+/// leaves busy ones alone.
+#[test]
+fn the_sweep_keeps_the_warm_minimum_and_busy_connections() {
+    let conns: Vec<_> = (1..=4).map(|id| Fake::new(id, 8)).collect();
+    let mut st = state_with(&conns);
+    st.warm_min = 1;
+    st.try_take(SelectionPolicy::Pack, None).expect("slot"); // connection 1 busy
+    let config = PoolConfig {
+        idle_timeout: Duration::ZERO,
+        ..PoolConfig::default()
+    };
+    let swept: Vec<u64> = st
+        .sweep_idle(&config, Instant::now())
+        .iter()
+        .map(|c| c.id)
+        .collect();
+    // Four serve, one must stay: three go, and the busy one is never among them.
+    assert_eq!(swept.len(), 3);
+    assert!(!swept.contains(&1));
+    assert_eq!(st.open(), 1);
+    assert!(swept.iter().all(|id| conns[*id as usize - 1].is_closed()));
+}
+
+/// Beyond the idle cap, the longest idle go first even before their timeout.
+#[test]
+fn the_sweep_trims_idle_connections_to_the_cap() {
+    let conns: Vec<_> = (1..=4).map(|id| Fake::new(id, 8)).collect();
+    let mut st = state_with(&conns);
+    let config = PoolConfig {
+        max_idle_connections_per_origin: 1,
+        ..PoolConfig::default()
+    };
+    assert_eq!(st.sweep_idle(&config, Instant::now()).len(), 3);
+    assert_eq!(st.open(), 1);
+}
+
+/// Closed connections leave at the next sweep whatever the timeouts.
+#[test]
+fn the_sweep_prunes_closed_connections() {
+    let conns: Vec<_> = (1..=2).map(|id| Fake::new(id, 8)).collect();
+    let mut st = state_with(&conns);
+    conns[1].mark_closed();
+    let swept = st.sweep_idle(&PoolConfig::default(), Instant::now());
+    assert_eq!(swept.iter().map(|c| c.id).collect::<Vec<_>>(), vec![2]);
+    assert_eq!(st.open(), 1);
+}
