@@ -211,7 +211,11 @@ async fn serve(max_streams: u32) -> Result<()> {
     Server::builder()
         .max_concurrent_streams((max_streams > 0).then_some(max_streams))
         .add_service(service)
-        .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+        // As tonic's own `serve` does (TCP_NODELAY on): `TcpIncoming::from` leaves Nagle on,
+        // and every client sharing one connection then stalls on delayed ACKs (p99 ≈ 45 ms).
+        .serve_with_incoming(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+        )
         .await?;
     Ok(())
 }
