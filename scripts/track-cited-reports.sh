@@ -9,7 +9,7 @@ mapfile -t cited < <(grep -oE '\(reports/[^)]+\)' FINAL_PERFORMANCE_REPORT.md | 
 for file in "${cited[@]}"; do
     [ -f "$file" ] || { echo "cited but missing: $file" >&2; exit 1; }
 done
-git ls-files reports | grep -vx 'reports/README.md' | while read -r tracked; do
+{ git ls-files reports | grep -vx 'reports/README.md' || true; } | while read -r tracked; do
     printf '%s\n' "${cited[@]}" | grep -qx "$tracked" || git rm -q --cached "$tracked"
 done
 git add -f reports/README.md "${cited[@]}"
