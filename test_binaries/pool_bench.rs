@@ -51,11 +51,16 @@ const ROWS: [&str; 7] = [
 ];
 
 /// Side-by-side HTTP client benchmark against the embedded server or a URL.
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(version, about, long_about = None)]
 struct Args {
-    /// Concurrent workers.
-    #[arg(long, default_value_t = 64)]
+    /// Concurrent workers. Several counts (`16,128,1024`) measure every row at each, the
+    /// counts interleaved within every run, so that a ratio between counts is not a ratio
+    /// between two moments of a noisy machine.
+    #[arg(long = "clients", value_delimiter = ',', default_value = "64")]
+    client_counts: Vec<usize>,
+    /// The count of the current measurement (set from `--clients`).
+    #[arg(skip)]
     clients: usize,
     /// Total requests per row (split evenly over the workers).
     #[arg(long, default_value_t = 20_000)]
@@ -134,7 +139,8 @@ impl Row {
 
 #[derive(Debug, Serialize)]
 struct Config {
-    clients: usize,
+    /// The client counts measured (interleaved when several).
+    clients: Vec<usize>,
     requests_per_row: usize,
     runs: usize,
     target: String,
@@ -159,11 +165,14 @@ fn client_name(row: &str, k: usize) -> String {
 }
 
 fn main() -> Result<()> {
-    let args = Args::parse();
+    let mut args = Args::parse();
     anyhow::ensure!(
-        args.clients > 0 && args.requests > 0,
+        !args.client_counts.is_empty()
+            && args.client_counts.iter().all(|&c| c > 0)
+            && args.requests > 0,
         "--clients and --requests must be > 0"
     );
+    args.clients = args.client_counts[0];
     anyhow::ensure!(args.connections > 0, "--connections must be > 0");
     anyhow::ensure!(args.runs > 0, "--runs must be > 0");
     for name in &args.only {
@@ -232,8 +241,6 @@ fn parent(args: &Args) -> Result<()> {
             }
         }
     };
-    let per_client = args.requests.div_ceil(args.clients);
-    let total = per_client * args.clients;
     // h2load speaks HTTP/1.1 only when told to: ask the server what it speaks.
     let http1_only = match negotiated_alpn(&target) {
         Ok(alpn) => alpn.as_deref() == Some(b"http/1.1"),
@@ -248,24 +255,41 @@ fn parent(args: &Args) -> Result<()> {
         .filter(|r| args.only.is_empty() || args.only.iter().any(|o| o == r))
         .collect();
 
-    let mut runs: Vec<Vec<Row>> = vec![Vec::new(); selected.len()];
+    // One measurement per (client count, row), interleaved: every run measures each once.
+    let counts = &args.client_counts;
+    let several = counts.len() > 1;
+    let cells: Vec<(usize, &str)> = counts
+        .iter()
+        .flat_map(|&c| selected.iter().map(move |&r| (c, r)))
+        .collect();
+    let mut runs: Vec<Vec<Row>> = vec![Vec::new(); cells.len()];
+    let mut totals = Vec::new();
     for run in 0..args.runs {
-        for (i, row) in selected.iter().enumerate() {
-            eprintln!("run {}/{}: {row}", run + 1, args.runs);
-            let result = if *row == "h2load" {
-                row_h2load(args, &target, total, http1_only)
+        for (i, &(clients, row)) in cells.iter().enumerate() {
+            let mut cell = args.clone();
+            cell.clients = clients;
+            let total = args.requests.div_ceil(clients) * clients;
+            if run == 0 {
+                totals.push(total);
+            }
+            eprintln!("run {}/{}: {row} ({clients} clients)", run + 1, args.runs);
+            let result = if row == "h2load" {
+                row_h2load(&cell, &target, total, http1_only)
             } else {
-                run_child(args, &target, row)
+                run_child(&cell, &target, row)
             };
-            runs[i].push(
-                result.unwrap_or_else(|e| Row::not_run(row, args.connections, format!("{e:#}"))),
-            );
+            let mut result =
+                result.unwrap_or_else(|e| Row::not_run(row, args.connections, format!("{e:#}")));
+            if several {
+                result.client = format!("{} @ {clients} clients", result.client);
+            }
+            runs[i].push(result);
         }
     }
     let medians: Vec<Row> = runs.iter().map(|r| median_row(r)).collect();
     let config = Config {
-        clients: args.clients,
-        requests_per_row: total,
+        clients: counts.clone(),
+        requests_per_row: totals.iter().copied().max().unwrap_or(0),
         runs: args.runs,
         target: match &target.server {
             Some(_) => format!(
@@ -365,8 +389,18 @@ fn render_table(config: &Config, rows: &[Row]) -> String {
         out.push('\n');
     };
     line(format!(
-        "{} clients, {} requests per row, {} run(s) per row (median shown), target: {}{}",
-        config.clients,
+        "{} clients{}, {} requests per row at most (a multiple of the clients), {} run(s) per row (median shown), target: {}{}",
+        config
+            .clients
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(" / "),
+        if config.clients.len() > 1 {
+            " (interleaved in every run)"
+        } else {
+            ""
+        },
         config.requests_per_row,
         config.runs,
         config.target,
@@ -376,8 +410,14 @@ fn render_table(config: &Config, rows: &[Row]) -> String {
             .unwrap_or_default()
     ));
     line(format!("machine: {}", config.machine.summary()));
+    let width = rows
+        .iter()
+        .map(|r| r.client.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(44);
     line(format!(
-        "| {:<44} | {:>9} | {:>10} | {:>9} | {:>9} | {:>9} | {:>7} | {:>6} | {:>12} |",
+        "| {:<width$} | {:>9} | {:>10} | {:>9} | {:>9} | {:>9} | {:>7} | {:>6} | {:>12} |",
         "client",
         "req/s",
         "CPU µs/req",
@@ -389,15 +429,24 @@ fn render_table(config: &Config, rows: &[Row]) -> String {
         "peak RSS KiB"
     ));
     line(format!(
-        "|{:-<46}|{:->11}|{:->12}|{:->11}|{:->11}|{:->11}|{:->9}|{:->8}|{:->14}|",
-        "", ":", ":", ":", ":", ":", ":", ":", ":"
+        "|{:-<dashes$}|{:->11}|{:->12}|{:->11}|{:->11}|{:->11}|{:->9}|{:->8}|{:->14}|",
+        "",
+        ":",
+        ":",
+        ":",
+        ":",
+        ":",
+        ":",
+        ":",
+        ":",
+        dashes = width + 2
     ));
     let f0 = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.0}"));
     let f1 = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.1}"));
     let u = |v: Option<u64>| v.map_or("n/a".to_owned(), |v| v.to_string());
     for r in rows {
         line(format!(
-            "| {:<44} | {:>9} | {:>10} | {:>9} | {:>9} | {:>9} | {:>7} | {:>6} | {:>12} |",
+            "| {:<width$} | {:>9} | {:>10} | {:>9} | {:>9} | {:>9} | {:>7} | {:>6} | {:>12} |",
             r.client,
             f0(r.req_per_sec),
             f1(r.cpu_us_per_req),

@@ -20,24 +20,12 @@ const KINDS: &[(&str, &str)] = &[
         "HTTP/2 engine: nginx with http2_max_concurrent_streams 8, 1,024 clients, 4 connections",
     ),
     (
-        "pool_bench-nginx-ms8-c16",
-        "Waiting: the same nginx (max streams 8) and connections, 16 clients",
+        "pool_bench-nginx-ms8-clients",
+        "Waiting: nginx max streams 8, 4 connections, 16 / 128 / 1,024 clients interleaved",
     ),
     (
-        "pool_bench-nginx-ms8-c128",
-        "Waiting: the same nginx (max streams 8) and connections, 128 clients",
-    ),
-    (
-        "pool_bench-nginx-h1-c16",
-        "HTTP/1.1-only nginx, 10 connections, 16 clients",
-    ),
-    (
-        "pool_bench-nginx-h1-c128",
-        "HTTP/1.1-only nginx, 10 connections, 128 clients",
-    ),
-    (
-        "pool_bench-nginx-h1-c1024",
-        "HTTP/1.1-only nginx, 10 connections, 1,024 clients",
+        "pool_bench-nginx-h1-clients",
+        "Waiting: HTTP/1.1-only nginx, 10 connections, 16 / 128 / 1,024 clients interleaved",
     ),
     (
         "before-pool_bench-nginx-ms128",
