@@ -8,7 +8,7 @@ use http::HeaderMap;
 use http::header::CONTENT_LENGTH;
 use http_body::{Frame, SizeHint};
 
-use crate::error::{Error, shared};
+use crate::error::Error;
 use crate::lease::LeaseRef;
 use crate::retry;
 
@@ -117,30 +117,12 @@ impl Body {
 
     fn h2_error(&self, error: h2::Error) -> Error {
         let connection_level = retry::h2_connection_level(&error);
-        let conn = &self.source.conn;
-        if connection_level {
-            Error::ConnectionClosed {
-                origin: conn.origin.clone(),
-                connection_id: conn.id,
-                source: shared(error),
-            }
-        } else {
-            Error::Request {
-                origin: conn.origin.clone(),
-                connection_id: conn.id,
-                source: shared(error),
-            }
-        }
+        self.source.conn.failure(connection_level, error)
     }
 
     fn h1_error(&self, error: hyper::Error) -> Error {
-        let conn = &self.source.conn;
         // A body cut short is the connection failing under it.
-        Error::ConnectionClosed {
-            origin: conn.origin.clone(),
-            connection_id: conn.id,
-            source: shared(error),
-        }
+        self.source.conn.failure(true, error)
     }
 }
 

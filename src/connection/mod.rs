@@ -33,6 +33,7 @@ use tracing::debug;
 
 use crate::config::PoolConfig;
 use crate::counters::PoolCounters;
+use crate::error::{Error, shared};
 use crate::origin::Origin;
 use crate::outgoing::OutBody;
 use crate::ping::DataRecorder;
@@ -307,6 +308,29 @@ impl Connection {
             // The pool is gone: nobody waits, nothing to hand over; keep the count right.
             None => {
                 this.slot.give_back();
+            }
+        }
+    }
+
+    /// The pool's error for a request that failed on this connection: the connection failed
+    /// under it ([`Error::ConnectionClosed`]) or only the request's stream did
+    /// ([`Error::Request`]).
+    pub(crate) fn failure<E>(&self, connection_level: bool, source: E) -> Error
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let (origin, connection_id, source) = (self.origin.clone(), self.id, shared(source));
+        if connection_level {
+            Error::ConnectionClosed {
+                origin,
+                connection_id,
+                source,
+            }
+        } else {
+            Error::Request {
+                origin,
+                connection_id,
+                source,
             }
         }
     }

@@ -9,7 +9,6 @@ use http::{Request, Response};
 use super::{SendFailure, closed_error};
 use crate::body::Body;
 use crate::connection::{Connection, Sender};
-use crate::error::{Error, shared};
 use crate::lease::LeaseRef;
 use crate::outgoing::{OutBody, Outgoing};
 
@@ -33,11 +32,7 @@ pub(super) async fn send_h1(
         // Nothing was written: the connection died before taking the request.
         conn.close_and_report();
         return Err(SendFailure {
-            error: Error::ConnectionClosed {
-                origin: conn.origin.clone(),
-                connection_id: conn.id,
-                source: shared(e),
-            },
+            error: conn.failure(true, e),
             replay: Some(into_outgoing(request)),
             never_opened: true,
             refused_on: None,
@@ -67,20 +62,8 @@ pub(super) async fn send_h1(
             let error = e.into_error();
             // An HTTP/1.1 connection whose exchange failed is not reused either way.
             conn.close_and_report();
-            let error = if error.is_user() {
-                // Our side failed (the request body, a malformed head).
-                Error::Request {
-                    origin: conn.origin.clone(),
-                    connection_id: conn.id,
-                    source: shared(error),
-                }
-            } else {
-                Error::ConnectionClosed {
-                    origin: conn.origin.clone(),
-                    connection_id: conn.id,
-                    source: shared(error),
-                }
-            };
+            // A user error is our side failing (the request body, a malformed head).
+            let error = conn.failure(!error.is_user(), error);
             Err(SendFailure {
                 error,
                 // hyper handed it back: it never reached the server.

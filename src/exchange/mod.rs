@@ -260,11 +260,7 @@ fn finish_h2(
             if let Some(PipeError::Body(cause)) = pipe_error {
                 // Our own body failed and we reset the stream: report the body's error.
                 return Err(SendFailure {
-                    error: Error::Request {
-                        origin: conn.origin.clone(),
-                        connection_id: conn.id,
-                        source: shared(BodyError(cause)),
-                    },
+                    error: conn.failure(false, BodyError(cause)),
                     replay: None,
                     never_opened: false,
                     refused_on: None,
@@ -324,30 +320,20 @@ fn classify_h2(conn: &Arc<Connection>, error: h2::Error, unusable: bool) -> Erro
             source: Some(shared(error)),
         };
     }
-    if unusable || retry::h2_connection_level(&error) {
+    let connection_level = unusable || retry::h2_connection_level(&error);
+    if connection_level {
         conn.close_and_report();
-        Error::ConnectionClosed {
-            origin: conn.origin.clone(),
-            connection_id: conn.id,
-            source: shared(error),
-        }
-    } else {
-        Error::Request {
-            origin: conn.origin.clone(),
-            connection_id: conn.id,
-            source: shared(error),
-        }
     }
+    conn.failure(connection_level, error)
 }
 
 /// The error for a request refused because the connection had already closed.
 pub(super) fn closed_error(conn: &Connection) -> Error {
-    Error::ConnectionClosed {
-        origin: conn.origin.clone(),
-        connection_id: conn.id,
-        source: shared(std::io::Error::new(
+    conn.failure(
+        true,
+        std::io::Error::new(
             std::io::ErrorKind::NotConnected,
             "connection closed before the request was sent",
-        )),
-    }
+        ),
+    )
 }

@@ -10,7 +10,6 @@ use tracing::debug;
 use super::{ConnectionPoolManager, PoolInner};
 use crate::metrics;
 use crate::origin::Origin;
-use crate::origin_pool::OriginPool;
 
 impl ConnectionPoolManager {
     /// Starts the idle sweep on first use (a pool may be built outside a runtime). The task
@@ -39,13 +38,7 @@ impl ConnectionPoolManager {
                 if inner.closed.load(Ordering::Acquire) {
                     return;
                 }
-                let origins: Vec<Arc<OriginPool>> = inner
-                    .origins
-                    .read()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .values()
-                    .cloned()
-                    .collect();
+                let origins = inner.origin_pools();
                 drop(inner);
                 let now = Instant::now();
                 let mut vacant = Vec::new();

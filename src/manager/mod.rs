@@ -45,6 +45,18 @@ struct PoolInner {
     maintenance_started: AtomicBool,
 }
 
+impl PoolInner {
+    /// The origins' pools, copied out of the map so no lock is held while they are used.
+    fn origin_pools(&self) -> Vec<Arc<OriginPool>> {
+        self.origins
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
 impl std::fmt::Debug for ConnectionPoolManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConnectionPoolManager")
@@ -241,14 +253,7 @@ impl ConnectionPoolManager {
     /// one by one while the pool runs: not a consistent cut.
     pub fn stats(&self) -> PoolStats {
         let now = Instant::now();
-        let origins: Vec<Arc<OriginPool>> = self
-            .inner
-            .origins
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let origins = self.inner.origin_pools();
         let counters = &self.inner.ctx.counters;
         PoolStats {
             origins: origins.iter().map(|o| o.snapshot(now)).collect(),
@@ -278,14 +283,7 @@ impl ConnectionPoolManager {
     /// waiting for in-flight streams, which still finish.
     pub async fn shutdown(&self) {
         self.inner.closed.store(true, Ordering::Release);
-        let origins: Vec<Arc<OriginPool>> = self
-            .inner
-            .origins
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let origins = self.inner.origin_pools();
         let draining: Vec<_> = origins.iter().map(|o| (o, o.close())).collect();
         for (origin, conns) in &draining {
             origin.drained(conns).await;
