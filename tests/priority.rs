@@ -8,32 +8,7 @@ use std::time::Duration;
 
 use https_pool::{ConnectionPoolManager, Priority};
 use https_pool_testkit::{TestServer, TestServerConfig};
-use support::{builder_for, get, trace_init};
-
-/// A server and a pool with exactly one stream slot, its connection open and settled.
-async fn one_slot(aging: Duration) -> (TestServer, ConnectionPoolManager, String) {
-    let server = TestServer::start(TestServerConfig::default().max_concurrent_streams(1))
-        .expect("server starts");
-    let pool = builder_for(&server)
-        .max_connections_per_origin(1)
-        .priority_aging(aging)
-        .build()
-        .expect("pool builds");
-    let origin = server.url();
-    drop(pool.acquire(&origin).await.expect("first acquire"));
-    for _ in 0..2_000 {
-        let settled = pool
-            .stats()
-            .origins
-            .iter()
-            .all(|o| o.connections.iter().all(|c| c.peer_settings_received));
-        if settled {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    (server, pool, origin)
-}
+use support::{builder_for, get, one_slot, trace_init};
 
 /// Queues one waiter per urgency, in the order given (each spawned once the one before it
 /// queued), releases the held slot, and returns the order they were served in.
@@ -88,7 +63,7 @@ async fn served_order(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiters_are_served_by_urgency_then_arrival() {
     trace_init();
-    let (_server, pool, origin) = one_slot(Duration::from_secs(60)).await;
+    let (_server, pool, origin) = one_slot(|b| b.priority_aging(Duration::from_secs(60))).await;
     let order = served_order(&pool, &origin, &[5, 5, 1, 3], Duration::ZERO).await;
     assert_eq!(order, vec![1, 3, 5, 5]);
     let stats = pool.stats();
@@ -102,7 +77,7 @@ async fn waiters_are_served_by_urgency_then_arrival() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aging_promotes_a_starved_waiter() {
     trace_init();
-    let (_server, pool, origin) = one_slot(Duration::from_millis(20)).await;
+    let (_server, pool, origin) = one_slot(|b| b.priority_aging(Duration::from_millis(20))).await;
     let order = served_order(&pool, &origin, &[7, 1], Duration::from_millis(100)).await;
     assert_eq!(order, vec![7, 1]);
 }
@@ -112,7 +87,7 @@ async fn aging_promotes_a_starved_waiter() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_urgent_waiter_leaves_no_trace() {
     trace_init();
-    let (_server, pool, origin) = one_slot(Duration::from_secs(60)).await;
+    let (_server, pool, origin) = one_slot(|b| b.priority_aging(Duration::from_secs(60))).await;
     let held = pool.acquire(&origin).await.expect("the only slot");
     let bulk = {
         let (pool, origin) = (pool.clone(), origin.clone());

@@ -10,33 +10,7 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use https_pool::{ConnectionPoolManager, Error, StreamHandle};
-use https_pool_testkit::{TestServer, TestServerConfig};
-use support::{builder_for, trace_init};
-
-/// A server and a pool with exactly one stream slot (one connection, one stream).
-async fn one_slot() -> (TestServer, ConnectionPoolManager, String) {
-    let server = TestServer::start(TestServerConfig::default().max_concurrent_streams(1))
-        .expect("server starts");
-    let pool = builder_for(&server)
-        .max_connections_per_origin(1)
-        .build()
-        .expect("pool builds");
-    let origin = server.url();
-    // Open the connection and wait (bounded) for the server's SETTINGS.
-    drop(pool.acquire(&origin).await.expect("first acquire"));
-    for _ in 0..2_000 {
-        let settled = pool
-            .stats()
-            .origins
-            .iter()
-            .all(|o| o.connections.iter().all(|c| c.peer_settings_received));
-        if settled {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    (server, pool, origin)
-}
+use support::{one_slot, trace_init};
 
 type Acquire = Pin<Box<dyn Future<Output = Result<StreamHandle, Error>> + Send>>;
 
@@ -57,7 +31,7 @@ fn acquire(pool: &ConnectionPoolManager, origin: &str) -> Acquire {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiter_cancelled_after_being_handed_a_slot_passes_it_on() {
     trace_init();
-    let (_server, pool, origin) = one_slot().await;
+    let (_server, pool, origin) = one_slot(|b| b).await;
     let held = pool.acquire(&origin).await.expect("the only slot");
     let mut first = acquire(&pool, &origin);
     let mut second = acquire(&pool, &origin);
@@ -97,7 +71,7 @@ async fn a_waiter_cancelled_after_being_handed_a_slot_passes_it_on() {
 async fn waiters_are_served_in_arrival_order() {
     trace_init();
     const WAITERS: usize = 20;
-    let (_server, pool, origin) = one_slot().await;
+    let (_server, pool, origin) = one_slot(|b| b).await;
     let held = pool.acquire(&origin).await.expect("the only slot");
     let (order_tx, mut order_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut tasks = Vec::new();
@@ -139,7 +113,7 @@ async fn waiters_are_served_in_arrival_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newcomer_does_not_barge_past_a_queued_waiter() {
     trace_init();
-    let (_server, pool, origin) = one_slot().await;
+    let (_server, pool, origin) = one_slot(|b| b).await;
     let held = pool.acquire(&origin).await.expect("the only slot");
     let mut waiter = acquire(&pool, &origin);
     assert!(poll_once(&mut waiter).is_pending());

@@ -8,7 +8,7 @@ use http::{Request, Response};
 use http_body_util::{BodyExt, Empty};
 use https_pool::Body;
 use https_pool::{ConnectionPoolManager, PoolBuilder};
-use https_pool_testkit::TestServer;
+use https_pool_testkit::{TestServer, TestServerConfig};
 
 /// Installs a test-writer subscriber once; `RUST_LOG=https_pool=debug` shows pool events.
 pub fn trace_init() {
@@ -183,4 +183,31 @@ impl Drop for BudgetWatch {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// A server allowing one stream and a pool of one connection (`configure` adds to the
+/// builder): exactly one stream slot, its connection open and the server's SETTINGS received
+/// (waited for, bounded), so waiters queue for that one slot from the start.
+pub async fn one_slot(
+    configure: impl FnOnce(PoolBuilder) -> PoolBuilder,
+) -> (TestServer, ConnectionPoolManager, String) {
+    let server = TestServer::start(TestServerConfig::default().max_concurrent_streams(1))
+        .expect("server starts");
+    let pool = configure(builder_for(&server).max_connections_per_origin(1))
+        .build()
+        .expect("pool builds");
+    let origin = server.url();
+    drop(pool.acquire(&origin).await.expect("first acquire"));
+    for _ in 0..2_000 {
+        let settled = pool
+            .stats()
+            .origins
+            .iter()
+            .all(|o| o.connections.iter().all(|c| c.peer_settings_received));
+        if settled {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    (server, pool, origin)
 }
