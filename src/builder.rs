@@ -1,11 +1,14 @@
 //! [`PoolBuilder`]: consuming, chainable setters over a [`PoolConfig`]; [`build`](PoolBuilder::build)
 //! validates it and creates the pool.
 
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Cleartext, PoolConfig, SelectionPolicy};
 use crate::error::Error;
 use crate::manager::ConnectionPoolManager;
+use crate::resolver::{Resolve, SharedResolver};
 
 // Here rather than in manager.rs: the builder builds the manager, so the manager does not
 // import the builder back.
@@ -23,6 +26,7 @@ impl ConnectionPoolManager {
 #[must_use = "a builder does nothing until build() is called"]
 pub struct PoolBuilder {
     config: PoolConfig,
+    resolver: SharedResolver,
 }
 
 impl PoolBuilder {
@@ -33,7 +37,10 @@ impl PoolBuilder {
 
     /// Starts from an existing configuration.
     pub fn from_config(config: PoolConfig) -> PoolBuilder {
-        PoolBuilder { config }
+        PoolBuilder {
+            config,
+            resolver: SharedResolver::default(),
+        }
     }
 
     // ----- Pool shape
@@ -122,7 +129,24 @@ impl PoolBuilder {
         self
     }
 
-    // ----- TCP and TLS
+    // ----- Names, TCP and TLS
+
+    /// Looks host names up through `resolver` instead of the system's (`getaddrinfo`). See
+    /// [`Resolve`].
+    pub fn resolver(mut self, resolver: impl Resolve) -> Self {
+        self.resolver = SharedResolver(Arc::new(resolver));
+        self
+    }
+
+    /// Dials `addrs` for `host` instead of looking it up, like curl's `--resolve`; the port
+    /// is the origin's. Calling it again for the same host replaces its addresses. See
+    /// [`PoolConfig::resolve_overrides`].
+    pub fn resolve(mut self, host: &str, addrs: impl IntoIterator<Item = IpAddr>) -> Self {
+        self.config
+            .resolve_overrides
+            .insert(host.to_ascii_lowercase(), addrs.into_iter().collect());
+        self
+    }
 
     /// See [`PoolConfig::connect_timeout`].
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
@@ -164,6 +188,12 @@ impl PoolBuilder {
     /// [`PoolConfig::tls_extra_ca_pem`].
     pub fn tls_extra_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.config.tls_extra_ca_pem.push(pem.into());
+        self
+    }
+
+    /// See [`PoolConfig::tls_session_cache_size`].
+    pub fn tls_session_cache_size(mut self, sessions: usize) -> Self {
+        self.config.tls_session_cache_size = sessions;
         self
     }
 
@@ -262,7 +292,7 @@ impl PoolBuilder {
     ///
     /// [`Error::InvalidConfig`] for an out-of-range value or an unusable CA certificate.
     pub fn build(self) -> Result<ConnectionPoolManager, Error> {
-        ConnectionPoolManager::from_config(self.config)
+        ConnectionPoolManager::from_parts(self.config, self.resolver)
     }
 }
 

@@ -6,6 +6,8 @@
 //!
 //! [`PoolBuilder`]: crate::PoolBuilder
 
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::error::Error;
@@ -115,8 +117,12 @@ pub struct PoolConfig {
     /// [`OriginStats::learned_request_budget`]: crate::OriginStats::learned_request_budget
     pub learn_request_budget: bool,
 
-    // ----- TCP and TLS
-    /// Deadline for DNS resolution plus TCP connect. Default: 10 s.
+    // ----- Names, TCP and TLS
+    /// Addresses to dial for these host names (lower-case) instead of looking them up, as
+    /// curl's `--resolve` does; the port is the origin's. Set with
+    /// [`PoolBuilder::resolve`](crate::PoolBuilder::resolve). Default: none.
+    pub resolve_overrides: BTreeMap<String, Vec<IpAddr>>,
+    /// Deadline for DNS resolution plus TCP connect (every address raced). Default: 10 s.
     pub connect_timeout: Duration,
     /// Deadline for the TLS handshake once TCP is connected. Default: 10 s.
     pub tls_handshake_timeout: Duration,
@@ -130,6 +136,12 @@ pub struct PoolConfig {
     pub tls_native_roots: bool,
     /// Extra trusted CA certificates, PEM-encoded, for private servers. Default: none.
     pub tls_extra_ca_pem: Vec<Vec<u8>>,
+    /// TLS sessions remembered for resumption, across all servers (rustls' in-memory store);
+    /// a replacement connection then resumes instead of a full handshake, skipping the
+    /// certificate chain and its verification. `0` turns resumption off. Counted in
+    /// [`OriginStats::tls_resumed_handshakes`](crate::OriginStats::tls_resumed_handshakes).
+    /// Default: 256 (rustls').
+    pub tls_session_cache_size: usize,
     /// Fail with [`Error::Protocol`] when ALPN does not select `h2`, instead of falling back to
     /// HTTP/1.1. Default: false.
     pub h2_only: bool,
@@ -189,6 +201,7 @@ impl Default for PoolConfig {
             max_connection_lifetime: None,
             max_requests_per_connection: None,
             learn_request_budget: true,
+            resolve_overrides: BTreeMap::new(),
             connect_timeout: Duration::from_secs(10),
             tls_handshake_timeout: Duration::from_secs(10),
             tcp_nodelay: true,
@@ -196,6 +209,7 @@ impl Default for PoolConfig {
             tls_webpki_roots: true,
             tls_native_roots: false,
             tls_extra_ca_pem: Vec::new(),
+            tls_session_cache_size: 256,
             h2_only: false,
             cleartext: Cleartext::Disabled,
             h1_max_connections: 10,
@@ -333,6 +347,16 @@ impl PoolConfig {
             return Err(Error::invalid_config(
                 "cleartext",
                 "Cleartext::Http1 contradicts h2_only; use Cleartext::Http2PriorKnowledge",
+            ));
+        }
+        if let Some((host, _)) = self
+            .resolve_overrides
+            .iter()
+            .find(|(_, ips)| ips.is_empty())
+        {
+            return Err(Error::invalid_config(
+                "resolve_overrides",
+                format!("{host} has no address"),
             ));
         }
         if self.tls_native_roots && !cfg!(feature = "native-roots") {

@@ -161,6 +161,7 @@ pub use origin::{Origin, Scheme};
 pub use prewarm::{HostWarmup, WarmedOrigin};
 pub use priority::Priority;
 pub use protocol::Protocol;
+pub use resolver::{Resolve, Resolving, SystemResolver};
 pub use service::PoolService;
 pub use stats::{ConnectionStats, LatencySummary, OriginStats, PoolStats};
 

@@ -24,6 +24,7 @@
 //! | `https_pool_active_streams` | gauge | `origin` |
 //! | `https_pool_waiters` | gauge | `origin` |
 //! | `https_pool_learned_request_budget` | gauge | `origin` (0 until learned) |
+//! | `https_pool_tls_handshakes_total` | counter | `origin`, `kind` = `full` \| `resumed` |
 //! | `https_pool_acquire_duration_seconds` | histogram | |
 //! | `https_pool_time_in_queue_seconds` | histogram | |
 //! | `https_pool_time_in_queue_by_urgency_seconds` | histogram | `urgency` (0..=7) |
@@ -114,6 +115,11 @@ pub(crate) const LEARNED_REQUEST_BUDGET: Family = family(
     "gauge",
     "Requests per connection the server allows before rotating it, as learned (0: none).",
 );
+pub(crate) const TLS_HANDSHAKES: Family = family(
+    "https_pool_tls_handshakes_total",
+    "counter",
+    "TLS handshakes of dials per origin, full or resumed (set on each maintenance tick).",
+);
 pub(crate) const ACQUIRE_DURATION: Family = family(
     "https_pool_acquire_duration_seconds",
     "summary",
@@ -145,6 +151,8 @@ pub(crate) struct OriginGauges {
     pub(crate) active_streams: usize,
     pub(crate) waiters: usize,
     pub(crate) learned_request_budget: u64,
+    pub(crate) tls_full_handshakes: u64,
+    pub(crate) tls_resumed_handshakes: u64,
 }
 
 #[cfg(feature = "metrics")]
@@ -202,8 +210,13 @@ mod facade {
         metrics::gauge!(super::ACTIVE_STREAMS.name, "origin" => origin.clone())
             .set(g.active_streams as f64);
         metrics::gauge!(super::WAITERS.name, "origin" => origin.clone()).set(g.waiters as f64);
-        metrics::gauge!(super::LEARNED_REQUEST_BUDGET.name, "origin" => origin)
+        metrics::gauge!(super::LEARNED_REQUEST_BUDGET.name, "origin" => origin.clone())
             .set(g.learned_request_budget as f64);
+        let handshakes = super::TLS_HANDSHAKES.name;
+        metrics::counter!(handshakes, "origin" => origin.clone(), "kind" => "full")
+            .absolute(g.tls_full_handshakes);
+        metrics::counter!(handshakes, "origin" => origin, "kind" => "resumed")
+            .absolute(g.tls_resumed_handshakes);
     }
 }
 

@@ -79,6 +79,24 @@ impl PoolStats {
             metrics::LEARNED_REQUEST_BUDGET,
             per_origin(&|o| o.learned_request_budget.unwrap_or(0).to_string()),
         ));
+        let handshakes = self
+            .origins
+            .iter()
+            .flat_map(|o| {
+                let origin = escape_label(&o.origin.to_string());
+                [
+                    ("full", o.tls_full_handshakes),
+                    ("resumed", o.tls_resumed_handshakes),
+                ]
+                .map(|(kind, n)| {
+                    (
+                        format!("{{origin=\"{origin}\",kind=\"{kind}\"}}"),
+                        n.to_string(),
+                    )
+                })
+            })
+            .collect();
+        families.push((metrics::TLS_HANDSHAKES, handshakes));
         for (family, summary) in [
             (metrics::ACQUIRE_DURATION, &self.acquire_latency),
             (metrics::TIME_IN_QUEUE, &self.time_in_queue),
@@ -166,6 +184,8 @@ mod tests {
                 waiters: 3,
                 warm_minimum: 1,
                 learned_request_budget: Some(50),
+                tls_full_handshakes: 1,
+                tls_resumed_handshakes: 2,
             }],
             connections_opened: 2,
             connections_closed: 1,
@@ -189,6 +209,9 @@ mod tests {
         assert!(text.contains("https_pool_acquire_duration_seconds_count 0\n"));
         assert!(text.contains(
             "https_pool_open_connections{origin=\"https://api.example:443\",state=\"idle\"} 0\n"
+        ));
+        assert!(text.contains(
+            "https_pool_tls_handshakes_total{origin=\"https://api.example:443\",kind=\"resumed\"} 2\n"
         ));
         assert_eq!(escape_label("a\"b\\c"), "a\\\"b\\\\c");
     }

@@ -141,6 +141,12 @@ pub struct OriginStats {
     /// rotates the connection with GOAWAY; connections drain at this count. `None` until
     /// learned (see [`PoolConfig::learn_request_budget`](crate::PoolConfig::learn_request_budget)).
     pub learned_request_budget: Option<u64>,
+    /// Full TLS handshakes (certificate sent and verified) of this origin's dials, since the
+    /// origin entered the pool.
+    pub tls_full_handshakes: u64,
+    /// TLS handshakes that resumed an earlier session (no certificate; see
+    /// [`PoolConfig::tls_session_cache_size`](crate::PoolConfig::tls_session_cache_size)).
+    pub tls_resumed_handshakes: u64,
 }
 
 impl OriginStats {
@@ -171,6 +177,8 @@ impl OriginStats {
             active_streams: self.active_streams(),
             waiters: self.waiters,
             learned_request_budget: self.learned_request_budget.unwrap_or(0),
+            tls_full_handshakes: self.tls_full_handshakes,
+            tls_resumed_handshakes: self.tls_resumed_handshakes,
         }
     }
 }
@@ -183,6 +191,11 @@ pub struct ConnectionStats {
     pub id: u64,
     /// HTTP/2 or HTTP/1.1.
     pub protocol: Protocol,
+    /// The address the connection's socket is connected to (the one that won the connect
+    /// race among the origin's addresses).
+    pub peer_addr: std::net::SocketAddr,
+    /// Whether the TLS handshake resumed an earlier session; `None` for cleartext.
+    pub tls_resumed: Option<bool>,
     /// Stream slots leased right now.
     pub active_streams: usize,
     /// The slot limit in force: `min(peer's SETTINGS_MAX_CONCURRENT_STREAMS, configured cap)`;

@@ -38,6 +38,8 @@ impl Connection {
             id,
             origin: origin.clone(),
             protocol: dialed.protocol,
+            peer: dialed.peer,
+            tls_resumed: dialed.resumed,
             sender,
             slot: SlotCell::default(),
             cap: config.max_streams_per_connection.unwrap_or(usize::MAX),

@@ -87,6 +87,10 @@ pub(crate) struct Connection {
     pub(crate) id: u64,
     pub(crate) origin: Origin,
     pub(crate) protocol: Protocol,
+    /// The address the socket is connected to.
+    pub(crate) peer: std::net::SocketAddr,
+    /// The TLS handshake resumed a session (`None`: cleartext).
+    tls_resumed: Option<bool>,
     pub(crate) sender: Sender,
     pub(crate) slot: SlotCell,
     /// Configured per-connection stream cap (`usize::MAX` when unset).
@@ -348,6 +352,8 @@ impl Connection {
         ConnectionStats {
             id: self.id,
             protocol: self.protocol,
+            peer_addr: self.peer,
+            tls_resumed: self.tls_resumed,
             active_streams: self.slot.active(),
             max_streams: self.stream_limit(),
             peer_settings_received: self.peer_limit().is_some(),

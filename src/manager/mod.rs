@@ -22,6 +22,7 @@ use crate::origin::Origin;
 use crate::origin_pool::{OriginPool, PoolContext};
 use crate::prewarm::HostWarmup;
 use crate::priority::Priority;
+use crate::resolver::SharedResolver;
 use crate::stats::PoolStats;
 
 /// A pool of warm, multiplexed HTTPS connections, keyed by origin.
@@ -70,7 +71,7 @@ static GLOBAL: LazyLock<ConnectionPoolManager> = LazyLock::new(|| {
     // A constant configuration (checked by `global_pool_has_default_config`) and the
     // compiled-in Mozilla roots: no input reaches this.
     #[allow(clippy::expect_used)]
-    ConnectionPoolManager::from_config(PoolConfig::default())
+    ConnectionPoolManager::from_parts(PoolConfig::default(), SharedResolver::default())
         .expect("the default pool configuration is valid")
 });
 
@@ -83,9 +84,12 @@ impl ConnectionPoolManager {
         &GLOBAL
     }
 
-    pub(crate) fn from_config(config: PoolConfig) -> Result<ConnectionPoolManager, Error> {
+    pub(crate) fn from_parts(
+        config: PoolConfig,
+        resolver: SharedResolver,
+    ) -> Result<ConnectionPoolManager, Error> {
         config.validate()?;
-        let connector = Connector::new(&config)?;
+        let connector = Connector::new(&config, resolver)?;
         Ok(ConnectionPoolManager::with_connector(config, connector))
     }
 

@@ -1,7 +1,7 @@
 //! Dialing: the planned dials as tasks of their own, prewarm, and one connection's dial
 //! (TCP, TLS, the HTTP/2 or HTTP/1.1 handshake) under the handshake timeout.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -15,6 +15,13 @@ use crate::connection::{Connection, ConnectionParams, SlotEvents};
 use crate::error::{Error, TimeoutKind};
 use crate::prewarm::WarmedOrigin;
 use crate::protocol::Protocol;
+
+/// An origin's TLS handshakes, by kind.
+#[derive(Debug, Default)]
+pub(super) struct HandshakeCounts {
+    pub(super) full: AtomicU64,
+    pub(super) resumed: AtomicU64,
+}
 
 /// What a dial produced, for prewarm reports.
 pub(super) struct DialReport {
@@ -170,6 +177,11 @@ impl OriginPool {
 
     async fn dial(self: &Arc<Self>) -> Result<(Arc<Connection>, DialReport), Error> {
         let dialed = self.ctx.connector.dial(&self.origin).await?;
+        match dialed.resumed {
+            Some(true) => self.handshakes.resumed.fetch_add(1, Ordering::Relaxed),
+            Some(false) => self.handshakes.full.fetch_add(1, Ordering::Relaxed),
+            None => 0,
+        };
         let report = DialReport {
             protocol: dialed.protocol,
             tcp_time: dialed.tcp_time,

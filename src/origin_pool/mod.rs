@@ -20,7 +20,7 @@ mod sweep;
 mod wait_queue;
 
 use std::pin::pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -74,6 +74,8 @@ pub(crate) struct OriginPool {
     drained: Notify,
     /// The queue's waiting count, read by releases without the lock.
     waiting: Arc<AtomicUsize>,
+    /// TLS handshakes of this origin's dials, full and resumed.
+    handshakes: dialing::HandshakeCounts,
 }
 
 impl Drop for OriginPool {
@@ -98,6 +100,7 @@ impl OriginPool {
             waiting: state.queue.hint(),
             state: Mutex::new(state),
             drained: Notify::new(),
+            handshakes: dialing::HandshakeCounts::default(),
         }
     }
 
@@ -193,6 +196,8 @@ impl OriginPool {
             waiters: st.queue.waiting(),
             warm_minimum: st.warm_min,
             learned_request_budget: self.budget.learned(),
+            tls_full_handshakes: self.handshakes.full.load(Ordering::Relaxed),
+            tls_resumed_handshakes: self.handshakes.resumed.load(Ordering::Relaxed),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! How a test server behaves: [`TestServerConfig`](crate::TestServerConfig) and the protocols it offers.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Which protocols the server offers by ALPN.
@@ -45,6 +46,12 @@ pub struct TestServerConfig {
     /// between hyper and the socket; off by default so measurements see plain hyper).
     /// Default: false.
     pub settings_injection: bool,
+    /// Where to listen: a loopback address (`127.0.0.1` or `::1`), port 0 for an ephemeral
+    /// one. Default: `127.0.0.1:0`.
+    pub bind: SocketAddr,
+    /// Offer only TLS 1.2 (no TLS 1.3), e.g. to see what session resumption saves there.
+    /// Default: false (TLS 1.2 and 1.3).
+    pub tls12_only: bool,
     /// Serve without TLS on an `http://` URL: HTTP/2 with prior knowledge ("h2c") for
     /// [`Alpn::H2`] and [`Alpn::Both`], HTTP/1.1 for [`Alpn::Http1`]. Default: false.
     pub cleartext: bool,
@@ -63,6 +70,8 @@ impl Default for TestServerConfig {
             h1_idle_close_after: None,
             cleartext: false,
             settings_injection: false,
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls12_only: false,
         }
     }
 }
@@ -128,6 +137,20 @@ impl TestServerConfig {
     #[must_use]
     pub fn track_duplicates(mut self, on: bool) -> Self {
         self.track_duplicates = on;
+        self
+    }
+
+    /// Sets [`bind`](Self::bind).
+    #[must_use]
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = addr;
+        self
+    }
+
+    /// Sets [`tls12_only`](Self::tls12_only).
+    #[must_use]
+    pub fn tls12_only(mut self, on: bool) -> Self {
+        self.tls12_only = on;
         self
     }
 

@@ -6,9 +6,11 @@
 //! `SETTINGS_MAX_CONCURRENT_STREAMS`, delays and sizes responses, can send GOAWAY after N
 //! requests per connection, and counts what it sees (connections accepted, requests, the most
 //! concurrent streams on any one connection). It runs on its own thread and runtime, binds
-//! `127.0.0.1:0`, and shuts down when dropped.
+//! `127.0.0.1:0` (or another loopback address), and shuts down when dropped.
 //!
 //! [`SilentListener`] accepts TCP and never answers: a TLS handshake against it times out.
+//!
+//! [`SynDropListener`] never completes TCP: its SYNs are dropped, as a black-holed address's.
 //!
 //! [`RttRelay`] forwards TCP to a target with a fixed delay each way (a stand-in for
 //! `tc netem`, which is not available everywhere) and can turn into a black hole.
@@ -26,9 +28,11 @@ mod relay;
 mod serve;
 mod server;
 mod settings_injector;
+mod syn_drop;
 
 pub use certs::TestCertificates;
 pub use config::{Alpn, TestServerConfig};
 pub use counters::ServerCounters;
 pub use relay::{RttRelay, SilentListener};
 pub use server::TestServer;
+pub use syn_drop::SynDropListener;

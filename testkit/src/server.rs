@@ -32,16 +32,28 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts a server with `config` on an ephemeral loopback port.
+    /// Starts a server with `config` on its [`bind`](TestServerConfig::bind) address
+    /// (an ephemeral `127.0.0.1` port by default).
     ///
     /// # Errors
     ///
-    /// Binding or certificate generation failed.
+    /// The bind address is not loopback, or binding or certificate generation failed.
     pub fn start(config: TestServerConfig) -> io::Result<TestServer> {
+        if !config.bind.ip().is_loopback() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("test servers listen on loopback only, not {}", config.bind),
+            ));
+        }
         let certs = TestCertificates::generate(&config.cert_names).map_err(io::Error::other)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let versions: &[&rustls::SupportedProtocolVersion] = if config.tls12_only {
+            &[&rustls::version::TLS12]
+        } else {
+            rustls::DEFAULT_VERSIONS
+        };
         let mut tls = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(versions)
             .map_err(io::Error::other)?
             .with_no_client_auth()
             .with_single_cert(
@@ -66,8 +78,8 @@ impl TestServer {
             counters: Arc::clone(&counters),
             request_ids: Arc::new(AtomicU64::new(0)),
         };
-        let (stop, thread, addr) =
-            server.spawn("127.0.0.1:0".parse().map_err(io::Error::other)?)?;
+        let bind = server.config.bind;
+        let (stop, thread, addr) = server.spawn(bind)?;
         Ok(TestServer {
             addr,
             scheme,

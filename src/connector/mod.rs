@@ -1,30 +1,33 @@
-//! Dialing: TCP through hyper-util's `HttpConnector`, then TLS through rustls with ALPN, or,
-//! for a cleartext `http://` origin the configuration allows, no TLS and the configured protocol.
+//! Dialing: the origin's addresses (overrides, then the pool's [`Resolve`](crate::Resolve)r),
+//! TCP raced across them per RFC 8305 ([`race`]), then TLS through rustls with ALPN, or, for a
+//! cleartext `http://` origin the configuration allows, no TLS and the configured protocol.
 //!
 //! The two phases run under separate deadlines so a slow TCP connect and a server that accepts
 //! TCP but never answers TLS are told apart ([`TimeoutKind::Connect`] vs
 //! [`TimeoutKind::TlsHandshake`]), and each failure is classified into its own [`Error`]
 //! variant. Certificates are always verified; there is no switch to turn that off.
 
-use std::io;
+mod classify;
+mod race;
+mod roots;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::Uri;
-use hyper_util::client::legacy::connect::HttpConnector;
-
-use crate::resolver::{MarkedResolver, is_resolve_error};
-use pki_types::pem::PemObject;
-use pki_types::{CertificateDer, ServerName};
-use rustls::{CertificateError, ClientConfig, RootCertStore};
+use pki_types::ServerName;
+use rustls::ClientConfig;
+use rustls::client::Resumption;
 use tokio_rustls::TlsConnector;
-use tower_service::Service;
 use tracing::{debug, instrument};
 
+use self::classify::{classify_connect_error, classify_tls_error};
+use self::race::{ATTEMPT_DELAY, TcpOptions, interleave, race};
 use crate::config::{Cleartext, PoolConfig};
-use crate::error::{Error, TimeoutKind, shared};
+use crate::error::{Error, TimeoutKind};
 use crate::origin::{Origin, Scheme};
 use crate::protocol::Protocol;
+use crate::resolver::{Lookup, SharedResolver};
 use crate::transport::Transport;
 
 const ALPN_H2: &[u8] = b"h2";
@@ -39,6 +42,11 @@ pub(crate) struct Dialed {
     pub(crate) tcp_time: Duration,
     /// TLS handshake; zero for cleartext.
     pub(crate) tls_time: Duration,
+    /// The TLS handshake resumed an earlier session (no certificate was sent or verified);
+    /// `None` for cleartext.
+    pub(crate) resumed: Option<bool>,
+    /// The address the TCP race was won by.
+    pub(crate) peer: SocketAddr,
 }
 
 /// What a dial puts on top of TCP.
@@ -52,7 +60,8 @@ enum Security {
 /// Opens TLS connections to origins. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Connector {
-    http: HttpConnector<MarkedResolver>,
+    lookup: Lookup,
+    tcp: TcpOptions,
     tls: TlsConnector,
     connect_timeout: Duration,
     tls_handshake_timeout: Duration,
@@ -73,14 +82,8 @@ impl std::fmt::Debug for Connector {
 
 impl Connector {
     /// Builds the connector; fails on CA material that does not parse.
-    pub(crate) fn new(config: &PoolConfig) -> Result<Connector, Error> {
-        let mut http = HttpConnector::new_with_resolver(MarkedResolver::system());
-        http.set_nodelay(config.tcp_nodelay);
-        http.set_keepalive(config.tcp_keepalive);
-        // The deadline is ours (below), so a timeout is reported as TimeoutKind::Connect.
-        http.set_connect_timeout(None);
-
-        let roots = root_store(config)?;
+    pub(crate) fn new(config: &PoolConfig, resolver: SharedResolver) -> Result<Connector, Error> {
+        let roots = roots::root_store(config)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut tls = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -90,9 +93,17 @@ impl Connector {
         // Offer http/1.1 too even when h2_only is set, so a server without h2 completes the
         // handshake and the caller gets a clear Error::Protocol rather than a TLS alert.
         tls.alpn_protocols = vec![ALPN_H2.to_vec(), ALPN_HTTP1.to_vec()];
+        tls.resumption = match config.tls_session_cache_size {
+            0 => Resumption::disabled(),
+            n => Resumption::in_memory_sessions(n),
+        };
 
         Ok(Connector {
-            http,
+            lookup: Lookup::new(config.resolve_overrides.clone(), resolver),
+            tcp: TcpOptions {
+                nodelay: config.tcp_nodelay,
+                keepalive: config.tcp_keepalive,
+            },
             tls: TlsConnector::from(Arc::new(tls)),
             connect_timeout: config.connect_timeout,
             tls_handshake_timeout: config.tls_handshake_timeout,
@@ -118,17 +129,15 @@ impl Connector {
             }
             Some(protocol) => Security::Plain(protocol),
         };
-        // HttpConnector only dials; the `http` scheme here just satisfies its URI check.
-        let target: Uri = format!("http://{}", origin.authority())
-            .parse()
-            .map_err(|_| Error::InvalidUrl {
-                input: origin.to_string(),
-                reason: "host cannot be dialed",
-            })?;
-
+        // One deadline over the lookup and the whole race: a timeout is TimeoutKind::Connect.
         let started = Instant::now();
-        let mut http = self.http.clone();
-        let tcp = match tokio::time::timeout(self.connect_timeout, http.call(target)).await {
+        let connect = async {
+            let addrs = interleave(self.lookup.addresses(origin).await?);
+            race(&addrs, self.tcp, ATTEMPT_DELAY)
+                .await
+                .map_err(|attempts| classify_connect_error(origin, attempts))
+        };
+        let (tcp, peer) = match tokio::time::timeout(self.connect_timeout, connect).await {
             Err(_) => {
                 return Err(Error::Timeout {
                     origin: origin.clone(),
@@ -136,8 +145,7 @@ impl Connector {
                     after: self.connect_timeout,
                 });
             }
-            Ok(Err(e)) => return Err(classify_connect_error(origin, e)),
-            Ok(Ok(io)) => io.into_inner(),
+            Ok(result) => result?,
         };
         let tcp_time = started.elapsed();
         let server_name = match security {
@@ -149,6 +157,8 @@ impl Connector {
                     protocol,
                     tcp_time,
                     tls_time: Duration::ZERO,
+                    resumed: None,
+                    peer,
                 });
             }
         };
@@ -167,6 +177,7 @@ impl Connector {
             Ok(Ok(stream)) => stream,
         };
         let tls_time = tls_started.elapsed();
+        let resumed = stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
 
         let protocol = match stream.get_ref().1.alpn_protocol() {
             Some(ALPN_H2) => Protocol::Http2,
@@ -190,52 +201,16 @@ impl Connector {
                 source: None,
             });
         }
-        debug!(%protocol, ?tcp_time, ?tls_time, "dialed");
+        debug!(%protocol, %peer, ?tcp_time, ?tls_time, resumed, "dialed");
         Ok(Dialed {
             stream: Transport::Tls(Box::new(stream)),
             protocol,
             tcp_time,
             tls_time,
+            resumed: Some(resumed),
+            peer,
         })
     }
-}
-
-fn root_store(config: &PoolConfig) -> Result<RootCertStore, Error> {
-    let mut roots = RootCertStore::empty();
-    if config.tls_webpki_roots {
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    }
-    #[cfg(feature = "native-roots")]
-    if config.tls_native_roots {
-        // Unreadable individual certificates are skipped, as the OS store often holds some.
-        let found = rustls_native_certs::load_native_certs();
-        let (added, _ignored) = roots.add_parsable_certificates(found.certs);
-        if added == 0 {
-            return Err(Error::invalid_config(
-                "tls_native_roots",
-                "no usable certificate in the operating system's store",
-            ));
-        }
-    }
-    for pem in &config.tls_extra_ca_pem {
-        let mut added = 0;
-        for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|e| {
-                Error::invalid_config("tls_extra_ca_pem", format!("unreadable PEM: {e}"))
-            })?;
-            roots.add(cert).map_err(|e| {
-                Error::invalid_config("tls_extra_ca_pem", format!("unusable CA certificate: {e}"))
-            })?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(Error::invalid_config(
-                "tls_extra_ca_pem",
-                "no CERTIFICATE block in the PEM",
-            ));
-        }
-    }
-    Ok(roots)
 }
 
 /// The protocol a cleartext dial to `origin` speaks (`None` for `https://`), or
@@ -256,97 +231,9 @@ pub(crate) fn cleartext_protocol(
     }
 }
 
-/// `error` is hyper-util's `ConnectError` (not exported, hence generic).
-fn classify_connect_error<E>(origin: &Origin, error: E) -> Error
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    if is_resolve_error(&error) {
-        return Error::Dns {
-            origin: origin.clone(),
-            source: shared(error),
-        };
-    }
-    let refused = io_kind(&error) == Some(io::ErrorKind::ConnectionRefused);
-    if refused {
-        Error::ConnectionRefused {
-            origin: origin.clone(),
-            source: shared(error),
-        }
-    } else {
-        Error::Connect {
-            origin: origin.clone(),
-            source: shared(error),
-        }
-    }
-}
-
-fn io_kind(error: &(dyn std::error::Error + 'static)) -> Option<io::ErrorKind> {
-    let mut cause = Some(error);
-    while let Some(e) = cause {
-        if let Some(io) = e.downcast_ref::<io::Error>() {
-            return Some(io.kind());
-        }
-        cause = e.source();
-    }
-    None
-}
-
-fn classify_tls_error(origin: &Origin, error: io::Error) -> Error {
-    let rustls_error = error
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
-    match rustls_error {
-        Some(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)) => {
-            Error::UntrustedCertificate {
-                origin: origin.clone(),
-                source: shared(error),
-            }
-        }
-        Some(rustls::Error::InvalidCertificate(
-            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-        )) => Error::CertificateNameMismatch {
-            origin: origin.clone(),
-            source: shared(error),
-        },
-        // The first record's type byte is not a TLS one: "HTTP/1.1 400" starts with 'H'.
-        Some(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)) => {
-            Error::NotTls {
-                origin: origin.clone(),
-                source: shared(error),
-            }
-        }
-        _ => Error::Tls {
-            origin: origin.clone(),
-            source: shared(error),
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::net::SocketAddr;
-
-    use hyper_util::client::legacy::connect::dns::Name;
-
     use super::*;
-
-    /// A failed lookup reaches the caller as `Error::Dns`, recognised by the resolver's error
-    /// type anywhere in the cause chain, whatever hyper-util's message says.
-    #[tokio::test]
-    async fn a_failed_lookup_is_a_dns_error() {
-        let failing = tower::service_fn(|_: Name| async {
-            Err::<std::vec::IntoIter<SocketAddr>, _>(io::Error::other("no such host"))
-        });
-        let mut http = HttpConnector::new_with_resolver(MarkedResolver(failing));
-        let target: Uri = "http://nowhere.test:1".parse().expect("uri");
-        let error = http.call(target).await.expect_err("the lookup fails");
-        let origin: Origin = "https://nowhere.test:1".parse().expect("origin");
-        match classify_connect_error(&origin, error) {
-            Error::Dns { origin: o, .. } => assert_eq!(o, origin),
-            other => panic!("expected Error::Dns, got {other:?}"),
-        }
-    }
 
     /// Only `http://` is refused, and only when cleartext is off.
     #[test]

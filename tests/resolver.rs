@@ -1,0 +1,149 @@
+//! Names and addresses: static overrides, a plugged-in resolver (consulted again when a
+//! connection is replaced), connection racing past a black-holed address (RFC 8305), and the
+//! error when every address fails. Names map to loopback addresses only.
+
+mod support;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use https_pool::{Error, Resolve, Resolving};
+use https_pool_testkit::{SynDropListener, TestServer, TestServerConfig};
+use support::{builder_for, get, trace_init};
+
+const V4: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
+
+fn server_for(names: &[&str], bind: SocketAddr) -> TestServer {
+    let names = names.iter().map(|n| (*n).to_owned()).collect();
+    TestServer::start(TestServerConfig::default().cert_names(names).bind(bind))
+        .expect("test server starts")
+}
+
+/// A resolver answering from a table the test changes, counting lookups.
+#[derive(Clone, Default)]
+struct Table {
+    answer: Arc<Mutex<Vec<IpAddr>>>,
+    lookups: Arc<AtomicUsize>,
+}
+
+impl Table {
+    fn set(&self, ips: &[IpAddr]) {
+        *self.answer.lock().expect("table lock") = ips.to_vec();
+    }
+}
+
+impl Resolve for Table {
+    fn resolve(&self, _host: &str) -> Resolving {
+        self.lookups.fetch_add(1, Ordering::SeqCst);
+        let ips = self.answer.lock().expect("table lock").clone();
+        Box::pin(async move { Ok(ips) })
+    }
+}
+
+/// `resolve("a.test", [127.0.0.1])` reaches the server without DNS, and the certificate is
+/// checked against `a.test`, the name in the URL.
+#[tokio::test]
+async fn an_override_maps_a_name_to_an_address() {
+    trace_init();
+    let server = server_for(&["a.test"], SocketAddr::new(V4, 0));
+    let pool = builder_for(&server)
+        .resolve("A.test", [V4])
+        .build()
+        .expect("pool");
+    let url = format!("https://a.test:{}/", server.port());
+    let response = pool.request(get(&url)).await.expect("request");
+    assert!(response.status().is_success());
+    let stats = pool.stats();
+    let conn = &stats.origins[0].connections[0];
+    assert_eq!(conn.peer_addr, server.addr());
+    assert_eq!(server.counters().accepted(), 1);
+}
+
+/// Every dial asks the resolver again, so a replacement connection follows the name to its
+/// new address: here from a server on 127.0.0.1 to one on ::1 (same port, same name).
+#[tokio::test]
+async fn a_replacement_connection_resolves_again() {
+    trace_init();
+    let first = server_for(&["moving.test"], SocketAddr::new(V4, 0));
+    let second = server_for(&["moving.test"], SocketAddr::new(V6, first.port()));
+    let table = Table::default();
+    table.set(&[V4]);
+    let pool = builder_for(&first)
+        .tls_extra_ca_pem(second.ca_pem())
+        .resolver(table.clone())
+        .max_requests_per_connection(1)
+        .build()
+        .expect("pool");
+    let url = format!("https://moving.test:{}/", first.port());
+    pool.request(get(&url)).await.expect("first request");
+    table.set(&[V6]);
+    pool.request(get(&url)).await.expect("second request");
+    assert_eq!(first.counters().requests(), 1);
+    assert_eq!(second.counters().requests(), 1);
+    assert_eq!(table.lookups.load(Ordering::SeqCst), 2);
+}
+
+/// The first address drops SYNs; the race starts the second after the attempt delay and the
+/// request succeeds on it. Sequential dialing would sit on the first address until the
+/// connect timeout and fail with `Timeout`.
+#[tokio::test]
+async fn a_black_holed_first_address_does_not_stall_the_dial() {
+    trace_init();
+    let server = server_for(&["race.test"], SocketAddr::new(V4, 0));
+    let hole = SynDropListener::bind(SocketAddr::new(V6, server.port())).expect("black hole");
+    let table = Table::default();
+    table.set(&[V6, V4]);
+    let pool = builder_for(&server)
+        .resolver(table)
+        .connect_timeout(Duration::from_secs(3))
+        .build()
+        .expect("pool");
+    let url = format!("https://race.test:{}/", server.port());
+    let started = Instant::now();
+    let response = pool.request(get(&url)).await.expect("request");
+    println!("connected past {} in {:?}", hole.addr(), started.elapsed());
+    assert!(response.status().is_success());
+    let stats = pool.stats();
+    assert_eq!(stats.origins[0].connections[0].peer_addr, server.addr());
+    assert_eq!(stats.connects_failed, 0);
+}
+
+/// When every address fails, the error names each address with its own cause.
+#[tokio::test]
+async fn when_every_address_fails_the_error_lists_them_all() {
+    trace_init();
+    // A port nothing listens on, on either loopback address.
+    let port = std::net::TcpListener::bind((V4, 0))
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let pool = https_pool::ConnectionPoolManager::builder()
+        .resolve("nowhere.test", [V6, V4])
+        .build()
+        .expect("pool");
+    let url = format!("https://nowhere.test:{port}/");
+    let error = pool.request(get(&url)).await.expect_err("nothing listens");
+    let Error::ConnectionRefused { origin, source } = &error else {
+        panic!("expected ConnectionRefused, got {error:?}");
+    };
+    assert_eq!(origin.host(), "nowhere.test");
+    let listed = source.to_string();
+    for addr in [SocketAddr::new(V6, port), SocketAddr::new(V4, port)] {
+        assert!(listed.contains(&addr.to_string()), "{listed}");
+    }
+}
+
+/// An override with no address is refused when the pool is built, naming the field.
+#[test]
+fn an_empty_override_is_invalid() {
+    let built = https_pool::ConnectionPoolManager::builder()
+        .resolve("empty.test", [])
+        .build();
+    match built {
+        Err(Error::InvalidConfig { field, .. }) => assert_eq!(field, "resolve_overrides"),
+        other => panic!("expected InvalidConfig, got {other:?}"),
+    }
+}
