@@ -196,6 +196,11 @@ pub struct ConnectionStats {
     pub peer_addr: std::net::SocketAddr,
     /// Whether the TLS handshake resumed an earlier session; `None` for cleartext.
     pub tls_resumed: Option<bool>,
+    /// How long name resolution plus the TCP connect race took when this connection was
+    /// dialed.
+    pub tcp_connect: Duration,
+    /// How long its TLS handshake took (zero for cleartext).
+    pub tls_handshake: Duration,
     /// Stream slots leased right now.
     pub active_streams: usize,
     /// The slot limit in force: `min(peer's SETTINGS_MAX_CONCURRENT_STREAMS, configured cap)`;

@@ -183,6 +183,8 @@ async fn run(
             "scaling" => criteria::scaling(&ctx).await,
             "health" => criteria::health(&ctx).await,
             "priority" => criteria::priority(&ctx).await,
+            "resumption" => criteria::resumption(&ctx).await,
+            "happy-eyeballs" => criteria::happy_eyeballs(&ctx).await,
             unknown => Err(anyhow::anyhow!("no criterion is named {unknown:?}")),
         };
         bar.finish_and_clear();

@@ -40,6 +40,7 @@ impl Connection {
             protocol: dialed.protocol,
             peer: dialed.peer,
             tls_resumed: dialed.resumed,
+            dial_times: (dialed.tcp_time, dialed.tls_time),
             sender,
             slot: SlotCell::default(),
             cap: config.max_streams_per_connection.unwrap_or(usize::MAX),

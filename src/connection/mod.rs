@@ -91,6 +91,8 @@ pub(crate) struct Connection {
     pub(crate) peer: std::net::SocketAddr,
     /// The TLS handshake resumed a session (`None`: cleartext).
     tls_resumed: Option<bool>,
+    /// How long the dial's TCP connect (DNS included) and TLS handshake took.
+    dial_times: (Duration, Duration),
     pub(crate) sender: Sender,
     pub(crate) slot: SlotCell,
     /// Configured per-connection stream cap (`usize::MAX` when unset).
@@ -354,6 +356,8 @@ impl Connection {
             protocol: self.protocol,
             peer_addr: self.peer,
             tls_resumed: self.tls_resumed,
+            tcp_connect: self.dial_times.0,
+            tls_handshake: self.dial_times.1,
             active_streams: self.slot.active(),
             max_streams: self.stream_limit(),
             peer_settings_received: self.peer_limit().is_some(),

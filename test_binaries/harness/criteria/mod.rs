@@ -26,7 +26,7 @@ pub struct Ctx<'a> {
 }
 
 /// Names accepted by `--only` (a criterion runs when its name starts with one of them).
-pub const NAMES: [&str; 9] = [
+pub const NAMES: [&str; 11] = [
     "memory",
     "latency",
     "multiplexing",
@@ -36,6 +36,8 @@ pub const NAMES: [&str; 9] = [
     "scaling",
     "health",
     "priority",
+    "resumption",
+    "happy-eyeballs",
 ];
 
 const SERVER_CONTROL: &str = "needs a server the harness controls (stream limit, kills, GOAWAY, \
@@ -126,19 +128,23 @@ fn median(mut v: Vec<Duration>) -> Duration {
 mod chaos_churn;
 mod chaos_goaway;
 mod chaos_herd;
+mod happy_eyeballs;
 mod health;
 mod latency;
 mod memory;
 mod multiplexing;
 mod priority;
+mod resumption;
 mod scaling;
 
 pub use chaos_churn::chaos_churn;
 pub use chaos_goaway::chaos_goaway;
 pub use chaos_herd::chaos_herd;
+pub use happy_eyeballs::happy_eyeballs;
 pub use health::health;
 pub use latency::latency;
 pub use memory::memory;
 pub use multiplexing::multiplexing;
 pub use priority::priority;
+pub use resumption::resumption;
 pub use scaling::scaling;
