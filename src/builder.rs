@@ -123,6 +123,12 @@ impl PoolBuilder {
         self
     }
 
+    /// See [`PoolConfig::demand_window`].
+    pub fn demand_window(mut self, window: impl Into<Option<Duration>>) -> Self {
+        self.config.demand_window = window.into();
+        self
+    }
+
     /// See [`PoolConfig::learn_request_budget`].
     pub fn learn_request_budget(mut self, enabled: bool) -> Self {
         self.config.learn_request_budget = enabled;

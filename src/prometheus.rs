@@ -183,6 +183,7 @@ mod tests {
                 connecting: 0,
                 waiters: 3,
                 warm_minimum: 1,
+                recent_peak_demand: 0,
                 learned_request_budget: Some(50),
                 tls_full_handshakes: 1,
                 tls_resumed_handshakes: 2,

@@ -137,6 +137,9 @@ pub struct OriginStats {
     pub waiters: usize,
     /// Connections this origin keeps open (0 unless prewarmed).
     pub warm_minimum: usize,
+    /// The most streams in use plus acquirers waiting at once within the last
+    /// [`demand_window`](crate::PoolConfig::demand_window) (0 when that is off).
+    pub recent_peak_demand: usize,
     /// Requests per connection the pool learned this origin's server allows before it
     /// rotates the connection with GOAWAY; connections drain at this count. `None` until
     /// learned (see [`PoolConfig::learn_request_budget`](crate::PoolConfig::learn_request_budget)).

@@ -185,6 +185,7 @@ async fn run(
             "priority" => criteria::priority(&ctx).await,
             "resumption" => criteria::resumption(&ctx).await,
             "happy-eyeballs" => criteria::happy_eyeballs(&ctx).await,
+            "bursty" => criteria::bursty(&ctx).await,
             unknown => Err(anyhow::anyhow!("no criterion is named {unknown:?}")),
         };
         bar.finish_and_clear();

@@ -9,6 +9,7 @@
 //! deadline) and [`dialing`] (dials as tasks of their own, prewarm).
 
 mod acquire;
+mod demand;
 mod dialing;
 mod free_set;
 mod pooled;
@@ -93,6 +94,7 @@ impl OriginPool {
     pub(crate) fn new(origin: Origin, ctx: Arc<PoolContext>) -> OriginPool {
         let mut state = OriginState::default();
         state.aging = Aging::new(ctx.config.priority_aging, ctx.config.acquire_timeout);
+        state.demand = demand::DemandWindow::new(ctx.config.demand_window);
         OriginPool {
             budget: Arc::new(RequestBudget::new(ctx.config.learn_request_budget)),
             origin,
@@ -126,13 +128,14 @@ impl OriginPool {
             if st.closed {
                 return false;
             }
+            st.record_demand(now);
             let closed = st.sweep_idle(&self.ctx.config, now);
             let lead = self
                 .ctx
                 .config
                 .max_connection_lifetime
                 .map_or(Duration::ZERO, |l| (l / 4).min(Duration::from_secs(5)));
-            let replenish = st.plan_replenish(now, lead);
+            let replenish = st.plan_replenish(&self.ctx.config, now, lead);
             let (wakers, plan) = if st.queue.waiting() > 0 {
                 (st.offer_all(), st.plan_dials(&self.ctx.config, None, now))
             } else {
@@ -183,7 +186,7 @@ impl OriginPool {
     }
 
     pub(crate) fn snapshot(&self, now: Instant) -> OriginStats {
-        let st = self.lock();
+        let mut st = self.lock();
         OriginStats {
             origin: self.origin.clone(),
             connections: st
@@ -195,6 +198,7 @@ impl OriginPool {
             connecting: st.dialing,
             waiters: st.queue.waiting(),
             warm_minimum: st.warm_min,
+            recent_peak_demand: st.demand.peak(now),
             learned_request_budget: self.budget.learned(),
             tls_full_handshakes: self.handshakes.full.load(Ordering::Relaxed),
             tls_resumed_handshakes: self.handshakes.resumed.load(Ordering::Relaxed),

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use tracing::debug;
 
+use super::demand::connections_for;
 use super::pooled::Pooled;
 use super::retry_target::RetryTarget;
 use super::state::OriginState;
@@ -189,6 +190,7 @@ impl<C: Pooled> OriginState<C> {
         if self.closed || self.queue.waiting() == 0 {
             return DialPlan::default();
         }
+        self.record_demand(now);
         let serving = self.serving();
         let max = self.max_connections(config);
         let stranded = self.stranded_retries();
@@ -215,6 +217,9 @@ impl<C: Pooled> OriginState<C> {
             // A retry no open connection admits: a fresh connection is where it goes.
             dials = 1;
         }
+        // Dial ahead to what recent peaks needed rather than one exhaustion at a time.
+        let floor = self.keep_floor(config, now).min(max);
+        dials = dials.max(floor.saturating_sub(serving + self.dialing));
         if dials > 0 {
             debug!(
                 dials,
@@ -256,11 +261,31 @@ impl<C: Pooled> OriginState<C> {
         }
     }
 
-    /// Dials needed to restore the warm minimum.
+    /// Connections the origin keeps: its warm minimum, or what its recent peak demand needs
+    /// (`PoolConfig::demand_window`), whichever is more.
+    pub(crate) fn keep_floor(&mut self, config: &PoolConfig, now: Instant) -> usize {
+        let peak = self.demand.peak(now);
+        let max = self.max_connections(config);
+        let needed = connections_for(peak, self.planned_streams, config.scale_up_fill_ratio, max);
+        self.warm_min.max(needed)
+    }
+
+    /// Notes the demand now: streams in use plus acquirers waiting.
+    pub(crate) fn record_demand(&mut self, now: Instant) {
+        let active: usize = self.conns.iter().map(|c| c.slot().active()).sum();
+        self.demand.record(now, active + self.queue.waiting());
+    }
+
+    /// Dials needed to restore the warm minimum, or the connections recent demand needs.
     ///
     /// A connection within `lead` of its lifetime no longer counts, so its replacement is
     /// dialed while it still serves: rotation leaves no cold gap.
-    pub(crate) fn plan_replenish(&mut self, now: Instant, lead: Duration) -> usize {
+    pub(crate) fn plan_replenish(
+        &mut self,
+        config: &PoolConfig,
+        now: Instant,
+        lead: Duration,
+    ) -> usize {
         if self.closed || self.replenish_after.is_some_and(|t| now < t) {
             return 0;
         }
@@ -269,7 +294,9 @@ impl<C: Pooled> OriginState<C> {
             .iter()
             .filter(|c| !c.is_draining() && c.retire_at().is_none_or(|at| at > now + lead))
             .count();
-        let n = self.warm_min.saturating_sub(healthy + self.dialing);
+        let n = self
+            .keep_floor(config, now)
+            .saturating_sub(healthy + self.dialing);
         self.dialing += n;
         n
     }

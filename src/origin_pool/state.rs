@@ -12,6 +12,7 @@ use std::time::Instant;
 
 use tracing::debug;
 
+use super::demand::DemandWindow;
 use super::free_set::FreeSet;
 use super::pooled::Pooled;
 use super::wait_queue::{Aging, Cancelled, WaitQueue, WaiterKey};
@@ -57,6 +58,8 @@ pub(crate) struct OriginState<C> {
     pub(crate) expiry_task: Option<tokio::task::AbortHandle>,
     /// When a waiter is served as urgency 0 (`PoolConfig::priority_aging`).
     pub(crate) aging: Aging,
+    /// Recent peak demand (`PoolConfig::demand_window`).
+    pub(crate) demand: DemandWindow,
     /// Since when the origin has had nothing (see [`OriginState::vacant_since`]).
     vacant_since: Option<Instant>,
     pub(crate) closed: bool,
@@ -78,6 +81,7 @@ impl<C> Default for OriginState<C> {
             expiry_running: false,
             expiry_task: None,
             aging: Aging::default(),
+            demand: DemandWindow::default(),
             vacant_since: None,
             closed: false,
         }
@@ -98,7 +102,8 @@ impl<C: Pooled> OriginState<C> {
         let vacant = self.conns.is_empty()
             && self.dialing == 0
             && self.queue.waiting() == 0
-            && self.warm_min == 0;
+            && self.warm_min == 0
+            && self.demand.peak(now) == 0;
         if !vacant {
             self.vacant_since = None;
             return None;

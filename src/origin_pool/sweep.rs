@@ -28,7 +28,8 @@ impl<C: Pooled> OriginState<C> {
     }
 
     /// Removes connections idle too long or beyond the idle cap, never going below the warm
-    /// minimum; returns them (and any pruned) to drop outside the lock.
+    /// minimum or what recent demand needs; returns them (and any pruned) to drop outside
+    /// the lock.
     pub(crate) fn sweep_idle(&mut self, config: &PoolConfig, now: Instant) -> Vec<Arc<C>> {
         let mut removed = self.prune();
         let mut idle: Vec<(Duration, u64)> = self
@@ -43,7 +44,7 @@ impl<C: Pooled> OriginState<C> {
             _ => (config.idle_timeout, config.max_idle_connections_per_origin),
         };
         let mut excess_idle = idle.len().saturating_sub(max_idle);
-        let mut removable = self.serving().saturating_sub(self.warm_min);
+        let mut removable = self.serving().saturating_sub(self.keep_floor(config, now));
         for (idle_for, id) in idle {
             if removable == 0 {
                 break;

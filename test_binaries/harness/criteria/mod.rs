@@ -26,7 +26,7 @@ pub struct Ctx<'a> {
 }
 
 /// Names accepted by `--only` (a criterion runs when its name starts with one of them).
-pub const NAMES: [&str; 11] = [
+pub const NAMES: [&str; 12] = [
     "memory",
     "latency",
     "multiplexing",
@@ -38,6 +38,7 @@ pub const NAMES: [&str; 11] = [
     "priority",
     "resumption",
     "happy-eyeballs",
+    "bursty",
 ];
 
 const SERVER_CONTROL: &str = "needs a server the harness controls (stream limit, kills, GOAWAY, \
@@ -125,6 +126,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v.get(v.len() / 2).copied().unwrap_or_default()
 }
 
+mod bursty;
 mod chaos_churn;
 mod chaos_goaway;
 mod chaos_herd;
@@ -137,6 +139,7 @@ mod priority;
 mod resumption;
 mod scaling;
 
+pub use bursty::bursty;
 pub use chaos_churn::chaos_churn;
 pub use chaos_goaway::chaos_goaway;
 pub use chaos_herd::chaos_herd;

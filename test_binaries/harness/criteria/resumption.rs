@@ -57,7 +57,11 @@ pub async fn resumption(ctx: &Ctx<'_>) -> Result<CriterionResult> {
                   (medians)"
         .to_owned();
     if ctx.live() {
-        return Ok(CriterionResult::skipped("resumption", target, SERVER_CONTROL));
+        return Ok(CriterionResult::skipped(
+            "resumption",
+            target,
+            SERVER_CONTROL,
+        ));
     }
     let n = ctx.scale.pick(21, 61, 201);
     let mut figures = Vec::new();
@@ -67,7 +71,11 @@ pub async fn resumption(ctx: &Ctx<'_>) -> Result<CriterionResult> {
     // of wall time, inside the noise of a relay's delay): only the first is a verdict.
     for (label, config, must_be_faster) in [
         ("TLS 1.3", TestServerConfig::default(), false),
-        ("TLS 1.2", TestServerConfig::default().tls12_only(true), true),
+        (
+            "TLS 1.2",
+            TestServerConfig::default().tls12_only(true),
+            true,
+        ),
     ] {
         let peer = ctx.peer(config)?;
         let on = handshakes(&peer, n, 256).await?;

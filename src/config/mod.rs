@@ -2,15 +2,13 @@
 //!
 //! [`PoolConfig`] is a value you can inspect, clone and log; [`PoolBuilder`] sets its fields
 //! and [`PoolConfig::validate`] checks every value before a pool exists, returning
-//! [`Error::InvalidConfig`] instead of panicking.
+//! [`Error::InvalidConfig`](crate::Error::InvalidConfig) instead of panicking.
 //!
 //! [`PoolBuilder`]: crate::PoolBuilder
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
-
-use crate::error::Error;
 
 /// How an origin chooses among its open HTTP/2 connections when several have a free slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -33,7 +31,7 @@ pub enum SelectionPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Cleartext {
-    /// `http://` origins fail with [`Error::CleartextDisabled`]. The default.
+    /// `http://` origins fail with [`Error::CleartextDisabled`](crate::Error::CleartextDisabled). The default.
     #[default]
     Disabled,
     /// HTTP/2 with prior knowledge ([RFC 9113 §3.3], "h2c"): the connection preface is sent
@@ -74,7 +72,7 @@ pub struct PoolConfig {
     /// [`SelectionPolicy::Pack`].
     pub selection_policy: SelectionPolicy,
     /// Most acquirers that may wait for a slot on one origin; one more gets
-    /// [`Error::PoolExhausted`] at once. Default: 1024.
+    /// [`Error::PoolExhausted`](crate::Error::PoolExhausted) at once. Default: 1024.
     pub max_waiters_per_origin: usize,
     /// How many times [`request`](crate::ConnectionPoolManager::request) (and the tower service)
     /// re-sends a request that provably never reached the server (the peer refused the
@@ -100,6 +98,13 @@ pub struct PoolConfig {
     /// Most connections per origin that may sit idle; more idle ones are closed, oldest first.
     /// Default: 4.
     pub max_idle_connections_per_origin: usize,
+    /// Demand-driven warm-up: keep, per origin, the connections that the peak concurrency
+    /// (streams in use plus waiters) of the last `demand_window` needs (peak ÷ the server's
+    /// stream limit at `scale_up_fill_ratio`, capped by the connection limit), above
+    /// `min_connections_per_origin` and `max_idle_connections_per_origin`; dial back up to
+    /// it, ahead of the next burst. Once the window passes without such a peak, the extra
+    /// connections close per `idle_timeout`. `None` turns it off. Default: `None`.
+    pub demand_window: Option<Duration>,
     /// A connection older than this stops taking new streams, finishes the ones it has, and
     /// closes (graceful rotation); a prewarmed origin dials its replacement shortly before, so
     /// there is no cold gap. `None` never rotates by age. Default: `None`.
@@ -142,7 +147,7 @@ pub struct PoolConfig {
     /// [`OriginStats::tls_resumed_handshakes`](crate::OriginStats::tls_resumed_handshakes).
     /// Default: 256 (rustls').
     pub tls_session_cache_size: usize,
-    /// Fail with [`Error::Protocol`] when ALPN does not select `h2`, instead of falling back to
+    /// Fail with [`Error::Protocol`](crate::Error::Protocol) when ALPN does not select `h2`, instead of falling back to
     /// HTTP/1.1. Default: false.
     pub h2_only: bool,
     /// Whether and how `http://` origins are dialed. Default: [`Cleartext::Disabled`].
@@ -198,6 +203,7 @@ impl Default for PoolConfig {
             priority_aging: Duration::from_millis(500),
             idle_timeout: Duration::from_secs(90),
             max_idle_connections_per_origin: 4,
+            demand_window: None,
             max_connection_lifetime: None,
             max_requests_per_connection: None,
             learn_request_budget: true,
@@ -226,148 +232,7 @@ impl Default for PoolConfig {
     }
 }
 
-/// The largest flow-control window HTTP/2 allows (RFC 9113 §6.9.1).
-const MAX_WINDOW_SIZE: u32 = (1 << 31) - 1;
-/// The smallest window HTTP/2 starts with; smaller windows only slow every stream down.
-const MIN_WINDOW_SIZE: u32 = 65_535;
-
-impl PoolConfig {
-    /// Checks every value; the first bad one is reported.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidConfig`] naming the field.
-    pub fn validate(&self) -> Result<(), Error> {
-        if self.max_connections_per_origin == 0 {
-            return Err(Error::invalid_config(
-                "max_connections_per_origin",
-                "must be at least 1",
-            ));
-        }
-        if self.max_connection_lifetime.is_some_and(|d| d.is_zero()) {
-            return Err(Error::invalid_config(
-                "max_connection_lifetime",
-                "must be greater than zero (or None)",
-            ));
-        }
-        if self.max_requests_per_connection == Some(0) {
-            return Err(Error::invalid_config(
-                "max_requests_per_connection",
-                "must be at least 1 (or None)",
-            ));
-        }
-        if self.max_waiters_per_origin == 0 {
-            return Err(Error::invalid_config(
-                "max_waiters_per_origin",
-                "must be at least 1 (a cold origin's first acquirer waits for the dial)",
-            ));
-        }
-        if self.h1_max_connections == 0 {
-            return Err(Error::invalid_config(
-                "h1_max_connections",
-                "must be at least 1",
-            ));
-        }
-        if self.min_connections_per_origin > self.max_connections_per_origin {
-            return Err(Error::invalid_config(
-                "min_connections_per_origin",
-                format!(
-                    "{} exceeds max_connections_per_origin ({})",
-                    self.min_connections_per_origin, self.max_connections_per_origin
-                ),
-            ));
-        }
-        if self.max_streams_per_connection == Some(0) {
-            return Err(Error::invalid_config(
-                "max_streams_per_connection",
-                "must be at least 1 (or None for the peer's limit)",
-            ));
-        }
-        if !(self.scale_up_fill_ratio > 0.0 && self.scale_up_fill_ratio <= 1.0) {
-            return Err(Error::invalid_config(
-                "scale_up_fill_ratio",
-                format!("{} is not in (0, 1]", self.scale_up_fill_ratio),
-            ));
-        }
-        for (field, value) in [
-            ("acquire_timeout", self.acquire_timeout),
-            ("connect_timeout", self.connect_timeout),
-            ("tls_handshake_timeout", self.tls_handshake_timeout),
-            ("idle_timeout", self.idle_timeout),
-            ("h1_idle_timeout", self.h1_idle_timeout),
-            ("http2_keep_alive_timeout", self.http2_keep_alive_timeout),
-        ] {
-            if value.is_zero() {
-                return Err(Error::invalid_config(field, "must be greater than zero"));
-            }
-        }
-        if self.http2_keep_alive_interval.is_some_and(|d| d.is_zero()) {
-            return Err(Error::invalid_config(
-                "http2_keep_alive_interval",
-                "must be greater than zero (or None to disable)",
-            ));
-        }
-        // The stream window may be set below the protocol's initial 65,535 (that is what
-        // SETTINGS_INITIAL_WINDOW_SIZE is for); the connection window can only grow.
-        if self.http2_initial_stream_window_size == 0
-            || self.http2_initial_stream_window_size > MAX_WINDOW_SIZE
-        {
-            return Err(Error::invalid_config(
-                "http2_initial_stream_window_size",
-                format!("must be in 1..={MAX_WINDOW_SIZE}"),
-            ));
-        }
-        if self.http2_initial_connection_window_size < MIN_WINDOW_SIZE
-            || self.http2_initial_connection_window_size > MAX_WINDOW_SIZE
-        {
-            return Err(Error::invalid_config(
-                "http2_initial_connection_window_size",
-                format!("must be in {MIN_WINDOW_SIZE}..={MAX_WINDOW_SIZE}"),
-            ));
-        }
-        if self.http2_max_send_buf_size == 0 || self.http2_max_send_buf_size > u32::MAX as usize {
-            return Err(Error::invalid_config(
-                "http2_max_send_buf_size",
-                format!("must be in 1..={}", u32::MAX),
-            ));
-        }
-        if self.http2_max_header_list_size == 0 {
-            return Err(Error::invalid_config(
-                "http2_max_header_list_size",
-                "must be at least 1",
-            ));
-        }
-        if !self.tls_webpki_roots && !self.tls_native_roots && self.tls_extra_ca_pem.is_empty() {
-            return Err(Error::invalid_config(
-                "tls_webpki_roots",
-                "no trusted roots: enable webpki or native roots, or add a CA certificate",
-            ));
-        }
-        if self.h2_only && self.cleartext == Cleartext::Http1 {
-            return Err(Error::invalid_config(
-                "cleartext",
-                "Cleartext::Http1 contradicts h2_only; use Cleartext::Http2PriorKnowledge",
-            ));
-        }
-        if let Some((host, _)) = self
-            .resolve_overrides
-            .iter()
-            .find(|(_, ips)| ips.is_empty())
-        {
-            return Err(Error::invalid_config(
-                "resolve_overrides",
-                format!("{host} has no address"),
-            ));
-        }
-        if self.tls_native_roots && !cfg!(feature = "native-roots") {
-            return Err(Error::invalid_config(
-                "tls_native_roots",
-                "this build lacks the `native-roots` feature",
-            ));
-        }
-        Ok(())
-    }
-}
+mod validate;
 
 #[cfg(test)]
 mod tests {
