@@ -281,6 +281,12 @@ impl PoolBuilder {
         self
     }
 
+    /// See [`PoolConfig::http2_coalescing`].
+    pub fn http2_coalescing(mut self, enabled: bool) -> Self {
+        self.config.http2_coalescing = enabled;
+        self
+    }
+
     /// See [`PoolConfig::http2_keep_alive_timeout`].
     pub fn http2_keep_alive_timeout(mut self, timeout: Duration) -> Self {
         self.config.http2_keep_alive_timeout = timeout;

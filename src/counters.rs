@@ -23,6 +23,8 @@ pub(crate) struct PoolCounters {
     pub(crate) acquires_failed: Tally,
     /// Leases on a connection that had already served one: the handshake saved.
     pub(crate) leases_reused: Tally,
+    /// Leases on another origin's connection (HTTP/2 coalescing).
+    pub(crate) leases_coalesced: Tally,
     pub(crate) handles_outstanding: Level,
     pub(crate) requests_sent: Tally,
     pub(crate) requests_failed: Tally,
@@ -43,6 +45,7 @@ impl PoolCounters {
             acquires_succeeded: Tally::new(counter_with(metrics::ACQUIRES, "outcome", "ok")),
             acquires_failed: Tally::new(counter_with(metrics::ACQUIRES, "outcome", "error")),
             leases_reused: Tally::new(counter(metrics::LEASES_REUSED)),
+            leases_coalesced: Tally::new(counter(metrics::LEASES_COALESCED)),
             handles_outstanding: Level::new(gauge(metrics::HANDLES_OUTSTANDING)),
             requests_sent: Tally::new(counter_with(metrics::REQUESTS, "outcome", "sent")),
             requests_failed: Tally::new(counter_with(metrics::REQUESTS, "outcome", "failed")),

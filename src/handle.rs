@@ -29,6 +29,9 @@ use crate::protocol::Protocol;
 #[must_use = "a handle holds a stream slot until dropped"]
 pub struct StreamHandle {
     lease: Holder,
+    /// The origin acquired, when the slot is on another origin's connection (HTTP/2
+    /// coalescing); `None` when it is the connection's own.
+    coalesced_for: Option<Origin>,
 }
 
 /// The handle's lease: owned until a body needs to share it.
@@ -49,9 +52,11 @@ impl std::fmt::Debug for StreamHandle {
 }
 
 impl StreamHandle {
-    pub(crate) fn new(lease: Lease) -> StreamHandle {
+    pub(crate) fn new(lease: Lease, origin: &Origin) -> StreamHandle {
+        let coalesced_for = (lease.conn().origin != *origin).then(|| origin.clone());
         StreamHandle {
             lease: Holder::Owned(lease),
+            coalesced_for,
         }
     }
 
@@ -72,9 +77,11 @@ impl StreamHandle {
         self.conn().protocol
     }
 
-    /// The origin of the connection.
+    /// The origin this handle was acquired for: requests sent on it must name it. It is the
+    /// connection's own origin unless the slot is on another origin's connection (see
+    /// [`PoolConfig::http2_coalescing`](crate::PoolConfig::http2_coalescing)).
     pub fn origin(&self) -> &Origin {
-        &self.conn().origin
+        self.coalesced_for.as_ref().unwrap_or(&self.conn().origin)
     }
 
     /// The lease as a [`LeaseRef`] for a body, shared with the handle.

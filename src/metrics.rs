@@ -17,6 +17,7 @@
 //! | `https_pool_connects_failed_total` | counter | |
 //! | `https_pool_acquires_total` | counter | `outcome` = `ok` \| `error` |
 //! | `https_pool_leases_reused_total` | counter | |
+//! | `https_pool_leases_coalesced_total` | counter | |
 //! | `https_pool_requests_total` | counter | `outcome` = `sent` \| `failed` |
 //! | `https_pool_requests_retried_total` | counter | |
 //! | `https_pool_handles_outstanding` | gauge | |
@@ -79,6 +80,11 @@ pub(crate) const LEASES_REUSED: Family = family(
     "https_pool_leases_reused_total",
     "counter",
     "Acquisitions served by a connection that had served one before.",
+);
+pub(crate) const LEASES_COALESCED: Family = family(
+    "https_pool_leases_coalesced_total",
+    "counter",
+    "Acquisitions served by another origin's HTTP/2 connection (RFC 9113 §9.1.1).",
 );
 pub(crate) const REQUESTS: Family = family(
     "https_pool_requests_total",

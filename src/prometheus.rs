@@ -34,6 +34,7 @@ impl PoolStats {
             ]),
         ));
         families.push((metrics::LEASES_REUSED, one(self.leases_reused)));
+        families.push((metrics::LEASES_COALESCED, one(self.leases_coalesced)));
         families.push((
             metrics::REQUESTS,
             outcomes([
@@ -194,6 +195,7 @@ mod tests {
             acquires_succeeded: 10,
             acquires_failed: 1,
             leases_reused: 8,
+            leases_coalesced: 0,
             handles_outstanding: 0,
             requests_sent: 10,
             requests_failed: 1,

@@ -77,6 +77,9 @@ pub struct PoolStats {
     pub acquires_failed: u64,
     /// Acquires served by a connection that had served one before (handshakes saved).
     pub leases_reused: u64,
+    /// Acquires served by another origin's HTTP/2 connection (see
+    /// [`PoolConfig::http2_coalescing`](crate::PoolConfig::http2_coalescing)).
+    pub leases_coalesced: u64,
     /// Stream slots currently leased: held by [`StreamHandle`](crate::StreamHandle)s and by
     /// response [`Body`](crate::Body)s still streaming.
     pub handles_outstanding: u64,

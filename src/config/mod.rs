@@ -187,6 +187,18 @@ pub struct PoolConfig {
     pub http2_keep_alive_interval: Option<Duration>,
     /// A PING unanswered for this long closes the connection. Default: 10 s.
     pub http2_keep_alive_timeout: Duration,
+    /// HTTP/2 connection coalescing ([RFC 9113 §9.1.1]): a request for an origin with no
+    /// connection of its own goes on an open HTTP/2 connection of another `https` origin on
+    /// the same port whose certificate is valid for the request's host and whose socket is
+    /// connected to one of the addresses that host resolves to, instead of dialing. A
+    /// `421 Misdirected Request` on such a stream is sent again (by
+    /// [`request`](crate::ConnectionPoolManager::request) and the tower service, when the
+    /// body can be replayed) on a connection dialed for the request's own origin, and that
+    /// pair of origins is not coalesced again. Counted in
+    /// [`PoolStats::leases_coalesced`](crate::PoolStats::leases_coalesced). Default: false.
+    ///
+    /// [RFC 9113 §9.1.1]: https://www.rfc-editor.org/rfc/rfc9113#section-9.1.1
+    pub http2_coalescing: bool,
 }
 
 impl Default for PoolConfig {
@@ -228,6 +240,7 @@ impl Default for PoolConfig {
             http2_max_header_list_size: 16 * 1024,
             http2_keep_alive_interval: Some(Duration::from_secs(30)),
             http2_keep_alive_timeout: Duration::from_secs(10),
+            http2_coalescing: false,
         }
     }
 }

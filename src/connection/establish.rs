@@ -41,6 +41,7 @@ impl Connection {
             peer: dialed.peer,
             tls_resumed: dialed.resumed,
             dial_times: (dialed.tcp_time, dialed.tls_time),
+            end_entity: dialed.end_entity.clone(),
             sender,
             slot: SlotCell::default(),
             cap: config.max_streams_per_connection.unwrap_or(usize::MAX),

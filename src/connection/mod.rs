@@ -91,6 +91,8 @@ pub(crate) struct Connection {
     pub(crate) peer: std::net::SocketAddr,
     /// The TLS handshake resumed a session (`None`: cleartext).
     tls_resumed: Option<bool>,
+    /// The server's end-entity certificate, kept only for HTTP/2 coalescing.
+    pub(crate) end_entity: Option<pki_types::CertificateDer<'static>>,
     /// How long the dial's TCP connect (DNS included) and TLS handshake took.
     dial_times: (Duration, Duration),
     pub(crate) sender: Sender,

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use pki_types::ServerName;
+use pki_types::{CertificateDer, ServerName};
 use rustls::ClientConfig;
 use rustls::client::Resumption;
 use tokio_rustls::TlsConnector;
@@ -47,6 +47,8 @@ pub(crate) struct Dialed {
     pub(crate) resumed: Option<bool>,
     /// The address the TCP race was won by.
     pub(crate) peer: SocketAddr,
+    /// The server's end-entity certificate, kept only for HTTP/2 coalescing.
+    pub(crate) end_entity: Option<CertificateDer<'static>>,
 }
 
 /// What a dial puts on top of TCP.
@@ -67,6 +69,7 @@ pub(crate) struct Connector {
     tls_handshake_timeout: Duration,
     h2_only: bool,
     cleartext: Cleartext,
+    keep_end_entity: bool,
 }
 
 impl std::fmt::Debug for Connector {
@@ -109,7 +112,13 @@ impl Connector {
             tls_handshake_timeout: config.tls_handshake_timeout,
             h2_only: config.h2_only,
             cleartext: config.cleartext,
+            keep_end_entity: config.http2_coalescing,
         })
+    }
+
+    /// The addresses a dial to `origin` would try (overrides, IP literal or the resolver).
+    pub(crate) async fn resolve(&self, origin: &Origin) -> Result<Vec<SocketAddr>, Error> {
+        self.lookup.addresses(origin).await
     }
 
     /// Resolves, connects and completes TLS to `origin` (for `http://`, only connects).
@@ -159,6 +168,7 @@ impl Connector {
                     tls_time: Duration::ZERO,
                     resumed: None,
                     peer,
+                    end_entity: None,
                 });
             }
         };
@@ -202,6 +212,11 @@ impl Connector {
             });
         }
         debug!(%protocol, %peer, ?tcp_time, ?tls_time, resumed, "dialed");
+        let end_entity = self
+            .keep_end_entity
+            .then(|| stream.get_ref().1.peer_certificates()?.first().cloned())
+            .flatten()
+            .map(CertificateDer::into_owned);
         Ok(Dialed {
             stream: Transport::Tls(Box::new(stream)),
             protocol,
@@ -209,6 +224,7 @@ impl Connector {
             tls_time,
             resumed: Some(resumed),
             peer,
+            end_entity,
         })
     }
 }

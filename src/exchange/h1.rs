@@ -23,6 +23,7 @@ pub(super) async fn send_h1(
             replay: Some(Box::new(request)),
             never_opened: true,
             refused_on: None,
+            misdirected_on: None,
         });
     };
     let lock = || sender.lock().unwrap_or_else(|p| p.into_inner());
@@ -36,6 +37,7 @@ pub(super) async fn send_h1(
             replay: Some(into_outgoing(request)),
             never_opened: true,
             refused_on: None,
+            misdirected_on: None,
         });
     }
     let in_flight = {
@@ -46,6 +48,7 @@ pub(super) async fn send_h1(
                 replay: Some(into_outgoing(request)),
                 never_opened: true,
                 refused_on: None,
+                misdirected_on: None,
             });
         }
         conn.mark_h1_busy();
@@ -69,6 +72,7 @@ pub(super) async fn send_h1(
                 // hyper handed it back: it never reached the server.
                 never_opened: unsent.is_some(),
                 refused_on: None,
+                misdirected_on: None,
                 replay: unsent.map(into_outgoing),
             })
         }

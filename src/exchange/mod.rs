@@ -44,6 +44,9 @@ pub(crate) struct SendFailure {
     /// The connection whose server's GOAWAY refused the request above its last-stream-id
     /// (see `Connection::refused_from`).
     pub(crate) refused_on: Option<Arc<Connection>>,
+    /// The request went on another origin's connection (HTTP/2 coalescing) and that server
+    /// answered `421 Misdirected Request`: that origin, which this one must not use again.
+    pub(crate) misdirected_on: Option<crate::origin::Origin>,
 }
 
 type H1Future = Pin<Box<dyn Future<Output = Result<Response<Body>, SendFailure>> + Send>>;
@@ -133,6 +136,7 @@ fn start_h2(
                 replay: head_copy.map(|head| Box::new(Outgoing { head, body })),
                 never_opened: true,
                 refused_on: None,
+                misdirected_on: None,
             }));
         }
     };
@@ -224,6 +228,7 @@ fn polled_after_completion() -> SendFailure {
         replay: None,
         never_opened: false,
         refused_on: None,
+        misdirected_on: None,
     }
 }
 
@@ -251,6 +256,13 @@ fn finish_h2(
     match result {
         Ok(response) => {
             conn.record_response();
+            if response.status() == http::StatusCode::MISDIRECTED_REQUEST
+                && let Some(replay) = replay
+                && !conn.origin.matches_uri(&replay.head.uri)
+            {
+                // Not processed (RFC 9110 §15.5.20): sent again, on the request's own origin.
+                return Err(misdirected(&conn, replay));
+            }
             let (parts, recv) = response.into_parts();
             let body = Body::h2(recv, &parts.headers, lease);
             Ok(Response::from_parts(parts, body))
@@ -264,6 +276,7 @@ fn finish_h2(
                     replay: None,
                     never_opened: false,
                     refused_on: None,
+                    misdirected_on: None,
                 });
             }
             if retry::h2_rotated(&e) {
@@ -280,8 +293,27 @@ fn finish_h2(
                     conn.note_refused(sent_before + 1);
                     Arc::clone(&conn)
                 }),
+                misdirected_on: None,
             })
         }
+    }
+}
+
+/// A coalesced request its server refused with 421: replayed on its own origin's connection.
+fn misdirected(conn: &Connection, replay: Outgoing) -> SendFailure {
+    SendFailure {
+        error: Error::Protocol {
+            origin: conn.origin.clone(),
+            reason: format!(
+                "421 Misdirected Request for {} on connection {}, coalesced from {}",
+                replay.head.uri, conn.id, conn.origin
+            ),
+            source: None,
+        },
+        replay: Some(Box::new(replay)),
+        never_opened: false,
+        refused_on: None,
+        misdirected_on: Some(conn.origin.clone()),
     }
 }
 

@@ -2,6 +2,7 @@
 //! request (and re-sending one the server never processed) is in [`request`]; the
 //! background sweep in [`maintenance`].
 
+mod coalesce;
 mod maintenance;
 mod request;
 
@@ -190,7 +191,7 @@ impl ConnectionPoolManager {
         let (_, lease) = self
             .acquire_lease(&origin, Priority::DEFAULT_URGENCY)
             .await?;
-        Ok(StreamHandle::new(lease))
+        Ok(StreamHandle::new(lease, &origin))
     }
 
     /// [`acquire`](Self::acquire) at `priority`: when the origin's slots are all taken,
@@ -219,7 +220,7 @@ impl ConnectionPoolManager {
             }
         };
         let (_, lease) = self.acquire_lease(&origin, priority.urgency()).await?;
-        Ok(StreamHandle::new(lease))
+        Ok(StreamHandle::new(lease, &origin))
     }
 
     /// Leases a slot on `origin`, returning the origin's pool too (for retries).
@@ -236,6 +237,13 @@ impl ConnectionPoolManager {
                 return Err(error);
             }
         };
+        let coalesced = match self.coalesced_lease(&pool, urgency) {
+            Some(coalescing) => coalescing.await,
+            None => None,
+        };
+        if let Some(lease) = coalesced {
+            return Ok((pool, lease));
+        }
         match pool.acquire(None, urgency).await {
             Ok(lease) => Ok((pool, lease)),
             Err(error) => {
@@ -267,6 +275,7 @@ impl ConnectionPoolManager {
             acquires_succeeded: counters.acquires_succeeded.get(),
             acquires_failed: counters.acquires_failed.get(),
             leases_reused: counters.leases_reused.get(),
+            leases_coalesced: counters.leases_coalesced.get(),
             handles_outstanding: counters.handles_outstanding.get(),
             requests_sent: counters.requests_sent.get(),
             requests_failed: counters.requests_failed.get(),

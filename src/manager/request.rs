@@ -69,10 +69,17 @@ impl ConnectionPoolManager {
             .extensions()
             .get::<Priority>()
             .map_or(Priority::DEFAULT_URGENCY, Priority::urgency);
-        let lease = pool.acquire(None, urgency).await.map_err(|e| {
-            self.count_failed_acquire();
-            fail(e)
-        })?;
+        let coalesced = match self.coalesced_lease(&pool, urgency) {
+            Some(coalescing) => coalescing.await,
+            None => None,
+        };
+        let lease = match coalesced {
+            Some(lease) => lease,
+            None => pool.acquire(None, urgency).await.map_err(|e| {
+                self.count_failed_acquire();
+                fail(e)
+            })?,
+        };
         let retries = self.config().max_unprocessed_retries;
         let (mut exchange, sent_on) = self
             .dispatch(&pool, lease, request, retries)
@@ -161,7 +168,12 @@ impl ConnectionPoolManager {
                 replay,
                 never_opened,
                 refused_on,
+                misdirected_on,
             } = failure;
+            if let Some(other) = &misdirected_on {
+                // Sent again below on this origin's own connection, never on `other` again.
+                pool.refuse_coalescing(other);
+            }
             let Some(unprocessed) = replay else {
                 return Err(error);
             };

@@ -9,6 +9,7 @@
 //! deadline) and [`dialing`] (dials as tasks of their own, prewarm).
 
 mod acquire;
+mod coalesce;
 mod demand;
 mod dialing;
 mod free_set;
@@ -77,6 +78,8 @@ pub(crate) struct OriginPool {
     waiting: Arc<AtomicUsize>,
     /// TLS handshakes of this origin's dials, full and resumed.
     handshakes: dialing::HandshakeCounts,
+    /// Which other origin's HTTP/2 connections this one's requests may use.
+    coalescing: Mutex<coalesce::Coalescing>,
 }
 
 impl Drop for OriginPool {
@@ -103,6 +106,7 @@ impl OriginPool {
             state: Mutex::new(state),
             drained: Notify::new(),
             handshakes: dialing::HandshakeCounts::default(),
+            coalescing: Mutex::default(),
         }
     }
 

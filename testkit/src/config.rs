@@ -52,6 +52,11 @@ pub struct TestServerConfig {
     /// Offer only TLS 1.2 (no TLS 1.3), e.g. to see what session resumption saves there.
     /// Default: false (TLS 1.2 and 1.3).
     pub tls12_only: bool,
+    /// Answer `421 Misdirected Request` to a request whose host is not the TLS server name
+    /// (SNI) its connection was opened for, as nginx does for a name its certificate covers
+    /// but another virtual server serves: what a client coalescing connections meets.
+    /// Default: false.
+    pub misdirect_other_hosts: bool,
     /// Serve without TLS on an `http://` URL: HTTP/2 with prior knowledge ("h2c") for
     /// [`Alpn::H2`] and [`Alpn::Both`], HTTP/1.1 for [`Alpn::Http1`]. Default: false.
     pub cleartext: bool,
@@ -72,6 +77,7 @@ impl Default for TestServerConfig {
             settings_injection: false,
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls12_only: false,
+            misdirect_other_hosts: false,
         }
     }
 }
@@ -151,6 +157,13 @@ impl TestServerConfig {
     #[must_use]
     pub fn tls12_only(mut self, on: bool) -> Self {
         self.tls12_only = on;
+        self
+    }
+
+    /// Sets [`misdirect_other_hosts`](Self::misdirect_other_hosts).
+    #[must_use]
+    pub fn misdirect_other_hosts(mut self, on: bool) -> Self {
+        self.misdirect_other_hosts = on;
         self
     }
 

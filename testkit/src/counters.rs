@@ -28,6 +28,8 @@ pub struct ServerCounters {
     pub connections_killed: AtomicU64,
     /// The most requests any single connection carried.
     pub max_requests_on_one_connection: AtomicU64,
+    /// Requests answered `421 Misdirected Request` (with `misdirect_other_hosts`).
+    pub misdirected: AtomicU64,
     /// Requests whose path had been seen before (with `track_duplicates`).
     pub duplicate_paths: AtomicU64,
     pub(crate) seen_paths: std::sync::Mutex<std::collections::HashSet<String>>,

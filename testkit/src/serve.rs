@@ -45,6 +45,8 @@ pub(crate) struct ConnState {
     pub(crate) last_done: std::sync::Mutex<Option<std::time::Instant>>,
     /// SETTINGS frames to send mid-connection (with `settings_injection`).
     pub(crate) injections: Arc<Injections>,
+    /// The TLS server name (SNI) the client asked for.
+    pub(crate) sni: std::sync::OnceLock<String>,
 }
 
 /// Live connections, so a test can kill some.
@@ -142,6 +144,9 @@ async fn serve_connection(
             return;
         }
     };
+    if let Some(name) = tls.get_ref().1.server_name() {
+        let _ = conn.sni.set(name.to_owned());
+    }
     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
     serve_http(tls, h2, config, counters, request_ids, conn).await;
 }
@@ -318,6 +323,18 @@ async fn handle_request(
             counters.duplicate_paths.fetch_add(1, Ordering::SeqCst);
             tracing::warn!(path, "testkit: request path seen twice");
         }
+    }
+    if config.misdirect_other_hosts
+        && let Some(sni) = conn.sni.get()
+        && req
+            .uri()
+            .host()
+            .is_some_and(|host| !host.eq_ignore_ascii_case(sni))
+    {
+        counters.misdirected.fetch_add(1, Ordering::SeqCst);
+        let mut response = Response::new(Full::new(Bytes::new()));
+        *response.status_mut() = StatusCode::MISDIRECTED_REQUEST;
+        return Ok(response);
     }
     let headers_close = req.headers().get("x-close").is_some_and(|v| v == "1");
     // Echoed back, so tests can see what a client sent.
