@@ -186,6 +186,7 @@ async fn run(
             "resumption" => criteria::resumption(&ctx).await,
             "happy-eyeballs" => criteria::happy_eyeballs(&ctx).await,
             "bursty" => criteria::bursty(&ctx).await,
+            "coalescing" => criteria::coalescing(&ctx).await,
             unknown => Err(anyhow::anyhow!("no criterion is named {unknown:?}")),
         };
         bar.finish_and_clear();

@@ -60,10 +60,11 @@ impl ConnectionPoolManager {
         pool: &Arc<OriginPool>,
     ) -> Option<(Arc<OriginPool>, Vec<std::net::IpAddr>)> {
         let origin = pool.origin();
-        let ips: Vec<_> = match self.inner.ctx.connector.resolve(origin).await {
-            Ok(addrs) => addrs.iter().map(|a| a.ip()).collect(),
-            // The origin's own dial reports the failure.
-            Err(_) => return None,
+        // Bounded as a dial's lookup is; the origin's own dial reports a failure.
+        let lookup = self.inner.ctx.connector.resolve(origin);
+        let ips: Vec<_> = match tokio::time::timeout(self.config().connect_timeout, lookup).await {
+            Ok(Ok(addrs)) => addrs.iter().map(|a| a.ip()).collect(),
+            Ok(Err(_)) | Err(_) => return None,
         };
         let target = self.inner.origin_pools().into_iter().find(|other| {
             other.origin() != origin

@@ -26,7 +26,7 @@ pub struct Ctx<'a> {
 }
 
 /// Names accepted by `--only` (a criterion runs when its name starts with one of them).
-pub const NAMES: [&str; 12] = [
+pub const NAMES: [&str; 13] = [
     "memory",
     "latency",
     "multiplexing",
@@ -39,6 +39,7 @@ pub const NAMES: [&str; 12] = [
     "resumption",
     "happy-eyeballs",
     "bursty",
+    "coalescing",
 ];
 
 const SERVER_CONTROL: &str = "needs a server the harness controls (stream limit, kills, GOAWAY, \
@@ -129,6 +130,7 @@ fn median(mut v: Vec<Duration>) -> Duration {
 mod bursty;
 mod chaos_churn;
 mod chaos_goaway;
+mod coalescing;
 mod chaos_herd;
 mod happy_eyeballs;
 mod health;
@@ -142,6 +144,7 @@ mod scaling;
 pub use bursty::bursty;
 pub use chaos_churn::chaos_churn;
 pub use chaos_goaway::chaos_goaway;
+pub use coalescing::coalescing;
 pub use chaos_herd::chaos_herd;
 pub use happy_eyeballs::happy_eyeballs;
 pub use health::health;
