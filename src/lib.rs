@@ -97,6 +97,14 @@
 //!   again, on another connection, only when it provably never reached the server (never
 //!   opened, `REFUSED_STREAM`, or above a GOAWAY's last-stream-id; HTTP/1.1: handed back
 //!   unsent), and only with a body the pool still holds (empty, or ready and ≤ 64 KiB).
+//! - **Dialing**: names resolve on every dial, through the system resolver, a [`Resolve`]
+//!   of your own ([`PoolBuilder::resolver`]) or static overrides ([`PoolBuilder::resolve`]);
+//!   the addresses are raced per RFC 8305, so a black-holed address costs 250 ms, not the
+//!   connect timeout. Replacement connections resume their TLS session
+//!   ([`OriginStats::tls_resumed_handshakes`]).
+//! - **Opt-in**: HTTP/2 connection coalescing across origins one certificate covers
+//!   ([`PoolConfig::http2_coalescing`]), and demand-driven warm-up that keeps the
+//!   connections recent bursts needed ([`PoolConfig::demand_window`]).
 //! - **TLS** is always verified: webpki roots, optionally the OS roots (`native-roots`), and
 //!   extra CAs from PEM. There is no insecure mode.
 //! - **Errors**: one [`Error`] enum, a variant per failure, each naming the origin.
