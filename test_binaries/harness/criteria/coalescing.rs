@@ -39,7 +39,11 @@ pub async fn coalescing(ctx: &Ctx<'_>) -> Result<CriterionResult> {
         NAMES.len()
     );
     if ctx.live() {
-        return Ok(CriterionResult::skipped("coalescing", target, SERVER_CONTROL));
+        return Ok(CriterionResult::skipped(
+            "coalescing",
+            target,
+            SERVER_CONTROL,
+        ));
     }
     let mut names: Vec<String> = NAMES.iter().map(|n| (*n).to_owned()).collect();
     names.push("127.0.0.1".to_owned());
@@ -72,7 +76,11 @@ pub async fn coalescing(ctx: &Ctx<'_>) -> Result<CriterionResult> {
             Figure::new("on: sockets", on_sockets, "count"),
             Figure::new("on: first request, origins 2–4, median", ms(on_later), "ms"),
             Figure::new("off: sockets", off_sockets, "count"),
-            Figure::new("off: first request, origins 2–4, median", ms(off_later), "ms"),
+            Figure::new(
+                "off: first request, origins 2–4, median",
+                ms(off_later),
+                "ms",
+            ),
         ],
         charts: Vec::new(),
     })
