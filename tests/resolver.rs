@@ -136,6 +136,29 @@ async fn when_every_address_fails_the_error_lists_them_all() {
     }
 }
 
+/// A resolver that never answers is bounded by the connect timeout: `Timeout` naming the
+/// origin, not a hang.
+#[tokio::test]
+async fn a_resolver_that_never_answers_times_out() {
+    trace_init();
+    let pool = https_pool::ConnectionPoolManager::builder()
+        .resolver(|_: &str| -> Resolving { Box::pin(std::future::pending()) })
+        .connect_timeout(Duration::from_millis(200))
+        .build()
+        .expect("pool");
+    let error = pool
+        .request(get("https://silent.test/"))
+        .await
+        .expect_err("no address ever comes");
+    match error {
+        Error::Timeout { origin, kind, .. } => {
+            assert_eq!(origin.host(), "silent.test");
+            assert_eq!(kind, https_pool::TimeoutKind::Connect);
+        }
+        other => panic!("expected Timeout, got {other:?}"),
+    }
+}
+
 /// An override with no address is refused when the pool is built, naming the field.
 #[test]
 fn an_empty_override_is_invalid() {

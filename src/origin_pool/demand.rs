@@ -26,6 +26,11 @@ impl DemandWindow {
         }
     }
 
+    /// True when demand is tracked (`PoolConfig::demand_window` is set).
+    pub(crate) fn enabled(&self) -> bool {
+        !self.half.is_zero()
+    }
+
     /// Notes `demand` (streams in use plus acquirers waiting) at `now`.
     pub(crate) fn record(&mut self, now: Instant, demand: usize) {
         if self.half.is_zero() {

@@ -272,6 +272,9 @@ impl<C: Pooled> OriginState<C> {
 
     /// Notes the demand now: streams in use plus acquirers waiting.
     pub(crate) fn record_demand(&mut self, now: Instant) {
+        if !self.demand.enabled() {
+            return;
+        }
         let active: usize = self.conns.iter().map(|c| c.slot().active()).sum();
         self.demand.record(now, active + self.queue.waiting());
     }
