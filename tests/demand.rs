@@ -101,6 +101,49 @@ async fn the_connections_a_burst_needed_stay_warm() {
     assert_eq!(cold.stats().origins[0].recent_peak_demand, 0);
 }
 
+/// A burst the open connections absorb without anyone waiting counts as demand too: two
+/// seconds' window, one burst that queued at t = 0, one that did not at t ≈ 1.2 s. At
+/// t ≈ 2.6 s the first has left the window and only the second keeps the connections.
+#[tokio::test]
+async fn a_burst_absorbed_without_waiting_still_counts() {
+    trace_init();
+    let server = server();
+    let pool = pool(&server, Some(Duration::from_secs(2)));
+    let origin = server.url();
+    let hold_all = || async {
+        let mut held = Vec::new();
+        for _ in 0..BURST {
+            held.push(pool.acquire(origin.as_str()));
+        }
+        let mut handles = Vec::new();
+        for acquiring in held {
+            handles.push(acquiring.await.expect("acquire"));
+        }
+        handles
+    };
+    pool.request(get(&server.url()))
+        .await
+        .expect("first request"); // learns the limit
+    let started = tokio::time::Instant::now();
+    let queued = hold_all().await;
+    let needed = BURST / STREAMS as usize;
+    assert_eq!(pool.stats().open_connections(), needed);
+    drop(queued);
+
+    tokio::time::sleep_until(started + Duration::from_millis(1_200)).await;
+    let waiting_before = pool.stats().time_in_queue.count;
+    let absorbed = hold_all().await;
+    assert_eq!(
+        pool.stats().time_in_queue.count,
+        waiting_before,
+        "nobody waited"
+    );
+    drop(absorbed);
+
+    tokio::time::sleep_until(started + Duration::from_millis(2_600)).await;
+    assert_eq!(pool.stats().open_connections(), needed);
+}
+
 /// Once the window has passed with no burst, the extra connections close per idle_timeout.
 #[tokio::test]
 async fn they_close_once_the_window_has_passed() {

@@ -58,6 +58,12 @@ impl OriginPool {
             if (st.queue.waiting() == 0 || retry.is_some())
                 && let Some(conn) = st.try_take(config.selection_policy, retry)
             {
+                // A burst the connections absorb without queueing still counts as demand.
+                // Only with `demand_window` set: it costs a clock read and a sum over the
+                // origin's connections.
+                if st.demand.enabled() {
+                    st.record_demand(Instant::now());
+                }
                 drop(st);
                 self.ctx
                     .counters
