@@ -45,15 +45,15 @@ impl std::fmt::Debug for StreamHandle {
         let conn = self.conn();
         f.debug_struct("StreamHandle")
             .field("connection_id", &conn.id)
-            .field("origin", &conn.origin)
+            .field("origin", self.origin())
             .field("protocol", &conn.protocol)
             .finish()
     }
 }
 
 impl StreamHandle {
-    pub(crate) fn new(lease: Lease, origin: &Origin) -> StreamHandle {
-        let coalesced_for = (lease.conn().origin != *origin).then(|| origin.clone());
+    /// `coalesced_for`: the origin acquired, when the lease is on another origin's connection.
+    pub(crate) fn new(lease: Lease, coalesced_for: Option<Origin>) -> StreamHandle {
         StreamHandle {
             lease: Holder::Owned(lease),
             coalesced_for,

@@ -9,15 +9,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use https_pool::{ConnectionPoolManager, PoolBuilder};
 use https_pool_testkit::{TestServer, TestServerConfig};
-use support::{body_len, builder_for, get, trace_init};
+use support::{body_len, builder_for, get, server_named, trace_init};
 
 const V4: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
 
 fn server(names: &[&str], bind: IpAddr, port: u16, config: TestServerConfig) -> TestServer {
-    let names = names.iter().map(|n| (*n).to_owned()).collect();
-    TestServer::start(config.cert_names(names).bind(SocketAddr::new(bind, port)))
-        .expect("server starts")
+    server_named(names, SocketAddr::new(bind, port), config)
 }
 
 fn coalescing(builder: PoolBuilder) -> ConnectionPoolManager {

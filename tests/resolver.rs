@@ -11,15 +11,13 @@ use std::time::{Duration, Instant};
 
 use https_pool::{Error, Resolve, Resolving};
 use https_pool_testkit::{SynDropListener, TestServer, TestServerConfig};
-use support::{builder_for, get, trace_init};
+use support::{builder_for, get, server_named, trace_init};
 
 const V4: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
 
 fn server_for(names: &[&str], bind: SocketAddr) -> TestServer {
-    let names = names.iter().map(|n| (*n).to_owned()).collect();
-    TestServer::start(TestServerConfig::default().cert_names(names).bind(bind))
-        .expect("test server starts")
+    server_named(names, bind, TestServerConfig::default())
 }
 
 /// A resolver answering from a table the test changes, counting lookups.

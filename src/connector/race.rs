@@ -171,8 +171,20 @@ mod tests {
     /// Families alternate, starting with the resolver's first, each in its own order.
     #[test]
     fn interleaves_families() {
-        let given = addrs(&["[::1]:1", "[::2]:1", "[::3]:1", "10.0.0.1:1", "10.0.0.2:1"]);
-        let want = addrs(&["[::1]:1", "10.0.0.1:1", "[::2]:1", "10.0.0.2:1", "[::3]:1"]);
+        let given = addrs(&[
+            "[::1]:1",
+            "[::1]:2",
+            "[::1]:3",
+            "127.0.0.1:1",
+            "127.0.0.1:2",
+        ]);
+        let want = addrs(&[
+            "[::1]:1",
+            "127.0.0.1:1",
+            "[::1]:2",
+            "127.0.0.1:2",
+            "[::1]:3",
+        ]);
         assert_eq!(interleave(given), want);
         assert_eq!(interleave(Vec::new()), Vec::<SocketAddr>::new());
     }

@@ -305,7 +305,7 @@ fn misdirected(conn: &Connection, replay: Outgoing) -> SendFailure {
         error: Error::Protocol {
             origin: conn.origin.clone(),
             reason: format!(
-                "421 Misdirected Request for {} on connection {}, coalesced from {}",
+                "421 Misdirected Request for {} on connection {} of {} (coalesced)",
                 replay.head.uri, conn.id, conn.origin
             ),
             source: None,

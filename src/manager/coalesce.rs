@@ -26,13 +26,13 @@ impl ConnectionPoolManager {
         pool: &'a Arc<OriginPool>,
         urgency: u8,
     ) -> Option<Coalesced<'a>> {
-        if !self.config().http2_coalescing || pool.origin().scheme() != Scheme::Https {
+        if !self.config().http2_coalescing
+            || pool.origin().scheme() != Scheme::Https
+            || pool.has_own_connections()
+        {
             return None;
         }
         Some(Box::pin(async move {
-            if pool.has_own_connections() {
-                return None;
-            }
             let (target, _) = match pool.coalesce_target() {
                 Some(known) => known,
                 None => self.find_coalesce_target(pool).await?,

@@ -191,7 +191,7 @@ impl ConnectionPoolManager {
         let (_, lease) = self
             .acquire_lease(&origin, Priority::DEFAULT_URGENCY)
             .await?;
-        Ok(StreamHandle::new(lease, &origin))
+        Ok(self.handle(lease, &origin))
     }
 
     /// [`acquire`](Self::acquire) at `priority`: when the origin's slots are all taken,
@@ -220,7 +220,7 @@ impl ConnectionPoolManager {
             }
         };
         let (_, lease) = self.acquire_lease(&origin, priority.urgency()).await?;
-        Ok(StreamHandle::new(lease, &origin))
+        Ok(self.handle(lease, &origin))
     }
 
     /// Leases a slot on `origin`, returning the origin's pool too (for retries).
@@ -251,6 +251,14 @@ impl ConnectionPoolManager {
                 Err(error)
             }
         }
+    }
+
+    /// The handle for a lease acquired for `origin`. Only with coalescing on can the lease be
+    /// on another origin's connection, so only then are the origins compared.
+    fn handle(&self, lease: Lease, origin: &Origin) -> StreamHandle {
+        let coalesced_for = (self.config().http2_coalescing && lease.conn().origin != *origin)
+            .then(|| origin.clone());
+        StreamHandle::new(lease, coalesced_for)
     }
 
     fn count_failed_acquire(&self) {

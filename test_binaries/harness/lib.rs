@@ -112,7 +112,14 @@ impl Peer {
         builder
     }
 
-    /// Sockets the server accepted (embedded only).
+    /// The port of the peer's URL (the embedded server's, or the RTT relay's).
+    pub fn port(&self) -> Result<u16> {
+        http::Uri::try_from(self.url.as_str())?
+            .port_u16()
+            .context("the peer URL has no port")
+    }
+
+    /// Sockets the embedded server accepted; `None` against a live target.
     pub fn sockets_accepted(&self) -> Option<u64> {
         self.server.as_ref().map(|s| s.counters().accepted())
     }

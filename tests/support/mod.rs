@@ -25,6 +25,17 @@ pub fn builder_for(server: &TestServer) -> PoolBuilder {
         .tls_extra_ca_pem(server.ca_pem())
 }
 
+/// A server with `config` whose certificate names `names`, listening on `bind` (a loopback
+/// address; port 0 for an ephemeral one): the peer for tests that map names to addresses.
+pub fn server_named(
+    names: &[&str],
+    bind: std::net::SocketAddr,
+    config: TestServerConfig,
+) -> TestServer {
+    let names = names.iter().map(|n| (*n).to_owned()).collect();
+    TestServer::start(config.cert_names(names).bind(bind)).expect("test server starts")
+}
+
 /// A GET with an empty body.
 pub fn get(url: &str) -> Request<Empty<Bytes>> {
     Request::get(url)

@@ -48,9 +48,7 @@ pub async fn coalescing(ctx: &Ctx<'_>) -> Result<CriterionResult> {
     let mut names: Vec<String> = NAMES.iter().map(|n| (*n).to_owned()).collect();
     names.push("127.0.0.1".to_owned());
     let peer = ctx.peer(TestServerConfig::default().cert_names(names))?;
-    let port = http::Uri::try_from(peer.url.as_str())?
-        .port_u16()
-        .context("the peer URL has a port")?;
+    let port = peer.port()?;
     let (on_times, on_sockets) = first_requests(&peer, port, true).await?;
     let (off_times, off_sockets) = first_requests(&peer, port, false).await?;
     // The first origin dials either way; the others are what coalescing changes.

@@ -47,9 +47,7 @@ pub async fn happy_eyeballs(ctx: &Ctx<'_>) -> Result<CriterionResult> {
     let peer = ctx.peer(
         TestServerConfig::default().cert_names(vec![NAME.to_owned(), "127.0.0.1".to_owned()]),
     )?;
-    let port = http::Uri::try_from(peer.url.as_str())?
-        .port_u16()
-        .context("the peer URL has a port")?;
+    let port = peer.port()?;
     let v4 = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let hole = SynDropListener::bind(SocketAddr::new(IpAddr::V6(Ipv6Addr::LOCALHOST), port))?;
     let direct = connect(&peer, port, &[v4]).await?;
