@@ -56,8 +56,12 @@ impl Scheme {
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct Origin {
     scheme: Scheme,
-    /// Lower-cased; IPv6 literals keep their brackets, as in a URL.
-    host: Arc<str>,
+    /// The origin as HTTP/1.1's `Host` writes it: the lower-cased host (IPv6 literals keep
+    /// their brackets, as in a URL), then `:port` unless the port is the scheme's default.
+    /// Kept whole because every HTTP/1.1 request sends it and every request's authority is
+    /// compared with it; the host is its first `host_len` bytes.
+    host_field: Arc<str>,
+    host_len: u32,
     port: u16,
 }
 
@@ -69,7 +73,10 @@ impl Origin {
 
     /// The lower-cased host, IPv6 literals in brackets (`[::1]`).
     pub fn host(&self) -> &str {
-        &self.host
+        // `host_len` is the length of the host `from_uri` wrote first (a char boundary).
+        self.host_field
+            .get(..self.host_len as usize)
+            .unwrap_or(&self.host_field)
     }
 
     /// The port, with the scheme's default filled in.
@@ -79,15 +86,21 @@ impl Origin {
 
     /// The host without IPv6 brackets, as used for DNS and TLS server names.
     pub(crate) fn host_unbracketed(&self) -> &str {
-        self.host
-            .strip_prefix('[')
+        let host = self.host();
+        host.strip_prefix('[')
             .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(&self.host)
+            .unwrap_or(host)
     }
 
     /// `host:port`, as an HTTP authority.
     pub(crate) fn authority(&self) -> String {
-        format!("{}:{}", self.host, self.port)
+        format!("{}:{}", self.host(), self.port)
+    }
+
+    /// The value of HTTP/1.1's `Host` for this origin: the host, with `:port` unless the port
+    /// is the scheme's default.
+    pub(crate) fn host_field(&self) -> &str {
+        &self.host_field
     }
 
     /// True when the absolute `uri` names this origin (scheme, host ignoring ASCII case, port
@@ -102,6 +115,10 @@ impl Origin {
             return false;
         };
         let text = authority.as_str();
+        // The usual case, a URI written the way the origin writes itself: one compare.
+        if scheme == self.scheme && text == &*self.host_field {
+            return true;
+        }
         let port = if text.ends_with(']') {
             None
         } else {
@@ -117,7 +134,7 @@ impl Origin {
         scheme == self.scheme
             && port == self.port
             && !text.contains('@')
-            && authority.host().eq_ignore_ascii_case(&self.host)
+            && authority.host().eq_ignore_ascii_case(self.host())
     }
 
     /// `input` renders the text for error messages; it is only called on failure.
@@ -180,9 +197,19 @@ impl Origin {
                 reason: "port 0 cannot be dialed",
             });
         }
+        let mut host_field = host.to_ascii_lowercase();
+        let host_len = u32::try_from(host_field.len()).map_err(|_| OriginError::InvalidUrl {
+            input: input(),
+            reason: "host too long",
+        })?;
+        if port != scheme.default_port() {
+            host_field.push(':');
+            host_field.push_str(&port.to_string());
+        }
         Ok(Origin {
             scheme,
-            host: Arc::from(host.to_ascii_lowercase()),
+            host_field: Arc::from(host_field),
+            host_len,
             port,
         })
     }
@@ -211,7 +238,13 @@ impl Origin {
 
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://{}:{}", self.scheme.as_str(), self.host, self.port)
+        write!(
+            f,
+            "{}://{}:{}",
+            self.scheme.as_str(),
+            self.host(),
+            self.port
+        )
     }
 }
 
@@ -249,6 +282,40 @@ mod tests {
         assert_eq!(a, origin("HTTPS://api.example.com/"));
         assert_ne!(a, origin("api.example.com:8443"));
         assert_eq!(a.to_string(), "https://api.example.com:443");
+    }
+
+    /// A URI names the origin however it spells it (case, default port); another scheme,
+    /// port or host, or credentials, do not. `Host` carries the port only when it is not
+    /// the default.
+    #[test]
+    fn uris_match_their_origin_and_host_field_is_the_host_header() {
+        let matches = |o: &Origin, uri: &str| o.matches_uri(&uri.parse().expect("valid URI"));
+        let default = origin("https://api.example");
+        assert_eq!(default.host_field(), "api.example");
+        assert_eq!(default.host(), "api.example");
+        for yes in [
+            "https://api.example/",
+            "https://API.Example/x",
+            "https://api.example:443/",
+            "HTTPS://api.example/",
+        ] {
+            assert!(matches(&default, yes), "{yes}");
+        }
+        for no in [
+            "http://api.example/",
+            "https://api.example:8443/",
+            "https://api.example.org/",
+            "https://user@api.example/",
+            "/relative",
+        ] {
+            assert!(!matches(&default, no), "{no}");
+        }
+        let custom = origin("https://[::1]:8443");
+        assert_eq!(custom.host_field(), "[::1]:8443");
+        assert_eq!(custom.host(), "[::1]");
+        assert!(matches(&custom, "https://[::1]:8443/"));
+        assert!(!matches(&custom, "https://[::1]/"));
+        assert!(!matches(&custom, "http://[::1]:8443/"));
     }
 
     /// IPv6 literals keep brackets in the URL form and lose them for dialing and TLS.

@@ -1,8 +1,9 @@
 //! The same load through https-pool and what a service would use instead, side by side in
 //! one run: hyper-util's legacy `Client` (shared), reqwest (shared), one hyper-util `Client`
 //! per worker, raw `hyper::client::conn::http2` and raw `h2` on K round-robin connections (the
-//! ceiling: what a hand-written loop over the same connections costs), and h2load (the C
-//! reference) where it is installed.
+//! ceiling: what a hand-written loop over the same connections costs), raw
+//! `hyper::client::conn::http1` on K connections behind a `Semaphore` (the HTTP/1.1 ceiling),
+//! and h2load (the C reference) where it is installed.
 //!
 //! Every row runs in a child process of its own (this binary with `--child-row`), so one
 //! row's heap, threads and connections do not colour the next, and the child's CPU time
@@ -40,10 +41,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Barrier;
 
 /// Every row, in the order they run and print.
-const ROWS: [&str; 7] = [
+const ROWS: [&str; 8] = [
     "https-pool",
     "raw-h2",
     "raw-hyper",
+    "raw-h1",
     "hyper-util-shared",
     "reqwest",
     "hyper-util-per-worker",
@@ -86,8 +88,8 @@ struct Args {
     /// Runs of every row; the table shows the run with the median req/s, the JSON all runs.
     #[arg(long, default_value_t = 1)]
     runs: usize,
-    /// Only these rows (comma-separated): https-pool, raw-h2, raw-hyper, hyper-util-shared,
-    /// reqwest, hyper-util-per-worker, h2load.
+    /// Only these rows (comma-separated): https-pool, raw-h2, raw-hyper, raw-h1,
+    /// hyper-util-shared, reqwest, hyper-util-per-worker, h2load.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Print only the JSON report on stdout; the table goes to stderr.
@@ -155,6 +157,7 @@ fn client_name(row: &str, k: usize) -> String {
         "https-pool" => format!("https-pool (shared, max {k} connections)"),
         "raw-h2" => format!("raw h2 x{k} (round-robin)"),
         "raw-hyper" => format!("raw hyper conn::http2 x{k} (round-robin)"),
+        "raw-h1" => format!("raw hyper conn::http1 x{k} (Semaphore + idle list)"),
         "hyper-util-shared" => "hyper-util Client (shared)".to_owned(),
         "reqwest" => "reqwest (shared)".to_owned(),
         "hyper-util-per-worker" => "hyper-util Client per worker".to_owned(),
@@ -275,6 +278,10 @@ fn parent(args: &Args) -> Result<()> {
             eprintln!("run {}/{}: {row} ({clients} clients)", run + 1, args.runs);
             let result = if row == "h2load" {
                 row_h2load(&cell, &target, total, http1_only)
+            } else if row == "raw-h1" && !http1_only {
+                Err(anyhow::anyhow!(
+                    "the target speaks h2, so the pool does too: the HTTP/1.1 ceiling does not apply"
+                ))
             } else {
                 run_child(&cell, &target, row)
             };
@@ -303,7 +310,8 @@ fn parent(args: &Args) -> Result<()> {
         connections: args.connections,
         machine: machine::MachineInfo::collect(),
     };
-    let table = render_table(&config, &medians);
+    let mut table = render_table(&config, &medians);
+    table.push_str(&render_ratios(&cells, &medians));
     if args.json {
         eprint!("{table}");
         let report = serde_json::json!({ "config": config, "rows": medians, "runs": runs });
@@ -468,6 +476,83 @@ fn render_table(config: &Config, rows: &[Row]) -> String {
     out
 }
 
+/// The ratios the comparisons are read by, computed here from the medians above so nobody
+/// divides by hand: each row's req/s between client counts, https-pool's req/s over every
+/// other row's at the same count, and each cell's p99.9 over its p50.
+fn render_ratios(cells: &[(usize, &str)], medians: &[Row]) -> String {
+    let figure = |clients: usize, row: &str, pick: fn(&Row) -> Option<f64>| {
+        cells
+            .iter()
+            .zip(medians)
+            .find(|((c, r), m)| *c == clients && *r == row && m.ran)
+            .and_then(|(_, m)| pick(m))
+    };
+    let req_per_sec = |r: &Row| r.req_per_sec;
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.3}", a / b),
+        _ => "n/a".to_owned(),
+    };
+    let mut counts: Vec<usize> = cells.iter().map(|(c, _)| *c).collect();
+    counts.dedup();
+    let mut rows: Vec<&str> = Vec::new();
+    for (_, r) in cells {
+        if !rows.contains(r) {
+            rows.push(r);
+        }
+    }
+    let mut out = String::from("ratios of the medians above:\n");
+    if counts.len() > 1 {
+        for row in &rows {
+            let mut pairs = Vec::new();
+            for (i, &hi) in counts.iter().enumerate() {
+                for &lo in &counts[..i] {
+                    pairs.push(format!(
+                        "{hi}/{lo} clients {}",
+                        ratio(figure(hi, row, req_per_sec), figure(lo, row, req_per_sec))
+                    ));
+                }
+            }
+            out.push_str(&format!("  {row} req/s: {}\n", pairs.join(", ")));
+        }
+    }
+    if rows.contains(&"https-pool") {
+        for &c in &counts {
+            let others: Vec<String> = rows
+                .iter()
+                .filter(|r| **r != "https-pool")
+                .map(|r| {
+                    format!(
+                        "{r} {}",
+                        ratio(
+                            figure(c, "https-pool", req_per_sec),
+                            figure(c, r, req_per_sec)
+                        )
+                    )
+                })
+                .collect();
+            if !others.is_empty() {
+                out.push_str(&format!(
+                    "  https-pool req/s ÷ each row @ {c} clients: {}\n",
+                    others.join(", ")
+                ));
+            }
+        }
+    }
+    for row in &rows {
+        let tails: Vec<String> = counts
+            .iter()
+            .map(|&c| {
+                format!(
+                    "@ {c} clients {}",
+                    ratio(figure(c, row, |r| r.p999_us), figure(c, row, |r| r.p50_us))
+                )
+            })
+            .collect();
+        out.push_str(&format!("  {row} p99.9 ÷ p50: {}\n", tails.join(", ")));
+    }
+    out
+}
+
 // ===== child: one row in this process =====
 
 fn child(args: &Args, row: &str) -> Result<()> {
@@ -488,6 +573,7 @@ fn child(args: &Args, row: &str) -> Result<()> {
             "https-pool" => row_pool(args, &target, per_client).await,
             "raw-h2" => row_raw_h2(args, &target, per_client).await,
             "raw-hyper" => row_raw_hyper(args, &target, per_client).await,
+            "raw-h1" => row_raw_h1(args, &target, per_client).await,
             "hyper-util-shared" => row_hyper_util_shared(args, &target, per_client).await,
             "reqwest" => row_reqwest(args, &target, per_client).await,
             "hyper-util-per-worker" => row_hyper_util_per_worker(args, &target, per_client).await,
@@ -776,18 +862,32 @@ async fn dial_h2(
     target: &ChildTarget,
     n: usize,
 ) -> Result<Vec<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>> {
+    dial(target, n, b"h2").await
+}
+
+/// `n` TLS connections to the target that negotiated `alpn` (offered alone).
+async fn dial(
+    target: &ChildTarget,
+    n: usize,
+    alpn: &[u8],
+) -> Result<Vec<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>> {
     let uri: http::Uri = target.url.parse()?;
     let host = uri.host().context("URL has no host")?.to_owned();
     let port = uri.port_u16().unwrap_or(443);
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(tls_config(target)?));
+    let mut config = tls_config(target)?;
+    config.alpn_protocols = vec![alpn.to_vec()];
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config));
     let mut streams = Vec::with_capacity(n);
     for _ in 0..n {
         let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
         tcp.set_nodelay(true)?;
         let name = pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())?;
         let stream = tls.connect(name, tcp).await?;
-        if stream.get_ref().1.alpn_protocol() != Some(b"h2") {
-            bail!("the server did not negotiate h2 (this row speaks HTTP/2 only)");
+        if stream.get_ref().1.alpn_protocol() != Some(alpn) {
+            bail!(
+                "the server did not negotiate {} (this row speaks nothing else)",
+                String::from_utf8_lossy(alpn)
+            );
         }
         streams.push(stream);
     }
@@ -820,6 +920,52 @@ async fn row_raw_hyper(args: &Args, target: &ChildTarget, per_client: usize) -> 
             async move {
                 let response = sender.send_request(get(&url)?).await?;
                 response.into_body().collect().await?;
+                Ok(())
+            }
+        },
+    )
+    .await?;
+    row.note = "connections dialed before the timed run".to_owned();
+    Ok(row)
+}
+
+/// The HTTP/1.1 ceiling: K hyper `conn::http1` connections behind a tokio `Semaphore` (FIFO,
+/// a freed permit handed straight to the longest waiter) and a stack of idle senders: the
+/// least a hand-written keep-alive pool does, with no dialing, health or accounting.
+async fn row_raw_h1(args: &Args, target: &ChildTarget, per_client: usize) -> Result<Row> {
+    let mut idle = Vec::with_capacity(args.connections);
+    for stream in dial(target, args.connections, b"http/1.1").await? {
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        idle.push(sender);
+    }
+    let permits = Arc::new(tokio::sync::Semaphore::new(idle.len()));
+    let idle = Arc::new(std::sync::Mutex::new(idle));
+    let url: http::Uri = target.url.parse()?;
+    let authority = url.authority().context("URL has no authority")?.to_string();
+    let path = url.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+    let mut row = drive(
+        "raw-h1",
+        client_name("raw-h1", args.connections),
+        args.clients,
+        per_client,
+        move |_| {
+            let permits = Arc::clone(&permits);
+            let idle = Arc::clone(&idle);
+            // What hyper's pooled clients send: origin-form and a Host header.
+            let request = http::Request::get(path.as_str())
+                .header(http::header::HOST, authority.as_str())
+                .body(Empty::new());
+            async move {
+                let _permit = permits.acquire().await?;
+                let lock = || idle.lock().unwrap_or_else(|p| p.into_inner());
+                let mut sender = lock().pop().context("no idle connection under a permit")?;
+                sender.ready().await?;
+                let response = sender.send_request(request?).await?;
+                anyhow::ensure!(response.status().is_success(), "{}", response.status());
+                response.into_body().collect().await?;
+                lock().push(sender);
                 Ok(())
             }
         },

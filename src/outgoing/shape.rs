@@ -107,12 +107,8 @@ pub(crate) fn shape(
         Protocol::Http1 => {
             // An origin server wants origin-form plus Host (RFC 9112 §3.2).
             if !parts.headers.contains_key(HOST) {
-                let host = if origin.port() == origin.scheme().default_port() {
-                    HeaderValue::from_str(origin.host())
-                } else {
-                    HeaderValue::from_str(&origin.authority())
-                }
-                .map_err(|_| invalid("origin is not a valid Host header".to_owned()))?;
+                let host = HeaderValue::from_str(origin.host_field())
+                    .map_err(|_| invalid("origin is not a valid Host header".to_owned()))?;
                 parts.headers.insert(HOST, host);
             }
             parts.uri = Uri::from(path_of(&parts.uri));
