@@ -1,7 +1,8 @@
 //! The same load through https-pool and what a service would use instead, side by side in
 //! one run: hyper-util's legacy `Client` (shared), reqwest (shared), one hyper-util `Client`
 //! per worker, raw `hyper::client::conn::http2` and raw `h2` on K round-robin connections (the
-//! ceiling: what a hand-written loop over the same connections costs), raw
+//! ceiling: what a hand-written loop over the same connections costs; also with FIFO waiting in
+//! front, a `Semaphore` per connection), raw
 //! `hyper::client::conn::http1` on K connections behind a `Semaphore` (the HTTP/1.1 ceiling),
 //! and h2load (the C reference) where it is installed.
 //!
@@ -41,9 +42,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Barrier;
 
 /// Every row, in the order they run and print.
-const ROWS: [&str; 8] = [
+const ROWS: [&str; 9] = [
     "https-pool",
     "raw-h2",
+    "raw-h2-fifo",
     "raw-hyper",
     "raw-h1",
     "hyper-util-shared",
@@ -88,7 +90,7 @@ struct Args {
     /// Runs of every row; the table shows the run with the median req/s, the JSON all runs.
     #[arg(long, default_value_t = 1)]
     runs: usize,
-    /// Only these rows (comma-separated): https-pool, raw-h2, raw-hyper, raw-h1,
+    /// Only these rows (comma-separated): https-pool, raw-h2, raw-h2-fifo, raw-hyper, raw-h1,
     /// hyper-util-shared, reqwest, hyper-util-per-worker, h2load.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -156,6 +158,7 @@ fn client_name(row: &str, k: usize) -> String {
     match row {
         "https-pool" => format!("https-pool (shared, max {k} connections)"),
         "raw-h2" => format!("raw h2 x{k} (round-robin)"),
+        "raw-h2-fifo" => format!("raw h2 x{k} (round-robin, FIFO Semaphore per connection)"),
         "raw-hyper" => format!("raw hyper conn::http2 x{k} (round-robin)"),
         "raw-h1" => format!("raw hyper conn::http1 x{k} (Semaphore + idle list)"),
         "hyper-util-shared" => "hyper-util Client (shared)".to_owned(),
@@ -572,6 +575,7 @@ fn child(args: &Args, row: &str) -> Result<()> {
         match row {
             "https-pool" => row_pool(args, &target, per_client).await,
             "raw-h2" => row_raw_h2(args, &target, per_client).await,
+            "raw-h2-fifo" => row_raw_h2_fifo(args, &target, per_client).await,
             "raw-hyper" => row_raw_hyper(args, &target, per_client).await,
             "raw-h1" => row_raw_h1(args, &target, per_client).await,
             "hyper-util-shared" => row_hyper_util_shared(args, &target, per_client).await,
@@ -976,16 +980,10 @@ async fn row_raw_h1(args: &Args, target: &ChildTarget, per_client: usize) -> Res
 }
 
 /// The ceiling: the h2 crate driven directly, as the pool does, with nothing around it.
+/// Callers past a connection's stream limit wait inside h2 (its pending-open queue), so a
+/// freed stream starts the next request from the connection's task, without waking anyone.
 async fn row_raw_h2(args: &Args, target: &ChildTarget, per_client: usize) -> Result<Row> {
-    let mut senders = Vec::with_capacity(args.connections);
-    for stream in dial_h2(target, args.connections).await? {
-        let (sender, conn) = h2::client::handshake(stream).await?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        senders.push(sender);
-    }
-    let senders = Arc::new(senders);
+    let senders = Arc::new(raw_h2_senders(target, args.connections).await?);
     let next = Arc::new(AtomicUsize::new(0));
     let url: http::Uri = target.url.parse()?;
     let mut row = drive(
@@ -995,25 +993,79 @@ async fn row_raw_h2(args: &Args, target: &ChildTarget, per_client: usize) -> Res
         per_client,
         move |_| {
             let i = next.fetch_add(1, Ordering::Relaxed) % senders.len();
-            let sender = senders[i].clone();
-            let url = url.clone();
-            async move {
-                let mut sender = sender.ready().await?;
-                let request = http::Request::get(url).body(())?;
-                let (response, _) = sender.send_request(request, true)?;
-                let mut body = response.await?.into_body();
-                while let Some(chunk) = body.data().await {
-                    let chunk = chunk?;
-                    body.flow_control().release_capacity(chunk.len())?;
-                }
-                body.trailers().await?;
-                Ok(())
-            }
+            raw_h2_get(senders[i].clone(), url.clone())
         },
     )
     .await?;
     row.note = "connections dialed before the timed run".to_owned();
     Ok(row)
+}
+
+/// The same raw h2 connections with FIFO waiting in front: a tokio `Semaphore` per connection
+/// with as many permits as the server's SETTINGS_MAX_CONCURRENT_STREAMS, callers assigned
+/// round-robin. No stream waits inside h2; a caller past the limit waits for a permit and is
+/// woken to send, as a pool's waiter is. Beside raw-h2 it shows what first-come-first-served
+/// waiting costs when nothing else is around it.
+async fn row_raw_h2_fifo(args: &Args, target: &ChildTarget, per_client: usize) -> Result<Row> {
+    let url: http::Uri = target.url.parse()?;
+    let mut gated = Vec::with_capacity(args.connections);
+    for sender in raw_h2_senders(target, args.connections).await? {
+        // One request first, so the server's SETTINGS have arrived.
+        raw_h2_get(sender.clone(), url.clone()).await?;
+        let limit = sender
+            .current_max_send_streams()
+            .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        gated.push((sender, Arc::new(tokio::sync::Semaphore::new(limit))));
+    }
+    let gated = Arc::new(gated);
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut row = drive(
+        "raw-h2-fifo",
+        client_name("raw-h2-fifo", args.connections),
+        args.clients,
+        per_client,
+        move |_| {
+            let (sender, permits) = &gated[next.fetch_add(1, Ordering::Relaxed) % gated.len()];
+            let (sender, permits, url) = (sender.clone(), Arc::clone(permits), url.clone());
+            async move {
+                let _permit = permits.acquire_owned().await?;
+                raw_h2_get(sender, url).await
+            }
+        },
+    )
+    .await?;
+    row.note = "connections dialed, and one request sent on each, before the timed run".to_owned();
+    Ok(row)
+}
+
+/// `n` h2 connections to the target, each driven by a task of its own.
+async fn raw_h2_senders(
+    target: &ChildTarget,
+    n: usize,
+) -> Result<Vec<h2::client::SendRequest<Bytes>>> {
+    let mut senders = Vec::with_capacity(n);
+    for stream in dial_h2(target, n).await? {
+        let (sender, conn) = h2::client::handshake(stream).await?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        senders.push(sender);
+    }
+    Ok(senders)
+}
+
+/// One GET on `sender`, its body read to the end.
+async fn raw_h2_get(sender: h2::client::SendRequest<Bytes>, url: http::Uri) -> Result<()> {
+    let mut sender = sender.ready().await?;
+    let request = http::Request::get(url).body(())?;
+    let (response, _) = sender.send_request(request, true)?;
+    let mut body = response.await?.into_body();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk?;
+        body.flow_control().release_capacity(chunk.len())?;
+    }
+    body.trailers().await?;
+    Ok(())
 }
 
 /// The protocol the target picks by ALPN when offered h2 and http/1.1 (`None` for a cleartext

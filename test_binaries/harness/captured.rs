@@ -26,6 +26,10 @@ const KINDS: &[(&str, &str)] = &[
         "Waiting: nginx max streams 8, 4 connections, 16 / 128 / 1,024 clients interleaved",
     ),
     (
+        "pool_bench-nginx-ms8-fifo",
+        "Waiting: nginx max streams 8, 4 connections, 1,024 clients; raw h2 with FIFO waiting in front",
+    ),
+    (
         "pool_bench-nginx-h1-clients",
         "Waiting: HTTP/1.1-only nginx, 10 connections, 16 / 128 / 1,024 clients interleaved",
     ),
