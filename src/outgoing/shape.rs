@@ -144,7 +144,8 @@ fn authority_of(origin: &Origin) -> Result<Authority, http::uri::InvalidUri> {
 }
 
 /// True when `uri` is absolute, on `origin`, with the scheme and authority exactly as the
-/// origin writes them (so no rebuild is needed).
+/// origin writes them (so no rebuild is needed). Credentials in the authority never are:
+/// HTTP/2's `:authority` must not carry them (RFC 9113 §8.3.1).
 fn is_canonical_absolute(origin: &Origin, uri: &Uri) -> bool {
     let scheme_ok = match origin.scheme() {
         Scheme::Https => uri.scheme() == Some(&UriScheme::HTTPS),
@@ -152,13 +153,24 @@ fn is_canonical_absolute(origin: &Origin, uri: &Uri) -> bool {
     };
     scheme_ok
         && uri.authority().is_some_and(|a| {
-            a.host() == origin.host()
-                && a.port_u16().unwrap_or(origin.scheme().default_port()) == origin.port()
+            // The usual case, the authority as `Host` writes it, is one compare; parsing
+            // host and port out of it was ~500 instructions of every request (callgrind).
+            a.as_str() == origin.host_field()
+                || (!a.as_str().contains('@')
+                    && a.host() == origin.host()
+                    && a.port_u16().unwrap_or(origin.scheme().default_port()) == origin.port())
         })
 }
 
 /// Removes header fields HTTP/2 forbids in a request, as hyper's client did.
 fn strip_connection_headers(headers: &mut HeaderMap) {
+    // Usually there are none: one pass over the request's few fields instead of a hashed
+    // lookup per forbidden name (~100 instructions of every request, callgrind).
+    let forbidden =
+        |name: &HeaderName| CONNECTION_SPECIFIC.contains(name) || name == TE || name == CONNECTION;
+    if !headers.keys().any(forbidden) {
+        return;
+    }
     for name in &CONNECTION_SPECIFIC {
         headers.remove(name);
     }

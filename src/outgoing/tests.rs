@@ -51,6 +51,33 @@ fn h1_requests_are_origin_form_with_host() {
     assert_eq!(r.head.version, Version::HTTP_11);
 }
 
+/// Credentials in the request URI are refused, whichever way the rest is spelled, and are
+/// never sent on as an HTTP/2 `:authority`.
+#[test]
+fn credentials_in_the_uri_are_an_invalid_request() {
+    for uri in [
+        "https://user@api.example:8443/x",
+        "https://user:pw@API.example:8443/x",
+    ] {
+        for protocol in [Protocol::Http2, Protocol::Http1] {
+            let err = prepare(&origin(), protocol, req(uri, Empty::<Bytes>::new()))
+                .expect_err("credentials refused");
+            assert!(
+                matches!(err, Error::InvalidRequest { .. }),
+                "{uri}: {err:?}"
+            );
+        }
+    }
+    // The canonical spelling, and the default port written out, are used as they are.
+    let r = prepare(
+        &"https://api.example".parse().expect("origin"),
+        Protocol::Http2,
+        req("https://api.example:443/x", Empty::<Bytes>::new()),
+    )
+    .expect("ok");
+    assert_eq!(r.head.uri, "https://api.example:443/x");
+}
+
 /// A request for another origin is refused before anything is sent.
 #[test]
 fn other_origin_is_an_invalid_request() {
