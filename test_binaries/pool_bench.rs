@@ -861,14 +861,6 @@ async fn row_hyper_util_per_worker(
     .await
 }
 
-/// TLS connections with ALPN h2 to the target, for the raw rows.
-async fn dial_h2(
-    target: &ChildTarget,
-    n: usize,
-) -> Result<Vec<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>> {
-    dial(target, n, b"h2").await
-}
-
 /// `n` TLS connections to the target that negotiated `alpn` (offered alone).
 async fn dial(
     target: &ChildTarget,
@@ -900,7 +892,7 @@ async fn dial(
 
 async fn row_raw_hyper(args: &Args, target: &ChildTarget, per_client: usize) -> Result<Row> {
     let mut senders = Vec::with_capacity(args.connections);
-    for stream in dial_h2(target, args.connections).await? {
+    for stream in dial(target, args.connections, b"h2").await? {
         let (sender, conn) = hyper::client::conn::http2::handshake::<_, _, Empty<Bytes>>(
             TokioExecutor::new(),
             TokioIo::new(stream),
@@ -1044,7 +1036,7 @@ async fn raw_h2_senders(
     n: usize,
 ) -> Result<Vec<h2::client::SendRequest<Bytes>>> {
     let mut senders = Vec::with_capacity(n);
-    for stream in dial_h2(target, n).await? {
+    for stream in dial(target, n, b"h2").await? {
         let (sender, conn) = h2::client::handshake(stream).await?;
         tokio::spawn(async move {
             let _ = conn.await;
