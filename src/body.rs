@@ -1,6 +1,7 @@
 //! The response body the pool hands out, and the stream slot it holds.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -8,8 +9,9 @@ use http::HeaderMap;
 use http::header::CONTENT_LENGTH;
 use http_body::{Frame, SizeHint};
 
+use crate::connection::Connection;
 use crate::error::Error;
-use crate::lease::LeaseRef;
+use crate::lease::{Lease, LeaseRef};
 use crate::retry;
 
 /// The body of a response received through the pool.
@@ -28,11 +30,60 @@ use crate::retry;
 /// queueing new requests behind it. Drop a body you do not want to read: over HTTP/2 the
 /// stream is reset with CANCEL and the slot freed at once.
 pub struct Body {
+    // Declared first so that it drops first: an HTTP/2 stream dropped unfinished is reset
+    // before its slot counts as free.
     kind: Kind,
-    /// Given back at the end of the stream; `None` afterwards.
-    lease: Option<LeaseRef>,
-    /// For errors: which origin and connection the body came from.
-    source: Source,
+    slot: Slot,
+}
+
+/// A body's hold on its stream slot, and on its connection, which stays known after the slot
+/// is given back (for errors, and with the adaptive window for DATA accounting). The lease
+/// already holds the connection: no second reference is taken per response.
+enum Slot {
+    /// `pool.request`: the lease is the body's own; given back by disarming it.
+    Owned(Lease),
+    /// A [`StreamHandle`](crate::StreamHandle)'s lease, shared with it.
+    Shared(Arc<Lease>),
+    /// A shared lease this body no longer holds.
+    Released(Arc<Connection>),
+}
+
+impl Slot {
+    fn conn(&self) -> &Arc<Connection> {
+        match self {
+            Slot::Owned(lease) => lease.conn(),
+            Slot::Shared(lease) => lease.conn(),
+            Slot::Released(conn) => conn,
+        }
+    }
+
+    fn is_held(&self) -> bool {
+        match self {
+            Slot::Owned(lease) => lease.is_armed(),
+            Slot::Shared(_) => true,
+            Slot::Released(_) => false,
+        }
+    }
+
+    fn release(&mut self) {
+        match self {
+            Slot::Owned(lease) => lease.release_now(),
+            Slot::Shared(lease) => {
+                let conn = Arc::clone(lease.conn());
+                *self = Slot::Released(conn);
+            }
+            Slot::Released(_) => {}
+        }
+    }
+}
+
+impl From<LeaseRef> for Slot {
+    fn from(lease: LeaseRef) -> Slot {
+        match lease {
+            LeaseRef::Owned(lease) => Slot::Owned(lease),
+            LeaseRef::Shared(lease) => Slot::Shared(lease),
+        }
+    }
 }
 
 enum Kind {
@@ -46,13 +97,6 @@ enum Kind {
     H1(hyper::body::Incoming),
 }
 
-/// The connection a body came from: for its errors and, with the adaptive window, its DATA
-/// accounting.
-#[derive(Clone)]
-struct Source {
-    conn: std::sync::Arc<crate::connection::Connection>,
-}
-
 impl std::fmt::Debug for Body {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match &self.kind {
@@ -62,9 +106,9 @@ impl std::fmt::Debug for Body {
         };
         f.debug_struct("Body")
             .field("kind", &kind)
-            .field("origin", &self.source.conn.origin)
-            .field("connection_id", &self.source.conn.id)
-            .field("holds_slot", &self.lease.is_some())
+            .field("origin", &self.slot.conn().origin)
+            .field("connection_id", &self.slot.conn().id)
+            .field("holds_slot", &self.slot.is_held())
             .finish()
     }
 }
@@ -72,11 +116,8 @@ impl std::fmt::Debug for Body {
 impl Body {
     /// An HTTP/2 response body; gives the slot back at once if the stream already ended.
     pub(crate) fn h2(recv: h2::RecvStream, headers: &HeaderMap, lease: LeaseRef) -> Body {
-        let source = Source {
-            conn: std::sync::Arc::clone(lease.conn()),
-        };
         let ended = recv.is_end_stream();
-        Body {
+        let mut body = Body {
             kind: if ended {
                 Kind::Empty
             } else {
@@ -86,43 +127,46 @@ impl Body {
                     data_done: false,
                 }
             },
-            lease: (!ended).then_some(lease),
-            source,
+            slot: Slot::from(lease),
+        };
+        if ended {
+            body.finish();
         }
+        body
     }
 
     /// An HTTP/1.1 response body from hyper.
     pub(crate) fn h1(incoming: hyper::body::Incoming, lease: LeaseRef) -> Body {
         use http_body::Body as _;
-        let source = Source {
-            conn: std::sync::Arc::clone(lease.conn()),
-        };
         let ended = incoming.is_end_stream();
-        Body {
+        let mut body = Body {
             kind: Kind::H1(incoming),
-            lease: (!ended).then_some(lease),
-            source,
+            slot: Slot::from(lease),
+        };
+        if ended {
+            body.finish();
         }
+        body
     }
 
     /// True while the body still holds its stream slot.
     pub fn holds_slot(&self) -> bool {
-        self.lease.is_some()
+        self.slot.is_held()
     }
 
     /// The end: give the slot back.
     fn finish(&mut self) {
-        self.lease = None;
+        self.slot.release();
     }
 
     fn h2_error(&self, error: h2::Error) -> Error {
         let connection_level = retry::h2_connection_level(&error);
-        self.source.conn.failure(connection_level, error)
+        self.slot.conn().failure(connection_level, error)
     }
 
     fn h1_error(&self, error: hyper::Error) -> Error {
         // A body cut short is the connection failing under it.
-        self.source.conn.failure(true, error)
+        self.slot.conn().failure(true, error)
     }
 }
 
@@ -164,7 +208,7 @@ impl http_body::Body for Body {
                             if let Some(r) = remaining {
                                 *r = r.saturating_sub(len as u64);
                             }
-                            if let Some(recorder) = &this.source.conn.data_recorder {
+                            if let Some(recorder) = &this.slot.conn().data_recorder {
                                 recorder.record(len);
                             }
                             if recv.is_end_stream() {

@@ -30,6 +30,18 @@ impl Lease {
         &self.conn
     }
 
+    /// True until the slot is given back or moved to another `Lease`.
+    pub(crate) fn is_armed(&self) -> bool {
+        self.armed
+    }
+
+    /// Gives the slot back now, keeping the connection (for what its holder still reports).
+    pub(crate) fn release_now(&mut self) {
+        if std::mem::replace(&mut self.armed, false) {
+            Connection::release(&self.conn);
+        }
+    }
+
     /// Moves the slot into a new `Lease`; this one no longer gives it back.
     pub(crate) fn transfer(&mut self) -> Lease {
         let armed = std::mem::replace(&mut self.armed, false);

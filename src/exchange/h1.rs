@@ -2,6 +2,7 @@
 //! want a request, send it under the connection's send gate, and tell a request hyper handed
 //! back unsent (safe to send again) from one that may have reached the server.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use http::{Request, Response};
@@ -12,37 +13,16 @@ use crate::connection::{Connection, Sender};
 use crate::lease::LeaseRef;
 use crate::outgoing::{OutBody, Outgoing};
 
-pub(super) async fn send_h1(
+pub(super) fn send_h1(
     conn: Arc<Connection>,
     lease: LeaseRef,
     request: Outgoing,
-) -> Result<Response<Body>, SendFailure> {
-    let Sender::H1(sender) = &conn.sender else {
-        return Err(SendFailure {
-            error: closed_error(&conn),
-            replay: Some(Box::new(request)),
-            never_opened: true,
-            refused_on: None,
-            misdirected_on: None,
-        });
-    };
-    let lock = || sender.lock().unwrap_or_else(|p| p.into_inner());
+) -> impl Future<Output = Result<Response<Body>, SendFailure>> + Send {
+    // Made into hyper's request here, outside the future: an `async fn` would keep both the
+    // argument and the request made from it in its state, and each is moved with the future.
     let request = Request::from_parts(request.head, request.body);
-    // Wait for hyper's dispatcher to want the next request.
-    if let Err(e) = std::future::poll_fn(|cx| lock().poll_ready(cx)).await {
-        // Nothing was written: the connection died before taking the request.
-        conn.close_and_report();
-        return Err(SendFailure {
-            error: conn.failure(true, e),
-            replay: Some(into_outgoing(request)),
-            never_opened: true,
-            refused_on: None,
-            misdirected_on: None,
-        });
-    }
-    let in_flight = {
-        let _gate = conn.send_gate.read().unwrap_or_else(|p| p.into_inner());
-        if conn.is_closed() {
+    async move {
+        let Sender::H1(sender) = &conn.sender else {
             return Err(SendFailure {
                 error: closed_error(&conn),
                 replay: Some(into_outgoing(request)),
@@ -50,31 +30,56 @@ pub(super) async fn send_h1(
                 refused_on: None,
                 misdirected_on: None,
             });
-        }
-        conn.mark_h1_busy();
-        lock().try_send_request(request)
-    };
-    match in_flight.await {
-        Ok(response) => {
-            conn.record_response();
-            let (parts, incoming) = response.into_parts();
-            Ok(Response::from_parts(parts, Body::h1(incoming, lease)))
-        }
-        Err(mut e) => {
-            let unsent = e.take_message();
-            let error = e.into_error();
-            // An HTTP/1.1 connection whose exchange failed is not reused either way.
+        };
+        let lock = || sender.lock().unwrap_or_else(|p| p.into_inner());
+        // Wait for hyper's dispatcher to want the next request.
+        if let Err(e) = std::future::poll_fn(|cx| lock().poll_ready(cx)).await {
+            // Nothing was written: the connection died before taking the request.
             conn.close_and_report();
-            // A user error is our side failing (the request body, a malformed head).
-            let error = conn.failure(!error.is_user(), error);
-            Err(SendFailure {
-                error,
-                // hyper handed it back: it never reached the server.
-                never_opened: unsent.is_some(),
+            return Err(SendFailure {
+                error: conn.failure(true, e),
+                replay: Some(into_outgoing(request)),
+                never_opened: true,
                 refused_on: None,
                 misdirected_on: None,
-                replay: unsent.map(into_outgoing),
-            })
+            });
+        }
+        let in_flight = {
+            let _gate = conn.send_gate.read().unwrap_or_else(|p| p.into_inner());
+            if conn.is_closed() {
+                return Err(SendFailure {
+                    error: closed_error(&conn),
+                    replay: Some(into_outgoing(request)),
+                    never_opened: true,
+                    refused_on: None,
+                    misdirected_on: None,
+                });
+            }
+            conn.mark_h1_busy();
+            lock().try_send_request(request)
+        };
+        match in_flight.await {
+            Ok(response) => {
+                conn.record_response();
+                let (parts, incoming) = response.into_parts();
+                Ok(Response::from_parts(parts, Body::h1(incoming, lease)))
+            }
+            Err(mut e) => {
+                let unsent = e.take_message();
+                let error = e.into_error();
+                // An HTTP/1.1 connection whose exchange failed is not reused either way.
+                conn.close_and_report();
+                // A user error is our side failing (the request body, a malformed head).
+                let error = conn.failure(!error.is_user(), error);
+                Err(SendFailure {
+                    error,
+                    // hyper handed it back: it never reached the server.
+                    never_opened: unsent.is_some(),
+                    refused_on: None,
+                    misdirected_on: None,
+                    replay: unsent.map(into_outgoing),
+                })
+            }
         }
     }
 }

@@ -25,7 +25,7 @@ use crate::connection::{Connection, Sender};
 use crate::error::{Error, shared};
 use crate::lease::LeaseRef;
 use crate::origin::Scheme;
-use crate::outgoing::{OutBody, Outgoing, Pipe, PipeError, copy_head};
+use crate::outgoing::{OutBody, Outgoing, Pipe, PipeError};
 use crate::retry;
 
 mod h1;
@@ -96,19 +96,29 @@ impl std::fmt::Debug for Exchange {
 /// and the body's held frames) so a failure that proves the request unprocessed comes back
 /// with it; without, nothing is copied.
 pub(crate) fn start(lease: LeaseRef, request: Outgoing, replayable: bool) -> Exchange {
-    let conn = Arc::clone(lease.conn());
+    // The connection is borrowed from the lease, not cloned: every request on a connection
+    // shares its reference count, so each clone is a write to a line both workers want.
+    let conn = lease.conn();
     trace!(conn_id = conn.id, origin = %conn.origin, uri = %request.head.uri, "sending");
     let sent_before = conn.record_request();
     let state = match &conn.sender {
-        Sender::H2(sender) => start_h2(&conn, sender, lease, request, replayable, sent_before),
-        Sender::H1(_) => State::H1(Box::pin(send_h1(conn, lease, request))),
+        Sender::H2(sender) => {
+            // A fresh clone has no stream pending open, so `ready()` would only repeat the
+            // connection-error check that `send_request` makes itself (h2
+            // `Streams::send_request`).
+            let sender = sender.clone();
+            start_h2(sender, lease, request, replayable, sent_before)
+        }
+        Sender::H1(_) => {
+            let conn = Arc::clone(conn);
+            State::H1(Box::pin(send_h1(conn, lease, request)))
+        }
     };
     Exchange { state }
 }
 
 fn start_h2(
-    conn: &Arc<Connection>,
-    sender: &h2::client::SendRequest<Bytes>,
+    mut sender: h2::client::SendRequest<Bytes>,
     lease: LeaseRef,
     request: Outgoing,
     replayable: bool,
@@ -117,12 +127,8 @@ fn start_h2(
     let Outgoing { head, body } = request;
     // What a retry needs, copied before h2 consumes the head: the head for any request that
     // never got a stream; the body too when the pool holds it in full.
-    let head_copy = replayable.then(|| copy_head(&head));
+    let head_copy = replayable.then(|| head.clone());
     let end_of_stream = matches!(body, OutBody::Empty);
-
-    // A fresh clone has no stream pending open, so `ready()` would only repeat the
-    // connection-error check that `send_request` makes itself (h2 `Streams::send_request`).
-    let mut sender = sender.clone();
     let opened = sender.send_request(Request::from_parts(head, ()), end_of_stream);
     drop(sender);
     let (response, send_stream) = match opened {
@@ -130,7 +136,7 @@ fn start_h2(
         Err(e) => {
             // No stream id was assigned: nothing reached the server. A GOAWAY received or a
             // closed connection is why; either way this connection takes no more streams.
-            let error = classify_h2(conn, e, true);
+            let error = classify_h2(lease.conn(), e, true);
             return State::Failed(Some(SendFailure {
                 error,
                 replay: head_copy.map(|head| Box::new(Outgoing { head, body })),
@@ -252,22 +258,23 @@ fn finish_h2(
     replay: Option<Outgoing>,
     sent_before: u64,
 ) -> Result<Response<Body>, SendFailure> {
-    let conn = Arc::clone(lease.conn());
     match result {
         Ok(response) => {
+            let conn = lease.conn();
             conn.record_response();
             if response.status() == http::StatusCode::MISDIRECTED_REQUEST
                 && let Some(replay) = replay
                 && !conn.origin.matches_uri(&replay.head.uri)
             {
                 // Not processed (RFC 9110 §15.5.20): sent again, on the request's own origin.
-                return Err(misdirected(&conn, replay));
+                return Err(misdirected(conn, replay));
             }
             let (parts, recv) = response.into_parts();
             let body = Body::h2(recv, &parts.headers, lease);
             Ok(Response::from_parts(parts, body))
         }
         Err(e) => {
+            let conn = Arc::clone(lease.conn());
             drop(lease);
             if let Some(PipeError::Body(cause)) = pipe_error {
                 // Our own body failed and we reset the stream: report the body's error.

@@ -42,55 +42,64 @@ impl ConnectionPoolManager {
     /// # Cancel safety
     ///
     /// Dropping the future cancels the request (HTTP/2 resets the stream) and frees its slot.
-    pub async fn request<B>(&self, request: Request<B>) -> Result<Response<Body>, Error>
+    // Not an `async fn`: see the comment on the body.
+    #[allow(clippy::manual_async_fn)]
+    pub fn request<B>(
+        &self,
+        request: Request<B>,
+    ) -> impl Future<Output = Result<Response<Body>, Error>> + Send + '_
     where
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        // Written without nested async blocks: each would keep its own copy of the request in
-        // the future, which is moved on every await of it.
-        let fail = |error: Error| {
-            self.count_failed_request();
-            error
-        };
-        self.ensure_maintenance();
-        let pool = match self.origin_pool_for_uri(request.uri()) {
-            Ok(pool) => pool,
-            // A URI that names no origin is the request's fault, not an acquire's.
-            Err(e @ (Error::InvalidUrl { .. } | Error::UnsupportedScheme { .. })) => {
-                return Err(fail(e));
-            }
-            Err(e) => {
-                self.count_failed_acquire();
-                return Err(fail(e));
-            }
-        };
-        let urgency = request
-            .extensions()
-            .get::<Priority>()
-            .map_or(Priority::DEFAULT_URGENCY, Priority::urgency);
-        let coalesced = match self.coalesced_lease(&pool, urgency) {
-            Some(coalescing) => coalescing.await,
-            None => None,
-        };
-        let lease = match coalesced {
-            Some(lease) => lease,
-            None => pool.acquire(None, urgency).await.map_err(|e| {
-                self.count_failed_acquire();
-                fail(e)
-            })?,
-        };
-        let retries = self.config().max_unprocessed_retries;
-        let (mut exchange, sent_on) = self
-            .dispatch(&pool, lease, request, retries)
-            .map_err(fail)?;
-        let failure = match (&mut exchange).await {
-            Ok(response) => return Ok(response),
-            Err(failure) => failure,
-        };
-        self.after_failure(&pool, failure, sent_on, retries)
-            .await
-            .map_err(fail)
+        // One async block rather than an `async fn`: an `async fn` keeps its arguments twice in
+        // its future (the argument, and the binding its body moves it into), and the request
+        // is most of the future, which is moved whenever the task that awaits it is. Nested
+        // async blocks would each keep a copy too.
+        async move {
+            let fail = |error: Error| {
+                self.count_failed_request();
+                error
+            };
+            self.ensure_maintenance();
+            let pool = match self.origin_pool_for_uri(request.uri()) {
+                Ok(pool) => pool,
+                // A URI that names no origin is the request's fault, not an acquire's.
+                Err(e @ (Error::InvalidUrl { .. } | Error::UnsupportedScheme { .. })) => {
+                    return Err(fail(e));
+                }
+                Err(e) => {
+                    self.count_failed_acquire();
+                    return Err(fail(e));
+                }
+            };
+            let urgency = request
+                .extensions()
+                .get::<Priority>()
+                .map_or(Priority::DEFAULT_URGENCY, Priority::urgency);
+            let coalesced = match self.coalesced_lease(&pool, urgency) {
+                Some(coalescing) => coalescing.await,
+                None => None,
+            };
+            let lease = match coalesced {
+                Some(lease) => lease,
+                None => pool.acquire(None, urgency).await.map_err(|e| {
+                    self.count_failed_acquire();
+                    fail(e)
+                })?,
+            };
+            let retries = self.config().max_unprocessed_retries;
+            let (mut exchange, sent_on) = self
+                .dispatch(&pool, lease, request, retries)
+                .map_err(fail)?;
+            let failure = match (&mut exchange).await {
+                Ok(response) => return Ok(response),
+                Err(failure) => failure,
+            };
+            self.after_failure(&pool, failure, sent_on, retries)
+                .await
+                .map_err(fail)
+        }
     }
 
     /// Shapes `request` for `lease`'s connection and starts sending it; returns the exchange

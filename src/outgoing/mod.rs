@@ -24,7 +24,7 @@ mod pipe;
 mod shape;
 
 pub(crate) use pipe::{Pipe, PipeError};
-pub(crate) use shape::{copy_head, prepare, shape};
+pub(crate) use shape::{prepare, shape};
 
 /// A request ready for one connection: its head shaped for the protocol, its body classified.
 #[derive(Debug)]

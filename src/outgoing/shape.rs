@@ -195,14 +195,3 @@ fn method_has_payload_semantics(method: &Method) -> bool {
         Method::GET | Method::HEAD | Method::DELETE | Method::CONNECT
     )
 }
-
-/// A copy of the head to send again: h2 consumes the one it sends.
-pub(crate) fn copy_head(head: &http::request::Parts) -> http::request::Parts {
-    let mut copy = Request::new(());
-    *copy.method_mut() = head.method.clone();
-    *copy.uri_mut() = head.uri.clone();
-    *copy.version_mut() = head.version;
-    *copy.headers_mut() = head.headers.clone();
-    *copy.extensions_mut() = head.extensions.clone();
-    copy.into_parts().0
-}
