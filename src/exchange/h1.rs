@@ -10,6 +10,7 @@ use http::{Request, Response};
 use super::{SendFailure, closed_error};
 use crate::body::Body;
 use crate::connection::{Connection, Sender};
+use crate::error::Error;
 use crate::lease::LeaseRef;
 use crate::outgoing::{OutBody, Outgoing};
 
@@ -23,37 +24,19 @@ pub(super) fn send_h1(
     let request = Request::from_parts(request.head, request.body);
     async move {
         let Sender::H1(sender) = &conn.sender else {
-            return Err(SendFailure {
-                error: closed_error(&conn),
-                replay: Some(into_outgoing(request)),
-                never_opened: true,
-                refused_on: None,
-                misdirected_on: None,
-            });
+            return Err(unsent(closed_error(&conn), request));
         };
         let lock = || sender.lock().unwrap_or_else(|p| p.into_inner());
         // Wait for hyper's dispatcher to want the next request.
         if let Err(e) = std::future::poll_fn(|cx| lock().poll_ready(cx)).await {
             // Nothing was written: the connection died before taking the request.
             conn.close_and_report();
-            return Err(SendFailure {
-                error: conn.failure(true, e),
-                replay: Some(into_outgoing(request)),
-                never_opened: true,
-                refused_on: None,
-                misdirected_on: None,
-            });
+            return Err(unsent(conn.failure(true, e), request));
         }
         let in_flight = {
             let _gate = conn.send_gate.read().unwrap_or_else(|p| p.into_inner());
             if conn.is_closed() {
-                return Err(SendFailure {
-                    error: closed_error(&conn),
-                    replay: Some(into_outgoing(request)),
-                    never_opened: true,
-                    refused_on: None,
-                    misdirected_on: None,
-                });
+                return Err(unsent(closed_error(&conn), request));
             }
             conn.mark_h1_busy();
             lock().try_send_request(request)
@@ -81,6 +64,17 @@ pub(super) fn send_h1(
                 })
             }
         }
+    }
+}
+
+/// A request that never left the client: `error`, with the request to send again.
+fn unsent(error: Error, request: Request<OutBody>) -> SendFailure {
+    SendFailure {
+        error,
+        replay: Some(into_outgoing(request)),
+        never_opened: true,
+        refused_on: None,
+        misdirected_on: None,
     }
 }
 
