@@ -3,19 +3,17 @@
 //! back unsent (safe to send again) from one that may have reached the server.
 
 use std::future::Future;
-use std::sync::Arc;
 
 use http::{Request, Response};
 
 use super::{SendFailure, closed_error};
 use crate::body::Body;
-use crate::connection::{Connection, Sender};
+use crate::connection::Sender;
 use crate::error::Error;
 use crate::lease::LeaseRef;
 use crate::outgoing::{OutBody, Outgoing};
 
 pub(super) fn send_h1(
-    conn: Arc<Connection>,
     lease: LeaseRef,
     request: Outgoing,
 ) -> impl Future<Output = Result<Response<Body>, SendFailure>> + Send {
@@ -23,8 +21,10 @@ pub(super) fn send_h1(
     // argument and the request made from it in its state, and each is moved with the future.
     let request = Request::from_parts(request.head, request.body);
     async move {
+        // Borrowed from the lease, as for HTTP/2: no second reference to the connection.
+        let conn = lease.conn();
         let Sender::H1(sender) = &conn.sender else {
-            return Err(unsent(closed_error(&conn), request));
+            return Err(unsent(closed_error(conn), request));
         };
         let lock = || sender.lock().unwrap_or_else(|p| p.into_inner());
         // Wait for hyper's dispatcher to want the next request.
@@ -36,7 +36,7 @@ pub(super) fn send_h1(
         let in_flight = {
             let _gate = conn.send_gate.read().unwrap_or_else(|p| p.into_inner());
             if conn.is_closed() {
-                return Err(unsent(closed_error(&conn), request));
+                return Err(unsent(closed_error(conn), request));
             }
             conn.mark_h1_busy();
             lock().try_send_request(request)

@@ -109,10 +109,7 @@ pub(crate) fn start(lease: LeaseRef, request: Outgoing, replayable: bool) -> Exc
             let sender = sender.clone();
             start_h2(sender, lease, request, replayable, sent_before)
         }
-        Sender::H1(_) => {
-            let conn = Arc::clone(conn);
-            State::H1(Box::pin(send_h1(conn, lease, request)))
-        }
+        Sender::H1(_) => State::H1(Box::pin(send_h1(lease, request))),
     };
     Exchange { state }
 }
