@@ -1,9 +1,10 @@
-//! One large download through the pool over an emulated long path: the embedded HTTPS server
-//! on 127.0.0.1 behind the testkit's RTT relay, one 16 MiB response body read to the end.
+//! One large download through the pool over an emulated long path, for every flow-control
+//! window setting worth comparing: the embedded HTTPS server on 127.0.0.1 behind the testkit's
+//! RTT relay, one response body read to the end.
 //!
-//! Reports the median of three downloads (after one warm-up request) for the pool's default
-//! flow-control windows and for the adaptive (BDP) window, so a change to the HTTP/2 engine can
-//! be compared with the one before it on the same machine.
+//! Reports, per setting, the median of three downloads (after one warm-up request on the same
+//! connection) in seconds and in round trips, so a change to the defaults or to the HTTP/2
+//! engine can be compared with the one before it, and with the best setting the path allows.
 //!
 //! `cargo run --release --example large_download -- [rtt ms, default 40] [MiB, default 16]`
 
@@ -11,10 +12,20 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
-use https_pool::ConnectionPoolManager;
+use https_pool::{ConnectionPoolManager, PoolBuilder, PoolConfig};
 use https_pool_testkit::{RttRelay, TestServer, TestServerConfig};
 
 const RUNS: usize = 3;
+const KIB: u32 = 1024;
+const MIB: u32 = 1024 * 1024;
+
+/// A window setting: (stream window, connection window, adaptive).
+struct Setting {
+    name: String,
+    stream: u32,
+    connection: u32,
+    adaptive: bool,
+}
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -23,20 +34,50 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let mib: usize = args.next().map_or(Ok(16), |a| a.parse())?;
     let server = TestServer::start(TestServerConfig::default().body_bytes(mib << 20))?;
     let relay = RttRelay::start(server.addr(), Duration::from_millis(rtt_ms))?;
+    let rtt = Duration::from_millis(rtt_ms).as_secs_f64();
     println!(
         "{mib} MiB GET over a {rtt_ms} ms RTT relay to the embedded HTTPS server on 127.0.0.1; \
-         median of {RUNS}"
+         median of {RUNS} on a warm connection"
     );
-    println!("{:<40} {:>10} {:>10}", "windows", "seconds", "MiB/s");
-    for (name, adaptive) in [
-        ("default (32 KiB stream, 64 KiB conn)", false),
-        ("adaptive (BDP)", true),
-    ] {
-        let pool = ConnectionPoolManager::builder()
+    let defaults = PoolConfig::default();
+    let settings = [
+        Setting {
+            name: "defaults".to_owned(),
+            stream: defaults.http2_initial_stream_window_size,
+            connection: defaults.http2_initial_connection_window_size,
+            adaptive: defaults.http2_adaptive_window,
+        },
+        fixed(
+            "seed: 32 KiB stream, 64 KiB conn, fixed",
+            32 * KIB,
+            64 * KIB,
+        ),
+        Setting {
+            name: "adaptive (BDP) from 64 KiB".to_owned(),
+            stream: 65_535,
+            connection: 65_535,
+            adaptive: true,
+        },
+        fixed(
+            "2 MiB stream, 5 MiB conn, fixed (hyper's)",
+            2 * MIB,
+            5 * MIB,
+        ),
+        fixed("16 MiB stream, 16 MiB conn, fixed", 16 * MIB, 16 * MIB),
+        fixed("64 MiB stream, 64 MiB conn, fixed", 64 * MIB, 64 * MIB),
+    ];
+    println!(
+        "{:<44} {:>10} {:>8} {:>10}",
+        "windows", "seconds", "RTTs", "MiB/s"
+    );
+    for setting in settings {
+        let pool = PoolBuilder::new()
             .tls_webpki_roots(false)
             .tls_extra_ca_pem(server.ca_pem())
             .max_connections_per_origin(1)
-            .http2_adaptive_window(adaptive)
+            .http2_initial_stream_window_size(setting.stream)
+            .http2_initial_connection_window_size(setting.connection)
+            .http2_adaptive_window(setting.adaptive)
             .build()?;
         let url = format!("{}/download", relay.url());
         // Warm-up: the connection is open and its SETTINGS exchanged before timing.
@@ -50,10 +91,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         }
         times.sort();
         let median = times[RUNS / 2].as_secs_f64();
-        println!("{name:<40} {median:>10.3} {:>10.1}", mib as f64 / median);
+        println!(
+            "{:<44} {median:>10.3} {:>8.2} {:>10.1}",
+            setting.name,
+            median / rtt,
+            mib as f64 / median
+        );
         pool.shutdown().await;
     }
     Ok(())
+}
+
+fn fixed(name: &str, stream: u32, connection: u32) -> Setting {
+    Setting {
+        name: name.to_owned(),
+        stream,
+        connection,
+        adaptive: false,
+    }
 }
 
 async fn download(

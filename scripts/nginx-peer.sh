@@ -56,6 +56,20 @@ case "$cmd" in
         # A 4 MiB file for tests that drop a body half-read.
         [ -f "$dir/big.bin" ] || head -c 4194304 /dev/zero > "$dir/big.bin"
         chmod o+rx "$dir" && chmod o+r "$dir/big.bin"
+        # Downloads of every size for the long-path benchmark (scripts/bench-long-path.sh),
+        # served under /files/. Written under a temporary name first: an interrupted run must
+        # not leave a short file that later runs would serve as if whole. nginx's worker runs
+        # as another user: it needs x on the directories and r on the files.
+        mkdir -p "$dir/files"
+        for spec in 1k:1024 100k:102400 1m:1048576 16m:16777216; do
+            file="$dir/files/${spec%%:*}.bin"
+            if [ ! -f "$file" ]; then
+                head -c "${spec#*:}" /dev/zero > "$file.part"
+                mv "$file.part" "$file"
+            fi
+            chmod o+r "$file"
+        done
+        chmod o+rx "$dir/files"
         cat > "$dir/nginx.conf" <<EOF
 worker_processes 1;
 pid $dir/nginx.pid;
@@ -77,6 +91,7 @@ http {
         ssl_certificate_key $dir/server.key;
         location / { default_type text/plain; return 200 "ok\n"; }
         location = /big.bin { root $dir; }
+        location /files/ { alias $dir/files/; }
     }
 }
 EOF

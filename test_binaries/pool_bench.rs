@@ -16,17 +16,34 @@
 //! `cargo run --release --bin pool_bench -- --clients 1024 --requests 200000 --runs 3 \
 //!     --url https://127.0.0.1:8443/ --ca-cert target/nginx-peer/ca.pem`
 //!
+//! `--rtt MS` puts a relay between every row and the target that delays each direction by half
+//! of MS milliseconds (a long network path on loopback; the relay runs in the parent process,
+//! like the embedded server, so its CPU is not counted). The target must be on a loopback
+//! address; the table then also gives p50 and p99 in round trips. One download at a time, a
+//! 1 MiB file from nginx 40 ms away:
+//!
+//! `cargo run --release --bin pool_bench -- --rtt 40 --clients 1 --requests 20 --runs 3 \
+//!     --url https://127.0.0.1:18511/files/1m.bin --ca-cert target/bench-long-path/ca.pem \
+//!     --only https-pool,reqwest,hyper-util-shared`
+//!
+//! `--body-bytes N` sizes the embedded server's responses, 16 MiB and beyond; pass a
+//! `--requests` to match, since every request carries the whole body:
+//!
+//! `cargo run --release --bin pool_bench -- --rtt 20 --clients 2 --requests 10 \
+//!     --body-bytes 16777216 --only https-pool,reqwest`
+//!
 //! `--json` writes only JSON to stdout (the table goes to stderr).
 
 use https_pool_harness::machine;
 
 use std::future::Future;
 use std::io::Write;
-use std::path::PathBuf;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
@@ -34,7 +51,7 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Empty};
 use https_pool::ConnectionPoolManager;
-use https_pool_testkit::{Alpn, TestServer, TestServerConfig};
+use https_pool_testkit::{Alpn, RttRelay, TestServer, TestServerConfig};
 use hyper_util::client::legacy::Client as LegacyClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -78,15 +95,25 @@ struct Args {
     /// The embedded server's SETTINGS_MAX_CONCURRENT_STREAMS.
     #[arg(long, default_value_t = 250)]
     server_max_streams: u32,
-    /// The embedded server's response body size.
+    /// The embedded server's response body size, in bytes (16777216 for 16 MiB; no upper
+    /// limit but memory, the server holds one copy).
     #[arg(long, default_value_t = 16)]
     body_bytes: usize,
+    /// Round-trip time, in milliseconds, a relay in front of the target adds (half each way):
+    /// every row talks to the relay. The target (embedded server or `--url`) must be on a
+    /// loopback IP address.
+    #[arg(long, value_name = "MS")]
+    rtt: Option<u64>,
     /// The embedded server speaks HTTP/1.1 only.
     #[arg(long)]
     server_http1: bool,
     /// Connections for https-pool (its maximum) and for the raw rows.
     #[arg(long, default_value_t = 4)]
     connections: usize,
+    /// Untimed requests each worker sends before the timed ones; all workers then start
+    /// together, so `--warm-up 1 --requests N×clients` times a burst on warm connections.
+    #[arg(long, default_value_t = 0)]
+    warm_up: usize,
     /// Runs of every row; the table shows the run with the median req/s, the JSON all runs.
     #[arg(long, default_value_t = 1)]
     runs: usize,
@@ -148,6 +175,8 @@ struct Config {
     requests_per_row: usize,
     runs: usize,
     target: String,
+    /// The round trip the relay in front of the target adds, when there is one.
+    rtt_ms: Option<u64>,
     server_max_streams: Option<u32>,
     body_bytes: Option<usize>,
     connections: usize,
@@ -199,14 +228,25 @@ fn main() -> Result<()> {
 // ===== parent: the target, the children, the table =====
 
 struct Target {
+    /// What the rows request: the target's own URL, or the relay's when `--rtt` is set.
     url: String,
+    /// The target's own URL.
+    origin_url: String,
     ca_file: Option<PathBuf>,
+    /// Held for the whole run: every row of every run goes through the same relay.
+    relay: Option<RttRelay>,
     server: Option<TestServer>,
 }
 
 impl Target {
+    /// Connections accepted so far: the embedded server's count, else the relay's (it opens
+    /// one connection to the target for each it accepts, so both count the client's sockets).
     fn accepted(&self) -> Option<u64> {
-        self.server.as_ref().map(|s| s.counters().accepted())
+        match (&self.server, &self.relay) {
+            (Some(server), _) => Some(server.counters().accepted()),
+            (None, Some(relay)) => Some(relay.accepted()),
+            (None, None) => None,
+        }
     }
 }
 
@@ -220,11 +260,54 @@ impl Drop for Target {
     }
 }
 
+/// Starts an [`RttRelay`] in front of the host and port of `url`, and returns it with the URL
+/// the rows use instead: the same scheme and path, on the relay's address.
+fn relay_in_front(url: &str, rtt: Duration) -> Result<(RttRelay, String)> {
+    let uri: http::Uri = url
+        .parse()
+        .with_context(|| format!("the target URL {url:?} does not parse"))?;
+    let scheme = uri
+        .scheme_str()
+        .with_context(|| format!("the target URL {url:?} has no scheme"))?;
+    let host = uri
+        .host()
+        .with_context(|| format!("the target URL {url:?} has no host"))?;
+    // The relay stands in for a long path to a server on this machine: it must never carry
+    // benchmark traffic anywhere else, and a name could resolve off the machine.
+    let ip = host
+        .trim_matches(['[', ']'])
+        .parse::<IpAddr>()
+        .ok()
+        .filter(IpAddr::is_loopback)
+        .with_context(|| {
+            format!(
+                "--rtt needs the target on a loopback IP address (such as 127.0.0.1 or [::1]), not {host:?}"
+            )
+        })?;
+    let port = match (uri.port_u16(), scheme) {
+        (Some(port), _) => port,
+        (None, "https") => 443,
+        (None, "http") => 80,
+        (None, other) => {
+            bail!("the target URL {url:?} has no port and an unknown scheme {other:?}")
+        }
+    };
+    let relay =
+        RttRelay::start(SocketAddr::new(ip, port), rtt).context("starting the RTT relay")?;
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    // The relay listens on 127.0.0.1, which the embedded server's and the nginx peer's
+    // certificates both cover, so TLS still verifies.
+    let relayed = format!("{scheme}://{}{path}", relay.addr());
+    Ok((relay, relayed))
+}
+
 fn parent(args: &Args) -> Result<()> {
-    let target = match &args.url {
+    let mut target = match &args.url {
         Some(url) => Target {
             url: url.clone(),
+            origin_url: url.clone(),
             ca_file: args.ca_cert.clone(),
+            relay: None,
             server: None,
         },
         None => {
@@ -240,15 +323,24 @@ fn parent(args: &Args) -> Result<()> {
             )?;
             let ca = std::env::temp_dir().join(format!("pool_bench-{}-ca.pem", std::process::id()));
             std::fs::write(&ca, server.ca_pem())?;
+            let url = server.url_for("/bench");
             Target {
-                url: server.url_for("/bench"),
+                url: url.clone(),
+                origin_url: url,
                 ca_file: Some(ca),
+                relay: None,
                 server: Some(server),
             }
         }
     };
-    // h2load speaks HTTP/1.1 only when told to: ask the server what it speaks.
-    let http1_only = match negotiated_alpn(&target) {
+    if let Some(ms) = args.rtt {
+        let (relay, url) = relay_in_front(&target.origin_url, Duration::from_millis(ms))?;
+        target.relay = Some(relay);
+        target.url = url;
+    }
+    // h2load speaks HTTP/1.1 only when told to: ask the server what it speaks (directly: the
+    // answer is the same through the relay).
+    let http1_only = match negotiated_alpn(&target.origin_url, target.ca_file.as_deref()) {
         Ok(alpn) => alpn.as_deref() == Some(b"http/1.1"),
         Err(e) => {
             eprintln!("could not ask the target for its protocol ({e:#}); assuming h2");
@@ -306,8 +398,9 @@ fn parent(args: &Args) -> Result<()> {
                 "embedded HTTPS server (hyper + rustls, {}) on 127.0.0.1, in the parent process",
                 if args.server_http1 { "http/1.1" } else { "h2" }
             ),
-            None => target.url.clone(),
+            None => target.origin_url.clone(),
         },
+        rtt_ms: args.rtt,
         server_max_streams: target.server.as_ref().map(|_| args.server_max_streams),
         body_bytes: target.server.as_ref().map(|_| args.body_bytes),
         connections: args.connections,
@@ -367,6 +460,8 @@ fn run_child(args: &Args, target: &Target, row: &str) -> Result<Row> {
         &args.requests.to_string(),
         "--connections",
         &args.connections.to_string(),
+        "--warm-up",
+        &args.warm_up.to_string(),
     ]);
     if let Some(ca) = &target.ca_file {
         cmd.arg("--ca-cert").arg(ca);
@@ -400,7 +495,7 @@ fn render_table(config: &Config, rows: &[Row]) -> String {
         out.push('\n');
     };
     line(format!(
-        "{} clients{}, {} requests per row at most (a multiple of the clients), {} run(s) per row (median shown), target: {}{}",
+        "{} clients{}, {} requests per row at most (a multiple of the clients), {} run(s) per row (median shown), target: {}{}{}",
         config
             .clients
             .iter()
@@ -416,6 +511,13 @@ fn render_table(config: &Config, rows: &[Row]) -> String {
         config.runs,
         config.target,
         config
+            .rtt_ms
+            .map(|ms| format!(
+                ", through a relay adding {ms} ms round trip ({} ms each way, in the parent process)",
+                ms as f64 / 2.0
+            ))
+            .unwrap_or_default(),
+        config
             .server_max_streams
             .map(|m| format!(", server max streams {m}"))
             .unwrap_or_default()
@@ -427,51 +529,56 @@ fn render_table(config: &Config, rows: &[Row]) -> String {
         .max()
         .unwrap_or(0)
         .max(44);
-    line(format!(
-        "| {:<width$} | {:>9} | {:>10} | {:>9} | {:>9} | {:>9} | {:>7} | {:>6} | {:>12} |",
-        "client",
-        "req/s",
-        "CPU µs/req",
-        "p50 µs",
-        "p99 µs",
-        "p99.9 µs",
-        "sockets",
-        "errors",
-        "peak RSS KiB"
-    ));
-    line(format!(
-        "|{:-<dashes$}|{:->11}|{:->12}|{:->11}|{:->11}|{:->11}|{:->9}|{:->8}|{:->14}|",
-        "",
-        ":",
-        ":",
-        ":",
-        ":",
-        ":",
-        ":",
-        ":",
-        ":",
-        dashes = width + 2
-    ));
     let f0 = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.0}"));
     let f1 = |v: Option<f64>| v.map_or("n/a".to_owned(), |v| format!("{v:.1}"));
     let u = |v: Option<u64>| v.map_or("n/a".to_owned(), |v| v.to_string());
-    for r in rows {
-        line(format!(
-            "| {:<width$} | {:>9} | {:>10} | {:>9} | {:>9} | {:>9} | {:>7} | {:>6} | {:>12} |",
-            r.client,
-            f0(r.req_per_sec),
-            f1(r.cpu_us_per_req),
-            f0(r.p50_us),
-            f0(r.p99_us),
-            f0(r.p999_us),
-            u(r.sockets_opened),
+    // Latency in round trips is what a long path is read by: about 1 per request once the
+    // connection is warm and the windows hold the whole body, more while they grow.
+    let rtt_us = config.rtt_ms.map(|ms| ms as f64 * 1000.0);
+    let in_rtts = |v: Option<f64>| match (v, rtt_us) {
+        (Some(v), Some(rtt)) if rtt > 0.0 => format!("{:.2}", v / rtt),
+        _ => "n/a".to_owned(),
+    };
+    // (header, width, the cell of a row), in the order they print.
+    type Cell<'a> = Box<dyn Fn(&Row) -> String + 'a>;
+    let mut columns: Vec<(&str, usize, Cell)> = vec![
+        ("req/s", 9, Box::new(|r: &Row| f0(r.req_per_sec))),
+        ("CPU µs/req", 10, Box::new(|r: &Row| f1(r.cpu_us_per_req))),
+        ("p50 µs", 9, Box::new(|r: &Row| f0(r.p50_us))),
+        ("p99 µs", 9, Box::new(|r: &Row| f0(r.p99_us))),
+        ("p99.9 µs", 9, Box::new(|r: &Row| f0(r.p999_us))),
+    ];
+    if rtt_us.is_some() {
+        columns.push(("p50 RTT", 7, Box::new(|r: &Row| in_rtts(r.p50_us))));
+        columns.push(("p99 RTT", 7, Box::new(|r: &Row| in_rtts(r.p99_us))));
+    }
+    columns.push(("sockets", 7, Box::new(|r: &Row| u(r.sockets_opened))));
+    columns.push((
+        "errors",
+        6,
+        Box::new(|r: &Row| {
             if r.ran {
                 r.errors.to_string()
             } else {
                 "n/a".to_owned()
-            },
-            u(r.peak_rss_kib),
-        ));
+            }
+        }),
+    ));
+    columns.push(("peak RSS KiB", 12, Box::new(|r: &Row| u(r.peak_rss_kib))));
+    let mut header = format!("| {:<width$} |", "client");
+    let mut dashes = format!("|{:-<w$}|", "", w = width + 2);
+    for (name, w, _) in &columns {
+        header.push_str(&format!(" {name:>w$} |"));
+        dashes.push_str(&format!("{:->w$}|", ":", w = w + 2));
+    }
+    line(header);
+    line(dashes);
+    for r in rows {
+        let mut cells = format!("| {:<width$} |", r.client);
+        for (_, w, cell) in &columns {
+            cells.push_str(&format!(" {:>w$} |", cell(r)));
+        }
+        line(cells);
     }
     for r in rows.iter().filter(|r| !r.note.is_empty()) {
         line(format!("{}: {}", r.client, r.note));
@@ -626,7 +733,7 @@ const TICK_US: f64 = 10_000.0;
 async fn drive<F, Fut>(
     row: &str,
     name: String,
-    clients: usize,
+    args: &Args,
     per_client: usize,
     send: F,
 ) -> Result<Row>
@@ -634,11 +741,16 @@ where
     F: Fn(usize) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<()>> + Send,
 {
-    let barrier = Arc::new(Barrier::new(clients));
+    let clients = args.clients;
+    let warm_up = args.warm_up;
+    // With a warm-up, this task waits at the barrier too, and the clock starts when every
+    // worker has warmed up; without one, it starts before the workers are spawned, as it
+    // always did (so runs stay comparable with earlier captures).
+    let barrier = Arc::new(Barrier::new(clients + usize::from(warm_up > 0)));
     let errors = Arc::new(AtomicU64::new(0));
     let first_error = Arc::new(std::sync::Mutex::new(None::<String>));
-    let cpu_before = cpu_ticks();
-    let started = Instant::now();
+    let mut cpu_before = cpu_ticks();
+    let mut started = Instant::now();
     let workers: Vec<_> = (0..clients)
         .map(|w| {
             let send = send.clone();
@@ -647,6 +759,15 @@ where
             let first_error = Arc::clone(&first_error);
             tokio::spawn(async move {
                 let mut samples = Vec::with_capacity(per_client);
+                for _ in 0..warm_up {
+                    if let Err(e) = send(w).await {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        first_error
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .get_or_insert_with(|| format!("warm-up: {e:#}"));
+                    }
+                }
                 barrier.wait().await;
                 for _ in 0..per_client {
                     let t = Instant::now();
@@ -665,6 +786,11 @@ where
             })
         })
         .collect();
+    if warm_up > 0 {
+        barrier.wait().await;
+        cpu_before = cpu_ticks();
+        started = Instant::now();
+    }
     let mut all = Vec::with_capacity(clients);
     for w in workers {
         all.push(w.await?);
@@ -742,7 +868,7 @@ async fn row_pool(args: &Args, target: &ChildTarget, per_client: usize) -> Resul
     let mut row = drive(
         "https-pool",
         client_name("https-pool", args.connections),
-        args.clients,
+        args,
         per_client,
         {
             let pool = pool.clone();
@@ -793,7 +919,7 @@ async fn row_hyper_util_shared(
     drive(
         "hyper-util-shared",
         client_name("hyper-util-shared", args.connections),
-        args.clients,
+        args,
         per_client,
         move |_| {
             let client = client.clone();
@@ -818,7 +944,7 @@ async fn row_reqwest(args: &Args, target: &ChildTarget, per_client: usize) -> Re
     drive(
         "reqwest",
         client_name("reqwest", args.connections),
-        args.clients,
+        args,
         per_client,
         move |_| {
             let client = client.clone();
@@ -846,7 +972,7 @@ async fn row_hyper_util_per_worker(
     drive(
         "hyper-util-per-worker",
         client_name("hyper-util-per-worker", args.connections),
-        args.clients,
+        args,
         per_client,
         move |w| {
             let client = clients[w].clone();
@@ -868,7 +994,12 @@ async fn dial(
     alpn: &[u8],
 ) -> Result<Vec<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>> {
     let uri: http::Uri = target.url.parse()?;
-    let host = uri.host().context("URL has no host")?.to_owned();
+    // `[::1]` is a URL's spelling; connecting and the TLS name want the bare address.
+    let host = uri
+        .host()
+        .context("URL has no host")?
+        .trim_matches(['[', ']'])
+        .to_owned();
     let port = uri.port_u16().unwrap_or(443);
     let mut config = tls_config(target)?;
     config.alpn_protocols = vec![alpn.to_vec()];
@@ -877,7 +1008,7 @@ async fn dial(
     for _ in 0..n {
         let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
         tcp.set_nodelay(true)?;
-        let name = pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())?;
+        let name = pki_types::ServerName::try_from(host.clone())?;
         let stream = tls.connect(name, tcp).await?;
         if stream.get_ref().1.alpn_protocol() != Some(alpn) {
             bail!(
@@ -907,7 +1038,7 @@ async fn row_raw_hyper(args: &Args, target: &ChildTarget, per_client: usize) -> 
     let mut row = drive(
         "raw-hyper",
         client_name("raw-hyper", args.connections),
-        args.clients,
+        args,
         per_client,
         move |_| {
             let i = next.fetch_add(1, Ordering::Relaxed) % senders.len();
@@ -944,7 +1075,7 @@ async fn row_raw_h1(args: &Args, target: &ChildTarget, per_client: usize) -> Res
     let mut row = drive(
         "raw-h1",
         client_name("raw-h1", args.connections),
-        args.clients,
+        args,
         per_client,
         move |_| {
             let permits = Arc::clone(&permits);
@@ -981,7 +1112,7 @@ async fn row_raw_h2(args: &Args, target: &ChildTarget, per_client: usize) -> Res
     let mut row = drive(
         "raw-h2",
         client_name("raw-h2", args.connections),
-        args.clients,
+        args,
         per_client,
         move |_| {
             let i = next.fetch_add(1, Ordering::Relaxed) % senders.len();
@@ -1014,7 +1145,7 @@ async fn row_raw_h2_fifo(args: &Args, target: &ChildTarget, per_client: usize) -
     let mut row = drive(
         "raw-h2-fifo",
         client_name("raw-h2-fifo", args.connections),
-        args.clients,
+        args,
         per_client,
         move |_| {
             let (sender, permits) = &gated[next.fetch_add(1, Ordering::Relaxed) % gated.len()];
@@ -1062,25 +1193,30 @@ async fn raw_h2_get(sender: h2::client::SendRequest<Bytes>, url: http::Uri) -> R
 
 /// The protocol the target picks by ALPN when offered h2 and http/1.1 (`None` for a cleartext
 /// URL or no ALPN).
-fn negotiated_alpn(target: &Target) -> Result<Option<Vec<u8>>> {
-    let uri: http::Uri = target.url.parse()?;
+fn negotiated_alpn(url: &str, ca_file: Option<&Path>) -> Result<Option<Vec<u8>>> {
+    let uri: http::Uri = url.parse()?;
     if uri.scheme_str() != Some("https") {
         return Ok(None);
     }
-    let ca_pem = match &target.ca_file {
+    let ca_pem = match ca_file {
         Some(p) => Some(std::fs::read_to_string(p)?),
         None => None,
     };
     let config = tls_config(&ChildTarget {
-        url: target.url.clone(),
+        url: url.to_owned(),
         ca_pem,
     })?;
-    let host = uri.host().context("URL has no host")?.to_owned();
+    // `[::1]` is a URL's spelling; connecting and the TLS name want the bare address.
+    let host = uri
+        .host()
+        .context("URL has no host")?
+        .trim_matches(['[', ']'])
+        .to_owned();
     let port = uri.port_u16().unwrap_or(443);
     let mut tcp = std::net::TcpStream::connect((host.as_str(), port))?;
     tcp.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
     tcp.set_write_timeout(Some(std::time::Duration::from_secs(5)))?;
-    let name = pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())?;
+    let name = pki_types::ServerName::try_from(host)?;
     let mut tls = rustls::ClientConnection::new(Arc::new(config), name)?;
     while tls.is_handshaking() {
         tls.complete_io(&mut tcp)?;

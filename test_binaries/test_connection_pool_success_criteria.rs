@@ -187,6 +187,7 @@ async fn run(
             "happy-eyeballs" => criteria::happy_eyeballs(&ctx).await,
             "bursty" => criteria::bursty(&ctx).await,
             "coalescing" => criteria::coalescing(&ctx).await,
+            "long-path" => criteria::long_path(&ctx).await,
             unknown => Err(anyhow::anyhow!("no criterion is named {unknown:?}")),
         };
         bar.finish_and_clear();

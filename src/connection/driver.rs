@@ -104,10 +104,10 @@ pub(super) fn spawn_h2_driver<T>(
             if let Some(pinger) = &mut pinger {
                 while let Poll::Ready(event) = pinger.poll(cx) {
                     match event {
-                        PingEvent::WindowUpdate(window) => {
-                            h2_conn.set_target_window_size(window);
+                        PingEvent::WindowUpdate { stream, connection } => {
+                            h2_conn.set_target_window_size(connection);
                             // Only fails for a window above 2^31 - 1, which BDP never picks.
-                            let _ = h2_conn.set_initial_window_size(window);
+                            let _ = h2_conn.set_initial_window_size(stream);
                         }
                         PingEvent::KeepAliveTimedOut => {
                             return Poll::Ready(DriverEnd::KeepAliveTimedOut);

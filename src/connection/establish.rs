@@ -16,9 +16,6 @@ use crate::ping::Pinger;
 use crate::protocol::Protocol;
 use crate::slot::SlotCell;
 
-/// The smallest window HTTP/2 starts with (RFC 9113 §6.9.2), where BDP estimation begins.
-const MIN_WINDOW: u32 = 65_535;
-
 impl Connection {
     /// Runs the HTTP handshake over a dialed stream and spawns the driver task.
     pub(crate) async fn establish(
@@ -72,15 +69,11 @@ impl Connection {
         match dialed.protocol {
             Protocol::Http2 => {
                 let mut builder = h2::client::Builder::new();
-                let (stream_window, conn_window) = if config.http2_adaptive_window {
-                    // BDP estimation starts from the protocol's default window and grows it.
-                    (MIN_WINDOW, MIN_WINDOW)
-                } else {
-                    (
-                        config.http2_initial_stream_window_size,
-                        config.http2_initial_connection_window_size,
-                    )
-                };
+                // With the adaptive window on, BDP estimation grows these; it never shrinks them.
+                let (stream_window, conn_window) = (
+                    config.http2_initial_stream_window_size,
+                    config.http2_initial_connection_window_size,
+                );
                 builder
                     .initial_max_send_streams(PROVISIONAL)
                     .initial_window_size(stream_window)
@@ -103,7 +96,9 @@ impl Connection {
                         config
                             .http2_keep_alive_interval
                             .map(|interval| (interval, config.http2_keep_alive_timeout)),
-                        config.http2_adaptive_window.then_some(MIN_WINDOW),
+                        config
+                            .http2_adaptive_window
+                            .then_some((stream_window, conn_window)),
                     )
                 });
                 let (pinger, recorder) = match pinger {

@@ -41,6 +41,34 @@ const KINDS: &[(&str, &str)] = &[
         "before-pool_bench-nginx-ms8",
         "Before the h2-direct engine (commit e41e197): nginx max streams 8",
     ),
+    (
+        "pool_bench-long-path-1k",
+        "Long path: nginx behind a 40 ms relay, 1 KiB GETs one at a time",
+    ),
+    (
+        "pool_bench-long-path-100k",
+        "Long path: nginx behind a 40 ms relay, 100 KiB GETs one at a time",
+    ),
+    (
+        "pool_bench-long-path-1m",
+        "Long path: nginx behind a 40 ms relay, 1 MiB GETs one at a time",
+    ),
+    (
+        "pool_bench-long-path-16m",
+        "Long path: nginx behind a 40 ms relay, 16 MiB GETs one at a time",
+    ),
+    (
+        "pool_bench-long-path-burst",
+        "Long path: nginx behind a 40 ms relay, 32 GETs of 100 KiB fired at once on warm connections",
+    ),
+    (
+        "pool_bench-long-path-burst-cold",
+        "Long path: nginx behind a 40 ms relay, 32 GETs of 100 KiB fired at once, cold",
+    ),
+    (
+        "pool_bench-nginx-1m-c16",
+        "Bulk on loopback: nginx, 16 clients fetching 1 MiB files",
+    ),
     ("bench-acquire", "criterion: the pool's hot path"),
     (
         "before-bench-acquire",
@@ -49,7 +77,7 @@ const KINDS: &[(&str, &str)] = &[
     ("faults", "Fault scenarios against the embedded server"),
     (
         "large_download",
-        "One 16 MiB response over a 40 ms RTT relay: default and adaptive windows",
+        "One 16 MiB response over a 40 ms RTT relay through the pool, every window setting",
     ),
     (
         "grpc_shared_channel-ms40",

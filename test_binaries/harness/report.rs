@@ -180,7 +180,12 @@ impl RunReport {
         for r in &self.results {
             let _ = writeln!(md, "## {}\n", r.name);
             for note in &r.notes {
-                let _ = writeln!(md, "- {note}");
+                // A note holding a table is written as it is, after the list.
+                if note.contains("\n|") {
+                    let _ = writeln!(md, "\n{note}\n");
+                } else {
+                    let _ = writeln!(md, "- {note}");
+                }
             }
             if !r.notes.is_empty() {
                 let _ = writeln!(md);

@@ -26,8 +26,13 @@ pub struct TestServerConfig {
     /// Delay before each response head. A request header `x-delay-ms` overrides it.
     /// Default: none.
     pub response_delay: Duration,
-    /// Size of each response body. Default: 16 bytes.
+    /// Size of each response body. A request header `x-body-bytes` overrides it, up to
+    /// [`MAX_BODY_OVERRIDE`](crate::MAX_BODY_OVERRIDE) bytes. Default: 16 bytes.
     pub body_bytes: usize,
+    /// The HTTP/2 receive windows (stream and connection) the server advertises, in bytes:
+    /// how much request body a client may send before the server returns credit. `None`
+    /// keeps hyper's (1 MiB each). Default: `None`.
+    pub receive_window: Option<u32>,
     /// Send GOAWAY (graceful) after this many requests on a connection. Default: never.
     pub goaway_after: Option<u64>,
     /// DNS names and IP addresses in the server certificate. Default: `localhost`,
@@ -69,6 +74,7 @@ impl Default for TestServerConfig {
             max_concurrent_streams: 250,
             response_delay: Duration::ZERO,
             body_bytes: 16,
+            receive_window: None,
             goaway_after: None,
             cert_names: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             track_duplicates: false,
@@ -122,6 +128,13 @@ impl TestServerConfig {
     #[must_use]
     pub fn body_bytes(mut self, n: usize) -> Self {
         self.body_bytes = n;
+        self
+    }
+
+    /// Sets [`receive_window`](Self::receive_window).
+    #[must_use]
+    pub fn receive_window(mut self, bytes: u32) -> Self {
+        self.receive_window = Some(bytes);
         self
     }
 

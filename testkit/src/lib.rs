@@ -36,3 +36,7 @@ pub use counters::ServerCounters;
 pub use relay::{RttRelay, SilentListener};
 pub use server::TestServer;
 pub use syn_drop::SynDropListener;
+
+/// The largest response body a request header `x-body-bytes` can ask a
+/// [`TestServer`] for: 64 MiB.
+pub const MAX_BODY_OVERRIDE: usize = 64 * 1024 * 1024;

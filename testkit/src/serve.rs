@@ -202,6 +202,11 @@ async fn serve_protocol<I>(
         counters.connections_h2.fetch_add(1, Ordering::SeqCst);
         let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         builder.max_concurrent_streams(config.max_concurrent_streams);
+        if let Some(window) = config.receive_window {
+            builder
+                .initial_stream_window_size(window)
+                .initial_connection_window_size(window);
+        }
         let connection = builder.serve_connection(io, service);
         let mut connection = std::pin::pin!(connection);
         tokio::select! {
@@ -346,6 +351,12 @@ async fn handle_request(
         .and_then(|v| v.parse::<u64>().ok())
         .map(Duration::from_millis)
         .unwrap_or(config.response_delay);
+    let body_bytes = req
+        .headers()
+        .get("x-body-bytes")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .map_or(config.body_bytes, |n| n.min(crate::MAX_BODY_OVERRIDE));
     // Read the request body so POSTs complete; its size is echoed back.
     let received = match req.into_body().collect().await {
         Ok(body) => body.to_bytes().len(),
@@ -366,6 +377,18 @@ async fn handle_request(
         .header("x-request-id", request_id)
         .header("x-connection-id", conn.id)
         .header("x-received-bytes", received)
-        .body(Full::new(Bytes::from(vec![b'x'; config.body_bytes])));
+        .body(Full::new(response_body(body_bytes)));
     Ok(response.unwrap_or_else(|_| Response::new(Full::new(Bytes::new()))))
+}
+
+/// `n` bytes of `x`, sliced from one buffer that every response of the process shares: a
+/// server holding many large responses that a client has not read yet then holds them once,
+/// not once each, so a client's own memory can be measured in the same process.
+fn response_body(n: usize) -> Bytes {
+    static SHARED: std::sync::Mutex<Bytes> = std::sync::Mutex::new(Bytes::new());
+    let mut shared = SHARED.lock().unwrap_or_else(|p| p.into_inner());
+    if shared.len() < n {
+        *shared = Bytes::from(vec![b'x'; n]);
+    }
+    shared.slice(..n)
 }

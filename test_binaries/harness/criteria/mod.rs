@@ -26,7 +26,7 @@ pub struct Ctx<'a> {
 }
 
 /// Names accepted by `--only` (a criterion runs when its name starts with one of them).
-pub const NAMES: [&str; 13] = [
+pub const NAMES: [&str; 14] = [
     "memory",
     "latency",
     "multiplexing",
@@ -40,6 +40,7 @@ pub const NAMES: [&str; 13] = [
     "happy-eyeballs",
     "bursty",
     "coalescing",
+    "long-path",
 ];
 
 const SERVER_CONTROL: &str = "needs a server the harness controls (stream limit, kills, GOAWAY, \
@@ -135,6 +136,7 @@ mod coalescing;
 mod happy_eyeballs;
 mod health;
 mod latency;
+mod long_path;
 mod memory;
 mod multiplexing;
 mod priority;
@@ -149,6 +151,7 @@ pub use coalescing::coalescing;
 pub use happy_eyeballs::happy_eyeballs;
 pub use health::health;
 pub use latency::latency;
+pub use long_path::long_path;
 pub use memory::memory;
 pub use multiplexing::multiplexing;
 pub use priority::priority;
