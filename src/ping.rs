@@ -7,13 +7,15 @@
 //!    estimator: while response DATA arrives, a PING measures the round trip and the bytes
 //!    received during it; when a sample reaches half the current window, the window doubles
 //!    (up to 16 MiB). Bodies report DATA through a [`DataRecorder`], which exists only when the
-//!    option is on, so the default path takes no lock per frame.
+//!    option is on; while no sample is due it costs a frame two relaxed atomic operations, no
+//!    lock and no clock.
 //!
 //! h2 allows one user PING in flight, so both jobs share it: a BDP ping in flight also counts
 //! as the keep-alive probe.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -46,14 +48,31 @@ pub(crate) enum PingEvent {
 /// The driver's side: sends keep-alive PINGs, reads PONGs, computes window updates.
 pub(crate) struct Pinger {
     shared: Arc<Mutex<Shared>>,
+    gate: Arc<Gate>,
     keep_alive: Option<KeepAlive>,
     bdp: Option<Bdp>,
+    /// While the estimator backs off: when the gate opens again.
+    bdp_sleep: Option<Pin<Box<Sleep>>>,
 }
 
 /// A body's side of BDP estimation: counts received DATA and starts a sample when due.
 #[derive(Clone)]
 pub(crate) struct DataRecorder {
     shared: Arc<Mutex<Shared>>,
+    gate: Arc<Gate>,
+}
+
+/// What a body checks per DATA frame before taking the lock: whether a sample may run.
+struct Gate {
+    /// A sample is in flight or may start with the next DATA. Closed while the estimator
+    /// backs off after a stable sample; the driver opens it when the delay has passed.
+    open: AtomicBool,
+    /// Bytes read while closed...
+    since_sample: AtomicUsize,
+    /// ...and how many open it early: backing off after small samples (a run of small
+    /// responses) must not keep a large download that follows from growing the window.
+    /// `usize::MAX` once the window is at its limit.
+    early_sample_after: AtomicUsize,
 }
 
 impl std::fmt::Debug for DataRecorder {
@@ -68,14 +87,6 @@ struct Shared {
     sent_at: Option<Instant>,
     /// Bytes received during the current BDP sample.
     bytes: usize,
-    /// No BDP sample starts before this (the estimator backs off once the window is stable)...
-    next_bdp_at: Option<Instant>,
-    /// ...unless this many bytes were read since the last sample: a transfer of several
-    /// windows after a quiet spell is sampled at once. `usize::MAX` once the window is at
-    /// its limit.
-    early_sample_after: usize,
-    /// Bytes read since the last sample ended.
-    since_sample: usize,
 }
 
 impl Shared {
@@ -125,11 +136,14 @@ impl Pinger {
             ping_pong,
             sent_at: None,
             bytes: 0,
-            next_bdp_at: None,
-            early_sample_after: bdp_windows
-                .map_or(usize::MAX, |(stream, _)| early_sample_after(stream)),
-            since_sample: 0,
         }));
+        let gate = Arc::new(Gate {
+            open: AtomicBool::new(true),
+            since_sample: AtomicUsize::new(0),
+            early_sample_after: AtomicUsize::new(
+                bdp_windows.map_or(usize::MAX, |(stream, _)| early_sample_after(stream)),
+            ),
+        });
         let keep_alive = keep_alive.map(|(interval, timeout)| KeepAlive {
             interval,
             timeout,
@@ -146,12 +160,15 @@ impl Pinger {
         });
         let recorder = bdp.as_ref().map(|_| DataRecorder {
             shared: Arc::clone(&shared),
+            gate: Arc::clone(&gate),
         });
         Some((
             Pinger {
                 shared,
+                gate,
                 keep_alive,
                 bdp,
+                bdp_sleep: None,
             },
             recorder,
         ))
@@ -159,6 +176,12 @@ impl Pinger {
 
     /// Polled by the driver after each poll of the h2 connection.
     pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<PingEvent> {
+        if let Some(sleep) = &mut self.bdp_sleep
+            && sleep.as_mut().poll(cx).is_ready()
+        {
+            self.bdp_sleep = None;
+            self.gate.open.store(true, Ordering::Relaxed);
+        }
         let mut shared = lock(&self.shared);
         if let Some(ka) = &mut self.keep_alive
             && !ka.probing
@@ -193,12 +216,20 @@ impl Pinger {
                     // long path reaches its window in a few round trips (hyper waits
                     // `ping_delay` here, which took a 16 MiB download from 2 MiB windows
                     // several downloads to reach); once stable, samples back off.
-                    shared.next_bdp_at = match update {
-                        Some(_) => None,
-                        None => Some(now + bdp.ping_delay),
-                    };
-                    shared.since_sample = 0;
-                    shared.early_sample_after = early_sample_after(bdp.window);
+                    self.gate.since_sample.store(0, Ordering::Relaxed);
+                    self.gate
+                        .early_sample_after
+                        .store(early_sample_after(bdp.window), Ordering::Relaxed);
+                    if update.is_none() {
+                        self.gate.open.store(false, Ordering::Relaxed);
+                        let mut sleep = Box::pin(tokio::time::sleep_until(now + bdp.ping_delay));
+                        // Registers the waker for the deadline.
+                        let _ = sleep.as_mut().poll(cx);
+                        self.bdp_sleep = Some(sleep);
+                    } else {
+                        self.gate.open.store(true, Ordering::Relaxed);
+                        self.bdp_sleep = None;
+                    }
                     if let Some(window) = update {
                         return Poll::Ready(PingEvent::WindowUpdate {
                             stream: window,
@@ -224,17 +255,15 @@ impl Pinger {
 impl DataRecorder {
     /// A DATA frame of `len` bytes was received on some stream of the connection.
     pub(crate) fn record(&self, len: usize) {
-        let mut shared = lock(&self.shared);
-        if let Some(next) = shared.next_bdp_at {
-            // Backing off after small samples (a run of small responses) must not keep a large
-            // download that follows from growing the window: two windows' worth of data since
-            // the last sample starts one at once.
-            shared.since_sample = shared.since_sample.saturating_add(len);
-            if shared.since_sample < shared.early_sample_after && Instant::now() < next {
+        let gate = &self.gate;
+        if !gate.open.load(Ordering::Relaxed) {
+            let since = gate.since_sample.fetch_add(len, Ordering::Relaxed) + len;
+            if since < gate.early_sample_after.load(Ordering::Relaxed) {
                 return;
             }
-            shared.next_bdp_at = None;
+            gate.open.store(true, Ordering::Relaxed);
         }
+        let mut shared = lock(&self.shared);
         shared.bytes += len;
         if shared.sent_at.is_none() {
             shared.send_ping();
