@@ -93,6 +93,11 @@
 //!   `max_connection_lifetime` or `max_requests_per_connection` drain and close, a prewarmed
 //!   origin dials the replacement first, and the pool learns a server's own per-connection
 //!   request limit from its GOAWAYs and rotates a tenth before it.
+//! - **Long paths**: receive windows start at 2 MiB per stream and 8 MiB per connection, so a
+//!   response of up to 1 MiB takes one round trip however far the server is, and grow from the
+//!   measured bandwidth-delay product up to 16 MiB and 32 MiB
+//!   ([`PoolConfig::http2_adaptive_window`], which also states the memory bound: what callers
+//!   have not read, at most one connection window per connection).
 //! - **Retries**: [`ConnectionPoolManager::request`] and the tower service send a request
 //!   again, on another connection, only when it provably never reached the server (never
 //!   opened, `REFUSED_STREAM`, or above a GOAWAY's last-stream-id; HTTP/1.1: handed back

@@ -69,6 +69,14 @@ const KINDS: &[(&str, &str)] = &[
         "pool_bench-nginx-1m-c16",
         "Bulk on loopback: nginx, 16 clients fetching 1 MiB files",
     ),
+    (
+        "ab-windows-nginx-ms128",
+        "Long-path windows A/B: the commit before (A) and after (B), alternated, nginx max streams 128",
+    ),
+    (
+        "ab-windows-nginx-ms8",
+        "Long-path windows A/B: the commit before (A) and after (B), alternated, nginx max streams 8",
+    ),
     ("bench-acquire", "criterion: the pool's hot path"),
     (
         "before-bench-acquire",
