@@ -69,9 +69,8 @@ struct Gate {
     open: AtomicBool,
     /// Bytes read while closed...
     since_sample: AtomicUsize,
-    /// ...and how many open it early: backing off after small samples (a run of small
-    /// responses) must not keep a large download that follows from growing the window.
-    /// `usize::MAX` once the window is at its limit.
+    /// ...and how many open it early (`usize::MAX` once the window is at its limit): backing
+    /// off after small responses must not keep a large download that follows from growing it.
     early_sample_after: AtomicUsize,
 }
 
