@@ -12,7 +12,6 @@ use http_body::{Frame, SizeHint};
 use crate::connection::Connection;
 use crate::error::Error;
 use crate::lease::{Lease, LeaseRef};
-use crate::retry;
 
 /// The body of a response received through the pool.
 ///
@@ -160,7 +159,7 @@ impl Body {
     }
 
     fn h2_error(&self, error: h2::Error) -> Error {
-        let connection_level = retry::h2_connection_level(&error);
+        let connection_level = crate::connection::h2_error_ends_connection(&error);
         self.slot.conn().failure(connection_level, error)
     }
 

@@ -132,7 +132,7 @@ impl StreamHandle {
             let lease = self.share();
             exchange::start(lease, request, false)
                 .await
-                .map_err(|failure| failure.error)
+                .map_err(exchange::SendFailure::into_error)
         }
         .await;
         if result.is_err() {

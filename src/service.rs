@@ -177,8 +177,7 @@ where
                 };
                 let retries = pool.config().max_unprocessed_retries;
                 let (exchange, sent_on) = pool.dispatch(&origin_pool, lease, request, retries)?;
-                pool.complete(&origin_pool, exchange, sent_on, retries)
-                    .await
+                crate::retry::complete(&origin_pool, exchange, sent_on, retries).await
             }
             .await;
             if result.is_err() {

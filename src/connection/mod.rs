@@ -375,3 +375,9 @@ impl Connection {
 fn nanos_since(start: Instant) -> u64 {
     u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
+
+/// True when an h2 error ends the whole connection rather than one stream: a GOAWAY (either
+/// side's) or I/O.
+pub(crate) fn h2_error_ends_connection(error: &h2::Error) -> bool {
+    error.is_go_away() || error.is_io()
+}

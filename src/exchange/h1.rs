@@ -54,13 +54,10 @@ pub(super) fn send_h1(
                 conn.close_and_report();
                 // A user error is our side failing (the request body, a malformed head).
                 let error = conn.failure(!error.is_user(), error);
-                Err(SendFailure {
-                    error,
+                Err(match unsent {
                     // hyper handed it back: it never reached the server.
-                    never_opened: unsent.is_some(),
-                    refused_on: None,
-                    misdirected_on: None,
-                    replay: unsent.map(into_outgoing),
+                    Some(request) => SendFailure::never_sent(error, Some(into_outgoing(request))),
+                    None => SendFailure::fatal(error),
                 })
             }
         }
@@ -69,13 +66,7 @@ pub(super) fn send_h1(
 
 /// A request that never left the client: `error`, with the request to send again.
 fn unsent(error: Error, request: Request<OutBody>) -> SendFailure {
-    SendFailure {
-        error,
-        replay: Some(into_outgoing(request)),
-        never_opened: true,
-        refused_on: None,
-        misdirected_on: None,
-    }
+    SendFailure::never_sent(error, Some(into_outgoing(request)))
 }
 
 fn into_outgoing(request: Request<OutBody>) -> Box<Outgoing> {

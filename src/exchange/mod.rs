@@ -26,28 +26,14 @@ use crate::error::{Error, shared};
 use crate::lease::LeaseRef;
 use crate::origin::Scheme;
 use crate::outgoing::{OutBody, Outgoing, Pipe, PipeError};
-use crate::retry;
 
+mod failure;
 mod h1;
 
-use h1::send_h1;
+pub(crate) use failure::{Evidence, SendFailure};
 
-/// A failed exchange; `replay` holds the request when it provably never reached the server
-/// and the pool can send it again (see `crate::retry`).
-#[derive(Debug)]
-pub(crate) struct SendFailure {
-    pub(crate) error: Error,
-    pub(crate) replay: Option<Box<Outgoing>>,
-    /// The connection refused to open a stream at all (closed, or already told to go away):
-    /// the request never left the client.
-    pub(crate) never_opened: bool,
-    /// The connection whose server's GOAWAY refused the request above its last-stream-id
-    /// (see `Connection::refused_from`).
-    pub(crate) refused_on: Option<Arc<Connection>>,
-    /// The request went on another origin's connection (HTTP/2 coalescing) and that server
-    /// answered `421 Misdirected Request`: that origin, which this one must not use again.
-    pub(crate) misdirected_on: Option<crate::origin::Origin>,
-}
+use failure::H2Failure;
+use h1::send_h1;
 
 type H1Future = Pin<Box<dyn Future<Output = Result<Response<Body>, SendFailure>> + Send>>;
 
@@ -134,13 +120,8 @@ fn start_h2(
             // No stream id was assigned: nothing reached the server. A GOAWAY received or a
             // closed connection is why; either way this connection takes no more streams.
             let error = classify_h2(lease.conn(), e, true);
-            return State::Failed(Some(SendFailure {
-                error,
-                replay: head_copy.map(|head| Box::new(Outgoing { head, body })),
-                never_opened: true,
-                refused_on: None,
-                misdirected_on: None,
-            }));
+            let replay = head_copy.map(|head| Box::new(Outgoing { head, body }));
+            return State::Failed(Some(SendFailure::never_sent(error, replay)));
         }
     };
     if end_of_stream {
@@ -226,13 +207,7 @@ impl Future for Exchange {
 
 /// The error for a future polled again after it completed (a caller bug; not a panic).
 fn polled_after_completion() -> SendFailure {
-    SendFailure {
-        error: Error::PoolClosed,
-        replay: None,
-        never_opened: false,
-        refused_on: None,
-        misdirected_on: None,
-    }
+    SendFailure::fatal(Error::PoolClosed)
 }
 
 async fn finish_pipe(pipe: Pipe) {
@@ -263,8 +238,9 @@ fn finish_h2(
                 && let Some(replay) = replay
                 && !conn.origin.matches_uri(&replay.head.uri)
             {
-                // Not processed (RFC 9110 §15.5.20): sent again, on the request's own origin.
-                return Err(misdirected(conn, replay));
+                // Not processed (RFC 9110 §15.5.20); `crate::retry` sends it again on the
+                // request's own origin.
+                return Err(SendFailure::misdirected(conn, replay));
             }
             let (parts, recv) = response.into_parts();
             let body = Body::h2(recv, &parts.headers, lease);
@@ -275,49 +251,21 @@ fn finish_h2(
             drop(lease);
             if let Some(PipeError::Body(cause)) = pipe_error {
                 // Our own body failed and we reset the stream: report the body's error.
-                return Err(SendFailure {
-                    error: conn.failure(false, BodyError(cause)),
-                    replay: None,
-                    never_opened: false,
-                    refused_on: None,
-                    misdirected_on: None,
-                });
+                return Err(SendFailure::fatal(conn.failure(false, BodyError(cause))));
             }
-            if retry::h2_rotated(&e) {
+            let seen = H2Failure::of(&e);
+            if seen.rotated {
                 conn.record_rotation_failure();
             }
-            let never_processed = retry::h2_never_processed(&e);
-            let above_last_stream = e.is_go_away() && e.is_remote();
             let error = classify_h2(&conn, e, false);
-            Err(SendFailure {
+            Err(SendFailure::h2_stream(
+                &conn,
                 error,
-                replay: replay.filter(|_| never_processed).map(Box::new),
-                never_opened: false,
-                refused_on: above_last_stream.then(|| {
-                    conn.note_refused(sent_before + 1);
-                    Arc::clone(&conn)
-                }),
-                misdirected_on: None,
-            })
+                &seen,
+                replay,
+                sent_before + 1,
+            ))
         }
-    }
-}
-
-/// A coalesced request its server refused with 421: replayed on its own origin's connection.
-fn misdirected(conn: &Connection, replay: Outgoing) -> SendFailure {
-    SendFailure {
-        error: Error::Protocol {
-            origin: conn.origin.clone(),
-            reason: format!(
-                "421 Misdirected Request for {} on connection {} of {} (coalesced)",
-                replay.head.uri, conn.id, conn.origin
-            ),
-            source: None,
-        },
-        replay: Some(Box::new(replay)),
-        never_opened: false,
-        refused_on: None,
-        misdirected_on: Some(conn.origin.clone()),
     }
 }
 
@@ -356,7 +304,7 @@ fn classify_h2(conn: &Arc<Connection>, error: h2::Error, unusable: bool) -> Erro
             source: Some(shared(error)),
         };
     }
-    let connection_level = unusable || retry::h2_connection_level(&error);
+    let connection_level = unusable || crate::connection::h2_error_ends_connection(&error);
     if connection_level {
         conn.close_and_report();
     }

@@ -115,6 +115,11 @@ impl OriginPool {
         &self.origin
     }
 
+    /// The pool-wide counters.
+    pub(crate) fn counters(&self) -> &PoolCounters {
+        &self.ctx.counters
+    }
+
     fn lock(&self) -> MutexGuard<'_, OriginState<Connection>> {
         // Nothing under this lock can panic midway through a change; a poisoned lock still
         // holds a consistent state.

@@ -18,13 +18,16 @@ use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 
 use crate::error::BoxError;
-use crate::retry::REPLAY_LIMIT;
 
 mod pipe;
 mod shape;
 
 pub(crate) use pipe::{Pipe, PipeError};
 pub(crate) use shape::{prepare, shape};
+
+/// The largest request body, in bytes, the pool keeps a copy of so that it can send it again
+/// (see `crate::retry`). Larger bodies are streamed and never replayed once sent.
+pub(crate) const REPLAY_LIMIT: usize = 64 * 1024;
 
 /// A request ready for one connection: its head shaped for the protocol, its body classified.
 #[derive(Debug)]
