@@ -67,7 +67,7 @@ impl OriginPool {
     /// them.
     pub(crate) fn has_own_connections(&self) -> bool {
         let st = self.lock();
-        !st.conns.is_empty() || st.dialing > 0
+        !st.conns.is_empty() || st.dialing() > 0
     }
 
     /// The origin this one's requests go on, with this origin's addresses, while it exists.

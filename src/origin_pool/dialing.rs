@@ -10,7 +10,9 @@ use tokio::sync::oneshot;
 use tracing::{Instrument, debug, debug_span};
 
 use super::OriginPool;
+use super::reserved_dials::ReservedDials;
 use super::scale::DialPlan;
+use super::state::OriginState;
 use crate::connection::{Connection, ConnectionParams, SlotEvents};
 use crate::error::{Error, TimeoutKind};
 use crate::prewarm::WarmedOrigin;
@@ -33,10 +35,14 @@ pub(super) struct DialReport {
 impl OriginPool {
     /// Spawns the planned dials, and a replan at the end of an HTTP/1.1 reuse grace.
     pub(super) fn start(self: &Arc<Self>, plan: DialPlan) {
-        for _ in 0..plan.dials {
-            self.spawn_dial(None);
+        let DialPlan {
+            mut dials,
+            recheck_at,
+        } = plan;
+        while let Some(dial) = dials.take_one() {
+            self.spawn_dial(dial, None);
         }
-        let Some(at) = plan.recheck_at else {
+        let Some(at) = recheck_at else {
             return;
         };
         {
@@ -70,15 +76,15 @@ impl OriginPool {
             }
             let pruned = st.prune();
             st.warm_min = st.warm_min.max(warm_min);
-            let n = target.saturating_sub(st.open() + st.dialing);
-            st.dialing += n;
-            (n, pruned)
+            let n = target.saturating_sub(st.open() + st.dialing());
+            (st.reserve_dials(n), pruned)
         };
         drop(pruned);
-        let receivers: Vec<_> = (0..dials)
-            .map(|_| {
+        let mut dials = dials;
+        let receivers: Vec<_> = std::iter::from_fn(|| dials.take_one())
+            .map(|dial| {
                 let (tx, rx) = oneshot::channel();
-                self.spawn_dial(Some(tx));
+                self.spawn_dial(dial, Some(tx));
                 rx
             })
             .collect();
@@ -125,21 +131,25 @@ impl OriginPool {
         })
     }
 
-    /// Starts one dial (already counted in `dialing`) as its own task, so an acquirer that
-    /// gives up does not abort a connection others are waiting for.
-    pub(super) fn spawn_dial(
+    /// Starts one reserved dial as its own task, so an acquirer that gives up does not abort a
+    /// connection others are waiting for.
+    fn spawn_dial(
         self: &Arc<Self>,
+        dial: ReservedDials,
         report: Option<oneshot::Sender<Result<DialReport, Error>>>,
     ) {
         let pool = Arc::clone(self);
+        let mut ticket = DialTicket {
+            pool: Arc::downgrade(self),
+            dial: Some(dial),
+        };
         let span = debug_span!("dial", origin = %self.origin);
         tokio::spawn(
             async move {
                 let result = pool.dial().await;
                 let (outcome, wakers, late, plan) = {
                     let mut st = pool.lock();
-                    debug_assert!(st.dialing > 0, "a dial finished that was not counted");
-                    st.dialing -= 1;
+                    ticket.end(&mut st);
                     match result {
                         Ok((conn, dial_report)) => {
                             pool.ctx.counters.connections_opened.add(1);
@@ -210,5 +220,33 @@ impl OriginPool {
             })??;
         debug!(conn_id = id, protocol = %report.protocol, "connection established");
         Ok((conn, report))
+    }
+}
+
+/// One started dial, uncounted from its origin when it ends: explicitly under the lock the
+/// dial's outcome is recorded under, or when dropped (the dial task was cancelled, as at
+/// runtime shutdown).
+struct DialTicket {
+    pool: Weak<OriginPool>,
+    dial: Option<ReservedDials>,
+}
+
+impl DialTicket {
+    fn end(&mut self, st: &mut OriginState<Connection>) {
+        if let Some(dial) = self.dial.take() {
+            st.dial_ended(dial);
+        }
+    }
+}
+
+impl Drop for DialTicket {
+    fn drop(&mut self) {
+        let Some(dial) = self.dial.take() else {
+            return;
+        };
+        match self.pool.upgrade() {
+            Some(pool) => pool.lock().dial_ended(dial),
+            None => dial.forget(),
+        }
     }
 }

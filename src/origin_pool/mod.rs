@@ -14,6 +14,7 @@ mod demand;
 mod dialing;
 mod free_set;
 mod pooled;
+mod reserved_dials;
 mod retry_target;
 mod scale;
 mod selection;
@@ -159,9 +160,10 @@ impl OriginPool {
         // Dropping the last Arc drops h2's SendRequest; the driver then closes the socket.
         drop(closed);
         wakers.into_iter().for_each(Waker::wake);
-        for _ in 0..replenish {
-            self.spawn_dial(None);
-        }
+        self.start(DialPlan {
+            dials: replenish,
+            recheck_at: None,
+        });
         self.start(plan);
         self.lock()
             .vacant_since(now)
@@ -204,7 +206,7 @@ impl OriginPool {
                 .filter(|c| !c.is_closed())
                 .map(|c| c.snapshot(now))
                 .collect(),
-            connecting: st.dialing,
+            connecting: st.dialing(),
             waiters: st.queue.waiting(),
             warm_minimum: st.warm_min,
             recent_peak_demand: st.demand.peak(now),

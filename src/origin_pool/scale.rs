@@ -14,6 +14,7 @@ use tracing::debug;
 
 use super::demand::connections_for;
 use super::pooled::Pooled;
+use super::reserved_dials::ReservedDials;
 use super::retry_target::RetryTarget;
 use super::state::OriginState;
 use crate::config::PoolConfig;
@@ -106,9 +107,10 @@ const H1_REUSE_GRACE: Duration = Duration::from_millis(250);
 
 /// Dials to start, and when to plan again even if nothing else happens (the end of an
 /// HTTP/1.1 reuse grace).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, PartialEq, Eq)]
+#[must_use = "planned dials are counted until started"]
 pub(crate) struct DialPlan {
-    pub(crate) dials: usize,
+    pub(crate) dials: ReservedDials,
     pub(crate) recheck_at: Option<Instant>,
 }
 
@@ -194,10 +196,10 @@ impl<C: Pooled> OriginState<C> {
         let serving = self.serving();
         let max = self.max_connections(config);
         let stranded = self.stranded_retries();
-        if serving + self.dialing >= max {
+        if serving + self.dialing() >= max {
             // No room for another dial, whatever the demand. Retries waiting for a fresh
             // connection that cannot come take what there is.
-            if stranded && self.dialing == 0 {
+            if stranded && self.dialing() == 0 {
                 self.queue.relax_retries();
             }
             return DialPlan::default();
@@ -208,32 +210,31 @@ impl<C: Pooled> OriginState<C> {
         let mut dials = dials_needed(
             self.queue.waiting(),
             free + finishing,
-            self.dialing,
+            self.dialing(),
             self.planned_streams,
             serving,
             max,
         );
-        if stranded && dials == 0 && self.dialing == 0 {
+        if stranded && dials == 0 && self.dialing() == 0 {
             // A retry no open connection admits: a fresh connection is where it goes.
             dials = 1;
         }
         // Dial ahead to what recent peaks needed rather than one exhaustion at a time.
         let floor = self.keep_floor(config, now).min(max);
-        dials = dials.max(floor.saturating_sub(serving + self.dialing));
+        dials = dials.max(floor.saturating_sub(serving + self.dialing()));
         if dials > 0 {
             debug!(
                 dials,
                 waiting = self.queue.waiting(),
                 free,
                 finishing,
-                dialing = self.dialing,
+                dialing = self.dialing(),
                 open = self.conns.len(),
                 "scaling up"
             );
         }
-        self.dialing += dials;
         DialPlan {
-            dials,
+            dials: self.reserve_dials(dials),
             recheck_at: if self.queue.waiting() > 0 {
                 recheck_at
             } else {
@@ -288,9 +289,9 @@ impl<C: Pooled> OriginState<C> {
         config: &PoolConfig,
         now: Instant,
         lead: Duration,
-    ) -> usize {
+    ) -> ReservedDials {
         if self.closed || self.replenish_after.is_some_and(|t| now < t) {
-            return 0;
+            return ReservedDials::default();
         }
         let healthy = self
             .conns
@@ -299,9 +300,8 @@ impl<C: Pooled> OriginState<C> {
             .count();
         let n = self
             .keep_floor(config, now)
-            .saturating_sub(healthy + self.dialing);
-        self.dialing += n;
-        n
+            .saturating_sub(healthy + self.dialing());
+        self.reserve_dials(n)
     }
 
     /// A dial failed. When nothing else can serve the waiters (no connection, no other dial),
@@ -309,7 +309,7 @@ impl<C: Pooled> OriginState<C> {
     pub(crate) fn dial_failed(&mut self, error: &Error, now: Instant) -> Vec<Waker> {
         self.failures_in_row = self.failures_in_row.saturating_add(1);
         self.replenish_after = Some(now + replenish_backoff(self.failures_in_row));
-        if self.dialing == 0 && self.conns.is_empty() {
+        if self.dialing() == 0 && self.conns.is_empty() {
             self.queue.fail_all(error)
         } else {
             Vec::new()

@@ -15,6 +15,7 @@ use tracing::debug;
 use super::demand::DemandWindow;
 use super::free_set::FreeSet;
 use super::pooled::Pooled;
+use super::reserved_dials::ReservedDials;
 use super::wait_queue::{Aging, Cancelled, WaitQueue, WaiterKey};
 use crate::error::Error;
 use crate::protocol::Protocol;
@@ -37,8 +38,9 @@ pub(crate) struct OriginState<C> {
     pub(super) conns: Vec<Arc<C>>,
     pub(super) free: FreeSet,
     pub(crate) queue: WaitQueue<C>,
-    /// Dials in flight.
-    pub(crate) dialing: usize,
+    /// Dials in flight: raised only by [`reserve_dials`](Self::reserve_dials), lowered only by
+    /// [`dial_ended`](Self::dial_ended).
+    dialing: usize,
     /// Connections kept open by the sweep; raised by prewarm.
     pub(crate) warm_min: usize,
     /// Dials failed in a row, and when the sweep may next try to restore the warm minimum:
@@ -89,6 +91,23 @@ impl<C> Default for OriginState<C> {
 }
 
 impl<C: Pooled> OriginState<C> {
+    /// Dials in flight.
+    pub(crate) fn dialing(&self) -> usize {
+        self.dialing
+    }
+
+    /// Counts `n` more dials in flight; each must be started, and given back to
+    /// [`dial_ended`](Self::dial_ended) when it ends.
+    pub(crate) fn reserve_dials(&mut self, n: usize) -> ReservedDials {
+        self.dialing += n;
+        ReservedDials::counted(n)
+    }
+
+    /// A dial reserved here ended (connected, failed or cancelled).
+    pub(crate) fn dial_ended(&mut self, dial: ReservedDials) {
+        self.dialing -= dial.give_back();
+    }
+
     /// Open connections, oldest first.
     pub(crate) fn connections(&self) -> &[Arc<C>] {
         &self.conns

@@ -221,8 +221,18 @@ fn waiters_are_the_demand_for_dials() {
     }
     let config = PoolConfig::default(); // at most 4 connections
     let plan = st.plan_dials(&config, None, Instant::now());
-    assert_eq!(plan.dials, 3);
-    assert_eq!(st.plan_dials(&config, None, Instant::now()).dials, 0);
+    assert_eq!(plan.dials.count(), 3);
+    assert_eq!(st.dialing(), 3);
+    assert_eq!(
+        st.plan_dials(&config, None, Instant::now()).dials.count(),
+        0
+    );
+    // Each dial is uncounted when it ends, and only then.
+    let mut dials = plan.dials;
+    while let Some(dial) = dials.take_one() {
+        st.dial_ended(dial);
+    }
+    assert_eq!(st.dialing(), 0);
 }
 
 /// The sweep closes idle connections past the timeout, never below the warm minimum, and
