@@ -101,12 +101,11 @@ impl OriginPool {
                 started,
             )
         };
-        handed.into_iter().for_each(Waker::wake);
         let mut waiting = Waiting {
             pool: self,
             key: Some(key),
         };
-        self.start(plan);
+        self.carry_out(handed, plan);
         if start_expiry {
             self.spawn_expiry();
         }

@@ -33,6 +33,13 @@ pub(super) struct DialReport {
 }
 
 impl OriginPool {
+    /// What a decision under the lock called for, done after the lock is dropped: wakes the
+    /// waiters it handed slots to (or failed), then starts its dials.
+    pub(super) fn carry_out(self: &Arc<Self>, wakers: Vec<Waker>, plan: DialPlan) {
+        wakers.into_iter().for_each(Waker::wake);
+        self.start(plan);
+    }
+
     /// Spawns the planned dials, and a replan at the end of an HTTP/1.1 reuse grace.
     pub(super) fn start(self: &Arc<Self>, plan: DialPlan) {
         let DialPlan {
@@ -171,8 +178,7 @@ impl OriginPool {
                     }
                 };
                 drop(late);
-                wakers.into_iter().for_each(Waker::wake);
-                pool.start(plan);
+                pool.carry_out(wakers, plan);
                 if let Err(error) = &outcome {
                     debug!(error = %error, "dial failed");
                 }

@@ -159,11 +159,11 @@ impl OriginPool {
         }
         // Dropping the last Arc drops h2's SendRequest; the driver then closes the socket.
         drop(closed);
-        wakers.into_iter().for_each(Waker::wake);
-        self.start(DialPlan {
+        let replenish = DialPlan {
             dials: replenish,
             recheck_at: None,
-        });
+        };
+        self.carry_out(wakers, replenish);
         self.start(plan);
         self.lock()
             .vacant_since(now)
@@ -264,8 +264,7 @@ impl SlotEvents for OriginPool {
             let plan = st.plan_dials(&self.ctx.config, None, Instant::now());
             (wakers, plan)
         };
-        wakers.into_iter().for_each(Waker::wake);
-        self.start(plan);
+        self.carry_out(wakers, plan);
     }
 
     fn closed(self: Arc<Self>, conn: &Arc<Connection>) {
