@@ -180,18 +180,10 @@ impl ConnectionPoolManager {
     /// Cancel safe: dropping the future leaves the queue and takes no slot. A dial it started
     /// continues, and its connection joins the pool.
     pub async fn acquire(&self, origin: impl IntoOrigin) -> Result<StreamHandle, Error> {
-        // Not a call to `acquire_with_priority`: one future fewer in the hot path.
-        let origin = match origin.into_origin() {
-            Ok(origin) => origin,
-            Err(error) => {
-                self.count_failed_acquire();
-                return Err(error);
-            }
-        };
-        let (_, lease) = self
-            .acquire_lease(&origin, Priority::DEFAULT_URGENCY)
-            .await?;
-        Ok(self.handle(lease, &origin))
+        let origin = origin
+            .into_origin()
+            .inspect_err(|_| self.count_failed_acquire())?;
+        self.acquire_handle(origin, Priority::DEFAULT_URGENCY).await
     }
 
     /// [`acquire`](Self::acquire) at `priority`: when the origin's slots are all taken,
@@ -212,45 +204,52 @@ impl ConnectionPoolManager {
         origin: impl IntoOrigin,
         priority: Priority,
     ) -> Result<StreamHandle, Error> {
-        let origin = match origin.into_origin() {
-            Ok(origin) => origin,
-            Err(error) => {
-                self.count_failed_acquire();
-                return Err(error);
-            }
-        };
-        let (_, lease) = self.acquire_lease(&origin, priority.urgency()).await?;
+        let origin = origin
+            .into_origin()
+            .inspect_err(|_| self.count_failed_acquire())?;
+        self.acquire_handle(origin, priority.urgency()).await
+    }
+
+    /// `acquire` and `acquire_with_priority`: a handle on a leased slot.
+    async fn acquire_handle(&self, origin: Origin, urgency: u8) -> Result<StreamHandle, Error> {
+        let pool = self.pool_for(&origin)?;
+        let lease = self.lease(&pool, urgency).await?;
         Ok(self.handle(lease, &origin))
     }
 
-    /// Leases a slot on `origin`, returning the origin's pool too (for retries).
+    /// [`lease`](Self::lease) on `origin`, returning its pool too (for retries): the tower
+    /// service's acquire.
     pub(crate) async fn acquire_lease(
         &self,
         origin: &Origin,
         urgency: u8,
     ) -> Result<(Arc<OriginPool>, Lease), Error> {
+        let pool = self.pool_for(origin)?;
+        let lease = self.lease(&pool, urgency).await?;
+        Ok((pool, lease))
+    }
+
+    /// `origin`'s pool, made on first use; a failure counted as a failed acquire.
+    fn pool_for(&self, origin: &Origin) -> Result<Arc<OriginPool>, Error> {
         self.ensure_maintenance();
-        let pool = match self.origin_pool(origin) {
-            Ok(pool) => pool,
-            Err(error) => {
-                self.count_failed_acquire();
-                return Err(error);
-            }
-        };
-        let coalesced = match self.coalesced_lease(&pool, urgency) {
+        self.origin_pool(origin)
+            .inspect_err(|_| self.count_failed_acquire())
+    }
+
+    /// The acquire core every path goes through (`request`, `acquire`, the tower service): a
+    /// slot on `pool`'s origin, or on a connection that origin may coalesce onto. A failure is
+    /// counted once, here.
+    pub(crate) async fn lease(&self, pool: &Arc<OriginPool>, urgency: u8) -> Result<Lease, Error> {
+        let coalesced = match self.coalesced_lease(pool, urgency) {
             Some(coalescing) => coalescing.await,
             None => None,
         };
         if let Some(lease) = coalesced {
-            return Ok((pool, lease));
+            return Ok(lease);
         }
-        match pool.acquire(None, urgency).await {
-            Ok(lease) => Ok((pool, lease)),
-            Err(error) => {
-                self.count_failed_acquire();
-                Err(error)
-            }
-        }
+        pool.acquire(None, urgency)
+            .await
+            .inspect_err(|_| self.count_failed_acquire())
     }
 
     /// The handle for a lease acquired for `origin`. Only with coalescing on can the lease be

@@ -75,17 +75,7 @@ impl ConnectionPoolManager {
                 .extensions()
                 .get::<Priority>()
                 .map_or(Priority::DEFAULT_URGENCY, Priority::urgency);
-            let coalesced = match self.coalesced_lease(&pool, urgency) {
-                Some(coalescing) => coalescing.await,
-                None => None,
-            };
-            let lease = match coalesced {
-                Some(lease) => lease,
-                None => pool.acquire(None, urgency).await.map_err(|e| {
-                    self.count_failed_acquire();
-                    fail(e)
-                })?,
-            };
+            let lease = self.lease(&pool, urgency).await.map_err(fail)?;
             let retries = self.config().max_unprocessed_retries;
             let (mut exchange, sent_on) = self
                 .dispatch(&pool, lease, request, retries)
