@@ -6,6 +6,7 @@
 
 pub mod alloc;
 pub mod captured;
+pub mod clients;
 pub mod criteria;
 pub mod machine;
 pub mod report;

@@ -9,11 +9,9 @@ use bytes::Bytes;
 use http_body_util::Full;
 use https_pool::PoolConfig;
 use https_pool_testkit::Alpn;
-use hyper_util::client::legacy::Client as LegacyClient;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 
 use super::*;
+use crate::clients::{self, HyperUtilClient};
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
@@ -41,14 +39,12 @@ const SAME_WITHIN_RTT: f64 = 0.1;
 /// send path that held back to one buffer per round trip would take 16.
 const MAX_UPLOAD_RTT: f64 = 2.0;
 
-type HyperUtilClient = LegacyClient<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
-
 /// A client as a service team would build it: defaults, plus trust in the test CA.
 enum Client {
     Pool(ConnectionPoolManager),
     Reqwest(reqwest::Client),
     // Boxed: hyper-util's client is several times the size of the others.
-    HyperUtil(Box<HyperUtilClient>),
+    HyperUtil(Box<HyperUtilClient<Full<Bytes>>>),
 }
 
 impl Client {
@@ -101,16 +97,7 @@ impl Client {
         .with_safe_default_protocol_versions()?
         .with_root_certificates(roots)
         .with_no_client_auth();
-        // hyper-rustls sets ALPN itself from enable_http1/enable_http2.
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_only()
-            .enable_http1()
-            .enable_http2()
-            .build();
-        Ok(Client::HyperUtil(Box::new(
-            LegacyClient::builder(TokioExecutor::new()).build(connector),
-        )))
+        Ok(Client::HyperUtil(Box::new(clients::hyper_util_client(tls))))
     }
 
     /// GETs `url` asking for `size` bytes and reads the body to its end.
