@@ -18,14 +18,9 @@ impl Connection {
     }
 
     /// True when the budget (possibly learned while the connection was in use) is spent.
-    pub(crate) fn budget_spent(&self) -> bool {
+    pub(super) fn budget_spent(&self) -> bool {
         self.request_budget()
             .is_some_and(|max| self.leases.load(Ordering::Relaxed) >= max)
-    }
-
-    /// Starts draining: no new streams, close once the last one ends.
-    pub(crate) fn start_draining(&self) {
-        self.draining.store(true, Ordering::Release);
     }
 
     /// A response head arrived.

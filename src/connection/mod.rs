@@ -102,7 +102,8 @@ pub(crate) struct Connection {
     /// Published by the driver; [`PROVISIONAL`] until the peer's SETTINGS arrive.
     peer_max_streams: AtomicUsize,
     closed: AtomicBool,
-    /// Rotation: no new streams; leaves the table once its streams finish.
+    /// Set when the lease that spends the request budget is taken: `is_draining` then
+    /// reads one flag instead of the budget.
     draining: AtomicBool,
     /// `max_requests_per_connection`.
     max_leases: Option<u64>,
@@ -194,17 +195,14 @@ impl Connection {
         !self.is_closed() && !self.is_draining() && !self.h1_busy()
     }
 
-    /// Rotating out: past its lifetime or its request budget. Its streams finish; it takes
-    /// no new ones.
+    /// Rotating out: its request budget (possibly learned while it was in use) spent, past
+    /// its lifetime, or told to. Its streams finish; it takes no new ones. A reading only:
+    /// each of the three only ever turns true (a learned budget only goes down), so no
+    /// caller needs to record what it saw.
     pub(crate) fn is_draining(&self) -> bool {
-        if self.draining.load(Ordering::Acquire) {
-            return true;
-        }
-        if self.retire_at.is_some_and(|at| Instant::now() >= at) {
-            self.draining.store(true, Ordering::Release);
-            return true;
-        }
-        false
+        self.draining.load(Ordering::Acquire)
+            || self.budget_spent()
+            || self.retire_at.is_some_and(|at| Instant::now() >= at)
     }
 
     /// When the connection will start draining by age, if it will.

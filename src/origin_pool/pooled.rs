@@ -20,6 +20,7 @@ pub(crate) trait Pooled: Send + Sync + 'static {
     /// Open, not draining, (HTTP/1.1) ready for a request.
     fn accepts_streams(&self) -> bool;
     fn is_closed(&self) -> bool;
+    /// Rotating out (lifetime, request budget): takes no new streams.
     fn is_draining(&self) -> bool;
     fn retire_at(&self) -> Option<Instant>;
     fn idle_for(&self, now: Instant) -> Option<Duration>;
@@ -31,9 +32,6 @@ pub(crate) trait Pooled: Send + Sync + 'static {
     fn on_leased(&self);
     /// A slot was just given back and not handed over.
     fn on_idle_slot(&self);
-    /// The request budget is spent: it should drain.
-    fn budget_spent(&self) -> bool;
-    fn start_draining(&self);
     fn mark_closed(&self);
 }
 
@@ -79,12 +77,6 @@ impl Pooled for Connection {
     }
     fn on_idle_slot(&self) {
         Connection::on_idle_slot(self)
-    }
-    fn budget_spent(&self) -> bool {
-        Connection::budget_spent(self)
-    }
-    fn start_draining(&self) {
-        Connection::start_draining(self)
     }
     fn mark_closed(&self) {
         Connection::mark_closed(self)

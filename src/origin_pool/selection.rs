@@ -53,13 +53,9 @@ pub(crate) fn choose(pick: Pick, mut candidates: impl Iterator<Item = Candidate>
 
 /// The free index over the origin's state, and taking a slot from it.
 impl<C: Pooled> OriginState<C> {
-    /// True when `conn` can take one more stream now. A connection whose (possibly just
-    /// learned) request budget is spent starts draining here.
+    /// True when `conn` can take one more stream now (a connection whose request budget is
+    /// spent is draining, and takes none).
     pub(super) fn has_free_slot(conn: &C) -> bool {
-        if conn.budget_spent() {
-            conn.start_draining();
-            return false;
-        }
         conn.accepts_streams() && conn.slot().active() < conn.stream_limit()
     }
 

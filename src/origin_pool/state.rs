@@ -144,9 +144,7 @@ impl<C: Pooled> OriginState<C> {
         };
         // The slot can move straight on if the connection still takes streams and the peer
         // has not lowered its limit below what is in use.
-        let still_usable = !conn.budget_spent()
-            && conn.accepts_streams()
-            && conn.slot().active() <= conn.stream_limit();
+        let still_usable = conn.accepts_streams() && conn.slot().active() <= conn.stream_limit();
         if still_usable
             && let Some(waker) =
                 self.queue

@@ -66,12 +66,6 @@ impl Pooled for Fake {
     }
     fn on_leased(&self) {}
     fn on_idle_slot(&self) {}
-    fn budget_spent(&self) -> bool {
-        false
-    }
-    fn start_draining(&self) {
-        self.draining.store(true, Ordering::Relaxed);
-    }
     fn mark_closed(&self) {
         self.closed.store(true, Ordering::Relaxed);
     }
@@ -202,7 +196,7 @@ fn a_draining_connection_retires_with_its_last_stream() {
     let a = Fake::new(1, 2);
     let mut st = state_with(std::slice::from_ref(&a));
     st.try_take(SelectionPolicy::Pack, None);
-    a.start_draining();
+    a.draining.store(true, Ordering::Relaxed);
     let released = st.release(&a);
     assert!(released.retired.is_some());
     assert_eq!(st.open(), 0);
