@@ -28,16 +28,11 @@ use crate::protocol::Protocol;
 /// shared lease its bodies hold.
 #[must_use = "a handle holds a stream slot until dropped"]
 pub struct StreamHandle {
-    lease: Holder,
+    /// Owned until the first send shares it with a body.
+    lease: LeaseRef,
     /// The origin acquired, when the slot is on another origin's connection (HTTP/2
     /// coalescing); `None` when it is the connection's own.
     coalesced_for: Option<Origin>,
-}
-
-/// The handle's lease: owned until a body needs to share it.
-enum Holder {
-    Owned(Lease),
-    Shared(Arc<Lease>),
 }
 
 impl std::fmt::Debug for StreamHandle {
@@ -55,16 +50,13 @@ impl StreamHandle {
     /// `coalesced_for`: the origin acquired, when the lease is on another origin's connection.
     pub(crate) fn new(lease: Lease, coalesced_for: Option<Origin>) -> StreamHandle {
         StreamHandle {
-            lease: Holder::Owned(lease),
+            lease: LeaseRef::Owned(lease),
             coalesced_for,
         }
     }
 
     fn conn(&self) -> &Arc<crate::connection::Connection> {
-        match &self.lease {
-            Holder::Owned(lease) => lease.conn(),
-            Holder::Shared(lease) => lease.conn(),
-        }
+        self.lease.conn()
     }
 
     /// The pool's id of the connection this slot is on (as in stats and `tracing` events).
@@ -82,20 +74,6 @@ impl StreamHandle {
     /// [`PoolConfig::http2_coalescing`](crate::PoolConfig::http2_coalescing)).
     pub fn origin(&self) -> &Origin {
         self.coalesced_for.as_ref().unwrap_or(&self.conn().origin)
-    }
-
-    /// The lease as a [`LeaseRef`] for a body, shared with the handle.
-    fn share(&mut self) -> LeaseRef {
-        let shared = match &mut self.lease {
-            Holder::Shared(lease) => Arc::clone(lease),
-            Holder::Owned(lease) => {
-                let shared = Arc::new(lease.transfer());
-                // The disarmed lease drops here without giving the slot back.
-                self.lease = Holder::Shared(Arc::clone(&shared));
-                shared
-            }
-        };
-        LeaseRef::Shared(shared)
     }
 
     /// Sends a request on this slot and waits for the response head.
@@ -129,7 +107,7 @@ impl StreamHandle {
         let counters = Arc::clone(&self.conn().counters);
         let result = async {
             let request = outgoing::prepare(self.origin(), self.protocol(), request)?;
-            let lease = self.share();
+            let lease = self.lease.share();
             exchange::start(lease, request, false)
                 .await
                 .map_err(exchange::SendFailure::into_error)

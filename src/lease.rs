@@ -76,4 +76,19 @@ impl LeaseRef {
             LeaseRef::Shared(lease) => lease.conn(),
         }
     }
+
+    /// Another reference to the same slot, for a response body: an owned lease becomes shared
+    /// first (allocated only then, so a handle that never sends costs no heap).
+    pub(crate) fn share(&mut self) -> LeaseRef {
+        let shared = match self {
+            LeaseRef::Shared(lease) => Arc::clone(lease),
+            LeaseRef::Owned(lease) => {
+                let shared = Arc::new(lease.transfer());
+                // The disarmed lease drops here without giving the slot back.
+                *self = LeaseRef::Shared(Arc::clone(&shared));
+                shared
+            }
+        };
+        LeaseRef::Shared(shared)
+    }
 }
