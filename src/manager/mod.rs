@@ -1,6 +1,8 @@
-//! The pool: origins to connections, warm-up, acquisition, stats and shutdown. Sending a
-//! request (and re-sending one the server never processed) is in [`request`]; the
-//! background sweep in [`maintenance`].
+//! The pool: origins to connections, warm-up, acquisition (one core, [`lease`]), stats and
+//! shutdown. Sending a request is in [`request`] (re-sending one the server never processed is
+//! [`crate::retry`]'s); the background sweep in [`maintenance`].
+//!
+//! [`lease`]: ConnectionPoolManager::lease
 
 mod coalesce;
 mod maintenance;
