@@ -207,7 +207,7 @@ impl http_body::Body for Body {
                             if let Some(r) = remaining {
                                 *r = r.saturating_sub(len as u64);
                             }
-                            if let Some(recorder) = &this.slot.conn().data_recorder {
+                            if let Some(recorder) = this.slot.conn().data_recorder() {
                                 recorder.record(len);
                             }
                             if recv.is_end_stream() {

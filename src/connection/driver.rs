@@ -13,7 +13,7 @@ use bytes::Bytes;
 use hyper::client::conn::http1;
 use tracing::{Instrument, debug, debug_span};
 
-use super::{Connection, PROVISIONAL, Sender};
+use super::{Connection, PROVISIONAL, Wire};
 use crate::counters::PoolCounters;
 use crate::outgoing::OutBody;
 use crate::ping::{PingEvent, Pinger};
@@ -41,15 +41,14 @@ impl Connection {
     /// Called by the HTTP/1.1 driver after each poll: publishes whether hyper's dispatcher
     /// wants a request, and offers the connection when it has just started to.
     fn publish_h1_readiness(self: &Arc<Self>) {
-        let (ready, closed) = match &self.sender {
-            Sender::H2(_) => return,
-            Sender::H1(m) => {
-                let sender = m.lock().unwrap_or_else(|p| p.into_inner());
-                (sender.is_ready(), sender.is_closed())
-            }
+        let Wire::H1(h1) = &self.wire else {
+            return;
         };
-        self.h1_closed.store(closed, Ordering::Release);
-        let was_ready = self.h1_ready.swap(ready, Ordering::SeqCst);
+        let (ready, closed) = {
+            let sender = h1.sender();
+            (sender.is_ready(), sender.is_closed())
+        };
+        let was_ready = h1.publish(ready, closed);
         if ready
             && !was_ready
             && let Some(events) = self.events.upgrade()
@@ -150,7 +149,10 @@ pub(super) fn spawn_h1_driver<T>(
         // queued request with the request handed back) with the send gate shut.
         match weak.upgrade() {
             Some(conn) => {
-                let _gate = conn.send_gate.write().unwrap_or_else(|p| p.into_inner());
+                let _gate = match &conn.wire {
+                    Wire::H1(h1) => Some(h1.send_gate.write().unwrap_or_else(|p| p.into_inner())),
+                    Wire::H2 { .. } => None,
+                };
                 conn.mark_closed();
                 drop(driver);
             }

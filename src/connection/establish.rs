@@ -9,7 +9,7 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 
 use super::driver::{spawn_h1_driver, spawn_h2_driver};
-use super::{Connection, ConnectionParams, PROVISIONAL, Sender};
+use super::{Connection, ConnectionParams, PROVISIONAL, Wire};
 use crate::connector::Dialed;
 use crate::error::{Error, shared};
 use crate::ping::Pinger;
@@ -31,7 +31,7 @@ impl Connection {
             counters,
             budget,
         } = params;
-        let make = |sender, data_recorder| Connection {
+        let make = |wire| Connection {
             id,
             origin: origin.clone(),
             protocol: dialed.protocol,
@@ -39,7 +39,7 @@ impl Connection {
             tls_resumed: dialed.resumed,
             dial_times: (dialed.tcp_time, dialed.tls_time),
             end_entity: dialed.end_entity.clone(),
-            sender,
+            wire,
             slot: SlotCell::default(),
             cap: config.max_streams_per_connection.unwrap_or(usize::MAX),
             peer_max_streams: AtomicUsize::new(PROVISIONAL),
@@ -52,15 +52,11 @@ impl Connection {
             retire_at: config
                 .max_connection_lifetime
                 .map(|lifetime| Instant::now() + lifetime),
-            send_gate: std::sync::RwLock::new(()),
-            h1_ready: AtomicBool::new(false),
-            h1_closed: AtomicBool::new(false),
             leases: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             refused_from: AtomicU64::new(u64::MAX),
             created: Instant::now(),
             idle_since: AtomicU64::new(0),
-            data_recorder,
             events: events.clone(),
             waiting: Arc::clone(&waiting),
             counters: Arc::clone(&counters),
@@ -105,7 +101,7 @@ impl Connection {
                     Some((pinger, recorder)) => (Some(pinger), recorder),
                     None => (None, None),
                 };
-                let conn = Arc::new(make(Sender::H2(sender), recorder));
+                let conn = Arc::new(make(Wire::h2(sender, recorder)));
                 spawn_h2_driver(h2_conn, pinger, &conn, counters);
                 Ok(conn)
             }
@@ -118,7 +114,7 @@ impl Connection {
                         reason: "http/1.1 handshake failed".to_owned(),
                         source: Some(shared(e)),
                     })?;
-                let conn = Arc::new(make(Sender::H1(std::sync::Mutex::new(sender)), None));
+                let conn = Arc::new(make(Wire::h1(sender)));
                 // HTTP/1.1 has no SETTINGS: one request at a time, known from the start.
                 conn.peer_max_streams.store(1, Ordering::Relaxed);
                 spawn_h1_driver(driver, &conn, counters);

@@ -27,15 +27,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use hyper::client::conn::http1;
 use tracing::debug;
 
 use crate::config::PoolConfig;
 use crate::counters::PoolCounters;
 use crate::error::{Error, shared};
 use crate::origin::Origin;
-use crate::outgoing::OutBody;
 use crate::ping::DataRecorder;
 use crate::protocol::Protocol;
 use crate::request_budget::RequestBudget;
@@ -45,6 +42,9 @@ use crate::stats::ConnectionStats;
 mod accounting;
 mod driver;
 mod establish;
+mod wire;
+
+pub(crate) use wire::Wire;
 
 /// The initial `max_send_streams` given to h2: larger than any `u32` a SETTINGS frame can
 /// carry on 64-bit targets, and not `usize::MAX`, which h2 uses for "SETTINGS without
@@ -56,15 +56,6 @@ pub(crate) const PROVISIONAL: usize = usize::MAX - 1;
 /// `SETTINGS_MAX_CONCURRENT_STREAMS` (unlimited per RFC 9113 §6.5.2): Go's default for the
 /// same case. `max_streams_per_connection` lowers it.
 const UNLIMITED_PEER_STREAMS: usize = 1000;
-
-/// How a connection sends requests.
-pub(crate) enum Sender {
-    /// Cloned per request (a handle on h2's shared stream state).
-    H2(h2::client::SendRequest<Bytes>),
-    /// HTTP/1.1 needs `&mut`. A plain mutex, held only for non-blocking calls (`poll_ready`,
-    /// `is_ready`, enqueueing a request), so the driver can always read readiness.
-    H1(std::sync::Mutex<http1::SendRequest<OutBody>>),
-}
 
 /// What a connection tells its origin. Implemented by the origin pool; the connection holds
 /// it weakly, so a dropped pool is not kept alive by its connections.
@@ -95,7 +86,8 @@ pub(crate) struct Connection {
     pub(crate) end_entity: Option<pki_types::CertificateDer<'static>>,
     /// How long the dial's TCP connect (DNS included) and TLS handshake took.
     dial_times: (Duration, Duration),
-    pub(crate) sender: Sender,
+    /// How it sends, and what only its protocol has.
+    pub(crate) wire: Wire,
     pub(crate) slot: SlotCell,
     /// Configured per-connection stream cap (`usize::MAX` when unset).
     cap: usize,
@@ -115,16 +107,6 @@ pub(crate) struct Connection {
     rotation_failures: AtomicU64,
     /// Creation + `max_connection_lifetime`.
     retire_at: Option<Instant>,
-    /// HTTP/1.1 only. Held (read) while a request is handed to hyper, and (write) while the
-    /// driver drops hyper's dispatch task: a request enqueued concurrently with that drop
-    /// could otherwise stay in hyper's channel unanswered for as long as a handle keeps the
-    /// sender alive (seen under connection kills).
-    pub(crate) send_gate: std::sync::RwLock<()>,
-    /// HTTP/1.1 only: readiness as last seen by the driver.
-    h1_ready: AtomicBool,
-    /// HTTP/1.1 only: hyper's sender closed, as last seen by the driver (read without
-    /// locking the sender, which the driver holds after every poll).
-    h1_closed: AtomicBool,
     leases: AtomicU64,
     requests: AtomicU64,
     /// The lowest send ordinal (1-based) of a request the server's GOAWAY refused above its
@@ -134,8 +116,6 @@ pub(crate) struct Connection {
     created: Instant,
     /// Nanoseconds after `created` at which the last lease ended.
     idle_since: AtomicU64,
-    /// HTTP/2 with the adaptive window: where bodies report received DATA.
-    pub(crate) data_recorder: Option<DataRecorder>,
     events: Weak<dyn SlotEvents>,
     /// The origin's waiting count, for releases that need no lock (see `release`).
     waiting: Arc<AtomicUsize>,
@@ -214,22 +194,24 @@ impl Connection {
     /// request, which is after the previous response body was read off the socket; leasing it
     /// earlier would make the next request wait behind a body its caller may never read.
     fn h1_busy(&self) -> bool {
-        match &self.sender {
-            Sender::H2(_) => false,
-            Sender::H1(_) => !self.h1_ready.load(Ordering::SeqCst),
+        match &self.wire {
+            Wire::H2 { .. } => false,
+            Wire::H1(h1) => h1.is_busy(),
         }
     }
 
-    /// Marks an HTTP/1.1 connection busy: called when a request is handed to hyper, so the
-    /// readiness flag never lags behind a dispatch the driver has not polled yet.
-    pub(crate) fn mark_h1_busy(&self) {
-        self.h1_ready.store(false, Ordering::SeqCst);
+    /// HTTP/2 with the adaptive window: where bodies report received DATA.
+    pub(crate) fn data_recorder(&self) -> Option<&DataRecorder> {
+        match &self.wire {
+            Wire::H2 { data_recorder, .. } => data_recorder.as_ref(),
+            Wire::H1(_) => None,
+        }
     }
 
     /// Closed by the driver ending, by the pool, by a failed send, or (HTTP/1.1) as hyper's
     /// sender reported after the driver's last poll. h2 has no "closed" query.
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire) || self.h1_closed.load(Ordering::Acquire)
+        self.closed.load(Ordering::Acquire) || matches!(&self.wire, Wire::H1(h1) if h1.is_closed())
     }
 
     /// Marks the connection unusable for new streams; existing ones finish.

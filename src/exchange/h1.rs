@@ -8,7 +8,7 @@ use http::{Request, Response};
 
 use super::{SendFailure, closed_error};
 use crate::body::Body;
-use crate::connection::Sender;
+use crate::connection::Wire;
 use crate::error::Error;
 use crate::lease::LeaseRef;
 use crate::outgoing::{OutBody, Outgoing};
@@ -23,23 +23,22 @@ pub(super) fn send_h1(
     async move {
         // Borrowed from the lease, as for HTTP/2: no second reference to the connection.
         let conn = lease.conn();
-        let Sender::H1(sender) = &conn.sender else {
+        let Wire::H1(h1) = &conn.wire else {
             return Err(unsent(closed_error(conn), request));
         };
-        let lock = || sender.lock().unwrap_or_else(|p| p.into_inner());
         // Wait for hyper's dispatcher to want the next request.
-        if let Err(e) = std::future::poll_fn(|cx| lock().poll_ready(cx)).await {
+        if let Err(e) = std::future::poll_fn(|cx| h1.sender().poll_ready(cx)).await {
             // Nothing was written: the connection died before taking the request.
             conn.close_and_report();
             return Err(unsent(conn.failure(true, e), request));
         }
         let in_flight = {
-            let _gate = conn.send_gate.read().unwrap_or_else(|p| p.into_inner());
+            let _gate = h1.send_gate.read().unwrap_or_else(|p| p.into_inner());
             if conn.is_closed() {
                 return Err(unsent(closed_error(conn), request));
             }
-            conn.mark_h1_busy();
-            lock().try_send_request(request)
+            h1.mark_busy();
+            h1.sender().try_send_request(request)
         };
         match in_flight.await {
             Ok(response) => {

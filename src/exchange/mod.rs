@@ -21,7 +21,7 @@ use http::{Request, Response};
 use tracing::trace;
 
 use crate::body::Body;
-use crate::connection::{Connection, Sender};
+use crate::connection::{Connection, Wire};
 use crate::error::{Error, shared};
 use crate::lease::LeaseRef;
 use crate::origin::Scheme;
@@ -87,15 +87,15 @@ pub(crate) fn start(lease: LeaseRef, request: Outgoing, replayable: bool) -> Exc
     let conn = lease.conn();
     trace!(conn_id = conn.id, origin = %conn.origin, uri = %request.head.uri, "sending");
     let sent_before = conn.record_request();
-    let state = match &conn.sender {
-        Sender::H2(sender) => {
+    let state = match &conn.wire {
+        Wire::H2 { sender, .. } => {
             // A fresh clone has no stream pending open, so `ready()` would only repeat the
             // connection-error check that `send_request` makes itself (h2
             // `Streams::send_request`).
             let sender = sender.clone();
             start_h2(sender, lease, request, replayable, sent_before)
         }
-        Sender::H1(_) => State::H1(Box::pin(send_h1(lease, request))),
+        Wire::H1(_) => State::H1(Box::pin(send_h1(lease, request))),
     };
     Exchange { state }
 }
