@@ -50,18 +50,18 @@ impl OriginPool {
         let waker = poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
         let (key, plan, start_expiry, handed, started) = {
             let mut st = self.lock();
-            if st.closed {
+            if st.is_closed() {
                 return Err(Error::PoolClosed);
             }
             // FIFO: a newcomer takes a free slot only when nobody is queued ahead of it. A
             // retry was sent before anyone now waiting, so it does not queue behind them.
-            if (st.queue.waiting() == 0 || retry.is_some())
+            if (st.queue().waiting() == 0 || retry.is_some())
                 && let Some(conn) = st.try_take(config.selection_policy, retry)
             {
                 // A burst the connections absorb without queueing still counts as demand.
                 // Only with `demand_window` set: it costs a clock read and a sum over the
                 // origin's connections.
-                if st.demand.enabled() {
+                if st.demand().enabled() {
                     st.record_demand(Instant::now());
                 }
                 drop(st);
@@ -70,19 +70,19 @@ impl OriginPool {
                     .record_fast_acquire(fast_started.map(|t| t.elapsed()));
                 return Ok(self.leased(conn));
             }
-            if st.queue.waiting() >= config.max_waiters_per_origin {
+            if st.queue().waiting() >= config.max_waiters_per_origin {
                 return Err(Error::PoolExhausted {
                     origin: self.origin.clone(),
-                    waiters: st.queue.waiting(),
+                    waiters: st.queue().waiting(),
                 });
             }
             let started = fast_started.unwrap_or_else(Instant::now);
             let deadline = started + config.acquire_timeout;
-            let key = st.queue.push(retry, urgency, deadline, waker);
+            let key = st.queue_mut().push(retry, urgency, deadline, waker);
             // A slot given back without the lock while this acquirer was deciding to wait
             // is offered now (see `released`); it may even be this acquirer's.
             let handed = st.offer_indexed();
-            if let Some(outcome) = st.queue.take_outcome(key) {
+            if let Some(outcome) = st.queue_mut().take_outcome(key) {
                 drop(st);
                 handed.into_iter().for_each(Waker::wake);
                 return outcome.map(|conn| {
@@ -92,7 +92,7 @@ impl OriginPool {
                     self.leased(conn)
                 });
             }
-            let expiry = !std::mem::replace(&mut st.expiry_running, true);
+            let expiry = st.start_expiry_timer();
             (
                 key,
                 st.plan_dials(config, retry, started),
@@ -135,10 +135,10 @@ impl OriginPool {
                 let next = {
                     let Some(pool) = pool.upgrade() else { return };
                     let mut st = pool.lock();
-                    match st.queue.next_deadline() {
+                    match st.queue_mut().next_deadline() {
                         Some(deadline) => deadline,
                         None => {
-                            st.expiry_running = false;
+                            st.expiry_timer_ended();
                             return;
                         }
                     }
@@ -150,11 +150,11 @@ impl OriginPool {
                     kind: TimeoutKind::Acquire,
                     after: pool.ctx.config.acquire_timeout,
                 };
-                let wakers = pool.lock().queue.expire(Instant::now(), timeout);
+                let wakers = pool.lock().queue_mut().expire(Instant::now(), timeout);
                 wakers.into_iter().for_each(Waker::wake);
             }
         });
-        self.lock().expiry_task = Some(task.abort_handle());
+        self.lock().set_expiry_task(task.abort_handle());
     }
 
     /// Wraps a leased slot (the acquire is already counted).
@@ -192,7 +192,7 @@ impl Waiting<'_> {
         let Some(key) = self.key else {
             return Poll::Ready(Err(Error::PoolClosed));
         };
-        let outcome = self.pool.lock().queue.poll(key, waker);
+        let outcome = self.pool.lock().queue_mut().poll(key, waker);
         if outcome.is_ready() {
             self.key = None;
         }

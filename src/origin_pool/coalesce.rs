@@ -67,7 +67,7 @@ impl OriginPool {
     /// them.
     pub(crate) fn has_own_connections(&self) -> bool {
         let st = self.lock();
-        !st.conns.is_empty() || st.dialing() > 0
+        !st.connections().is_empty() || st.dialing() > 0
     }
 
     /// The origin this one's requests go on, with this origin's addresses, while it exists.
@@ -115,7 +115,7 @@ impl OriginPool {
     /// True when one of this origin's open connections can serve `origin` at `ips`.
     pub(crate) fn can_serve(&self, origin: &Origin, ips: &[IpAddr]) -> bool {
         self.lock()
-            .conns
+            .connections()
             .iter()
             .any(|conn| serves(conn, origin, ips))
     }

@@ -11,8 +11,7 @@ use tracing::{Instrument, debug, debug_span};
 
 use super::OriginPool;
 use super::reserved_dials::ReservedDials;
-use super::scale::DialPlan;
-use super::state::OriginState;
+use super::state::{DialPlan, OriginState};
 use crate::connection::{Connection, ConnectionParams, SlotEvents};
 use crate::error::{Error, TimeoutKind};
 use crate::prewarm::WarmedOrigin;
@@ -54,7 +53,7 @@ impl OriginPool {
         };
         {
             let mut st = self.lock();
-            if std::mem::replace(&mut st.recheck_scheduled, true) {
+            if !st.schedule_recheck() {
                 return;
             }
         }
@@ -64,7 +63,7 @@ impl OriginPool {
             if let Some(pool) = pool.upgrade() {
                 let plan = {
                     let mut st = pool.lock();
-                    st.recheck_scheduled = false;
+                    st.recheck_due();
                     st.plan_dials(&pool.ctx.config, None, Instant::now())
                 };
                 pool.start(plan);
@@ -78,11 +77,11 @@ impl OriginPool {
         let target = warm_min.max(1);
         let (dials, pruned) = {
             let mut st = self.lock();
-            if st.closed {
+            if st.is_closed() {
                 return Err(Error::PoolClosed);
             }
             let pruned = st.prune();
-            st.warm_min = st.warm_min.max(warm_min);
+            st.raise_warm_min(warm_min);
             let n = target.saturating_sub(st.open() + st.dialing());
             (st.reserve_dials(n), pruned)
         };
@@ -160,7 +159,7 @@ impl OriginPool {
                     match result {
                         Ok((conn, dial_report)) => {
                             pool.ctx.counters.connections_opened.add(1);
-                            if st.closed {
+                            if st.is_closed() {
                                 conn.mark_closed();
                                 (Ok(dial_report), Vec::new(), Some(conn), DialPlan::default())
                             } else {

@@ -2,9 +2,9 @@
 //!
 //! The decisions live in plain data under the pool's mutex, generic over [`pooled::Pooled`]
 //! so unit tests drive them with fake connections: [`state`] (the connections and their
-//! lifecycle), [`selection`] (which connection takes the next stream), [`scale`] (how many
-//! dials waiting demand justifies), [`sweep`] (which idle connections leave) and
-//! [`wait_queue`] (who waits, in what order, and the direct hand-off). The I/O they call for
+//! lifecycle, with its parts in child files: which connection takes the next stream, how many
+//! dials waiting demand justifies, which idle connections leave; its fields are private to
+//! it) and [`wait_queue`] (who waits, in what order, and the direct hand-off). The I/O they call for
 //! is done after the lock is dropped, here and in [`acquire`] (leasing a slot, the acquire
 //! deadline) and [`dialing`] (dials as tasks of their own, prewarm).
 
@@ -16,10 +16,7 @@ mod free_set;
 mod pooled;
 mod reserved_dials;
 mod retry_target;
-mod scale;
-mod selection;
 mod state;
-mod sweep;
 mod wait_queue;
 
 use std::pin::pin;
@@ -39,7 +36,7 @@ use crate::origin::Origin;
 use crate::request_budget::RequestBudget;
 use crate::stats::OriginStats;
 
-use scale::DialPlan;
+use state::DialPlan;
 use state::OriginState;
 use wait_queue::Aging;
 
@@ -88,7 +85,7 @@ impl Drop for OriginPool {
         // The timer holds the pool weakly, but its sleep would keep the task (and the pool's
         // allocation) until the deadline.
         let st = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
-        if let Some(task) = st.expiry_task.take() {
+        if let Some(task) = st.take_expiry_task() {
             task.abort();
         }
     }
@@ -96,14 +93,15 @@ impl Drop for OriginPool {
 
 impl OriginPool {
     pub(crate) fn new(origin: Origin, ctx: Arc<PoolContext>) -> OriginPool {
-        let mut state = OriginState::default();
-        state.aging = Aging::new(ctx.config.priority_aging, ctx.config.acquire_timeout);
-        state.demand = demand::DemandWindow::new(ctx.config.demand_window);
+        let state = OriginState::new(
+            Aging::new(ctx.config.priority_aging, ctx.config.acquire_timeout),
+            demand::DemandWindow::new(ctx.config.demand_window),
+        );
         OriginPool {
             budget: Arc::new(RequestBudget::new(ctx.config.learn_request_budget)),
             origin,
             ctx,
-            waiting: state.queue.hint(),
+            waiting: state.queue().hint(),
             state: Mutex::new(state),
             drained: Notify::new(),
             handshakes: dialing::HandshakeCounts::default(),
@@ -135,7 +133,7 @@ impl OriginPool {
     pub(crate) fn maintain(self: &Arc<Self>, now: Instant) -> bool {
         let (closed, replenish, wakers, plan) = {
             let mut st = self.lock();
-            if st.closed {
+            if st.is_closed() {
                 return false;
             }
             st.record_demand(now);
@@ -146,7 +144,7 @@ impl OriginPool {
                 .max_connection_lifetime
                 .map_or(Duration::ZERO, |l| (l / 4).min(Duration::from_secs(5)));
             let replenish = st.plan_replenish(&self.ctx.config, now, lead);
-            let (wakers, plan) = if st.queue.waiting() > 0 {
+            let (wakers, plan) = if st.queue().waiting() > 0 {
                 (st.offer_all(), st.plan_dials(&self.ctx.config, None, now))
             } else {
                 (Vec::new(), DialPlan::default())
@@ -207,9 +205,9 @@ impl OriginPool {
                 .map(|c| c.snapshot(now))
                 .collect(),
             connecting: st.dialing(),
-            waiters: st.queue.waiting(),
-            warm_minimum: st.warm_min,
-            recent_peak_demand: st.demand.peak(now),
+            waiters: st.queue().waiting(),
+            warm_minimum: st.warm_min(),
+            recent_peak_demand: st.peak_demand(now),
             learned_request_budget: self.budget.learned(),
             tls_full_handshakes: self.handshakes.full.load(Ordering::Relaxed),
             tls_resumed_handshakes: self.handshakes.resumed.load(Ordering::Relaxed),
@@ -238,7 +236,7 @@ impl SlotEvents for OriginPool {
         let (released, closed) = {
             let mut st = self.lock();
             let released = st.release(conn);
-            (released, st.closed)
+            (released, st.is_closed())
         };
         self.finish_release(released, closed);
     }
@@ -246,7 +244,7 @@ impl SlotEvents for OriginPool {
     fn settle(self: Arc<Self>, conn: &Arc<Connection>) {
         let ((wakers, retired), closed) = {
             let mut st = self.lock();
-            (st.settle(conn), st.closed)
+            (st.settle(conn), st.is_closed())
         };
         wakers.into_iter().for_each(Waker::wake);
         drop(retired);

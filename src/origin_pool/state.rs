@@ -1,5 +1,8 @@
 //! One origin's decision state: its connections, which of them have free slots, who waits,
-//! what is being dialed. Plain data under the origin's mutex.
+//! what is being dialed. Plain data under the origin's mutex, its fields private to this
+//! module: the parts of its logic live in the child files ([`selection`]: which connection
+//! takes the next stream; [`scale`]: how many dials waiting demand justifies; [`sweep`]: which
+//! idle connections leave), and everyone else goes through its methods.
 //!
 //! Every method decides and returns *what to do* (wakers to wake, dials to start, connections
 //! to drop); the caller drops the guard first and then acts, so no I/O, wake-up or drop of a
@@ -21,6 +24,12 @@ use crate::error::Error;
 use crate::protocol::Protocol;
 use crate::slot::NOT_LISTED;
 
+mod scale;
+mod selection;
+mod sweep;
+
+pub(crate) use scale::DialPlan;
+
 /// What a release decided.
 #[derive(Debug)]
 pub(crate) struct Released<C> {
@@ -35,36 +44,36 @@ pub(crate) struct Released<C> {
 #[derive(Debug)]
 pub(crate) struct OriginState<C> {
     /// Open connections, oldest first; `conns[i].slot().position() == i`.
-    pub(super) conns: Vec<Arc<C>>,
-    pub(super) free: FreeSet,
-    pub(crate) queue: WaitQueue<C>,
+    conns: Vec<Arc<C>>,
+    free: FreeSet,
+    queue: WaitQueue<C>,
     /// Dials in flight: raised only by [`reserve_dials`](Self::reserve_dials), lowered only by
     /// [`dial_ended`](Self::dial_ended).
     dialing: usize,
     /// Connections kept open by the sweep; raised by prewarm.
-    pub(crate) warm_min: usize,
+    warm_min: usize,
     /// Dials failed in a row, and when the sweep may next try to restore the warm minimum:
     /// a host that is down is retried with exponential backoff, not every tick.
-    pub(super) failures_in_row: u32,
-    pub(super) replenish_after: Option<Instant>,
+    failures_in_row: u32,
+    replenish_after: Option<Instant>,
     /// The last peer stream limit seen on this origin: what a new dial is planned to carry.
-    pub(super) planned_streams: Option<usize>,
+    planned_streams: Option<usize>,
     /// What the origin's server negotiated last: HTTP/1.1 origins use the `h1_*` limits.
-    pub(super) protocol: Option<Protocol>,
+    protocol: Option<Protocol>,
     /// A replan is already scheduled for the end of an HTTP/1.1 reuse grace.
-    pub(crate) recheck_scheduled: bool,
+    recheck_scheduled: bool,
     /// The origin's acquire-deadline timer is running.
-    pub(crate) expiry_running: bool,
+    expiry_running: bool,
     /// That timer's task, aborted when the origin is dropped: it may sleep until a deadline
     /// `acquire_timeout` away after its waiters left.
-    pub(crate) expiry_task: Option<tokio::task::AbortHandle>,
+    expiry_task: Option<tokio::task::AbortHandle>,
     /// When a waiter is served as urgency 0 (`PoolConfig::priority_aging`).
-    pub(crate) aging: Aging,
+    aging: Aging,
     /// Recent peak demand (`PoolConfig::demand_window`).
-    pub(crate) demand: DemandWindow,
+    demand: DemandWindow,
     /// Since when the origin has had nothing (see [`OriginState::vacant_since`]).
     vacant_since: Option<Instant>,
-    pub(crate) closed: bool,
+    closed: bool,
 }
 
 impl<C> Default for OriginState<C> {
@@ -87,6 +96,81 @@ impl<C> Default for OriginState<C> {
             vacant_since: None,
             closed: false,
         }
+    }
+}
+
+impl<C> OriginState<C> {
+    /// An empty origin with its queue's aging and its demand window configured.
+    pub(crate) fn new(aging: Aging, demand: DemandWindow) -> OriginState<C> {
+        OriginState {
+            aging,
+            demand,
+            ..OriginState::default()
+        }
+    }
+
+    /// Shut down: takes no new acquirers or connections.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Who waits.
+    pub(crate) fn queue(&self) -> &WaitQueue<C> {
+        &self.queue
+    }
+
+    /// Who waits, to join, poll, leave or expire.
+    pub(crate) fn queue_mut(&mut self) -> &mut WaitQueue<C> {
+        &mut self.queue
+    }
+
+    /// The window of recent demand (`PoolConfig::demand_window`).
+    pub(crate) fn demand(&self) -> &DemandWindow {
+        &self.demand
+    }
+
+    /// The peak demand within the window, as of `now`.
+    pub(crate) fn peak_demand(&mut self, now: Instant) -> usize {
+        self.demand.peak(now)
+    }
+
+    /// Connections kept open by the sweep.
+    pub(crate) fn warm_min(&self) -> usize {
+        self.warm_min
+    }
+
+    /// Prewarm asked for at least `n` connections to be kept open.
+    pub(crate) fn raise_warm_min(&mut self, n: usize) {
+        self.warm_min = self.warm_min.max(n);
+    }
+
+    /// Notes that the acquire-deadline timer runs; false if it already did.
+    pub(crate) fn start_expiry_timer(&mut self) -> bool {
+        !std::mem::replace(&mut self.expiry_running, true)
+    }
+
+    /// The timer found no deadline left and ends.
+    pub(crate) fn expiry_timer_ended(&mut self) {
+        self.expiry_running = false;
+    }
+
+    /// The timer's task, aborted when the origin is dropped.
+    pub(crate) fn set_expiry_task(&mut self, task: tokio::task::AbortHandle) {
+        self.expiry_task = Some(task);
+    }
+
+    pub(crate) fn take_expiry_task(&mut self) -> Option<tokio::task::AbortHandle> {
+        self.expiry_task.take()
+    }
+
+    /// Notes a replan at the end of an HTTP/1.1 reuse grace; false if one is already due.
+    pub(crate) fn schedule_recheck(&mut self) -> bool {
+        !std::mem::replace(&mut self.recheck_scheduled, true)
+    }
+
+    /// The scheduled replan runs.
+    pub(crate) fn recheck_due(&mut self) {
+        self.recheck_scheduled = false;
     }
 }
 

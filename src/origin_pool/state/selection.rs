@@ -9,10 +9,10 @@
 
 use std::sync::Arc;
 
-use super::pooled::Pooled;
-use super::retry_target::RetryTarget;
-use super::state::OriginState;
+use super::OriginState;
 use crate::config::SelectionPolicy;
+use crate::origin_pool::RetryTarget;
+use crate::origin_pool::pooled::Pooled;
 use crate::slot::NOT_LISTED;
 
 /// What a pick needs to know about one candidate.

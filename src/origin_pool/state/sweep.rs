@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::pooled::Pooled;
-use super::state::OriginState;
+use super::OriginState;
 use crate::config::PoolConfig;
+use crate::origin_pool::pooled::Pooled;
 use crate::protocol::Protocol;
 
 impl<C: Pooled> OriginState<C> {

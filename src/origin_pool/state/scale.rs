@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 
 use tracing::debug;
 
-use super::demand::connections_for;
-use super::pooled::Pooled;
-use super::reserved_dials::ReservedDials;
-use super::retry_target::RetryTarget;
-use super::state::OriginState;
+use super::OriginState;
 use crate::config::PoolConfig;
 use crate::error::Error;
+use crate::origin_pool::RetryTarget;
+use crate::origin_pool::demand::connections_for;
+use crate::origin_pool::pooled::Pooled;
+use crate::origin_pool::reserved_dials::ReservedDials;
 use crate::protocol::Protocol;
 
 /// How many new dials waiting demand justifies.
