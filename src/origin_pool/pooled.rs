@@ -28,11 +28,20 @@ pub(crate) trait Pooled: Send + Sync + 'static {
     fn leases(&self) -> u64;
     /// Requests sent on it.
     fn requests_sent(&self) -> u64;
+    /// The one way the origin's state tells a connection what it did with it; everything
+    /// above is a query and changes nothing.
+    fn note(&self, event: PoolEvent);
+}
+
+/// What the origin's state did with a connection, under its lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PoolEvent {
     /// A slot was just counted as taken (lease and budget bookkeeping).
-    fn on_leased(&self);
+    Leased,
     /// A slot was just given back and not handed over.
-    fn on_idle_slot(&self);
-    fn mark_closed(&self);
+    SlotIdle,
+    /// Taken out of service (swept, failed to become ready): takes no new streams.
+    Closed,
 }
 
 impl Pooled for Connection {
@@ -72,13 +81,11 @@ impl Pooled for Connection {
     fn requests_sent(&self) -> u64 {
         Connection::requests_sent(self)
     }
-    fn on_leased(&self) {
-        Connection::on_leased(self)
-    }
-    fn on_idle_slot(&self) {
-        Connection::on_idle_slot(self)
-    }
-    fn mark_closed(&self) {
-        Connection::mark_closed(self)
+    fn note(&self, event: PoolEvent) {
+        match event {
+            PoolEvent::Leased => self.on_leased(),
+            PoolEvent::SlotIdle => self.on_idle_slot(),
+            PoolEvent::Closed => self.mark_closed(),
+        }
     }
 }

@@ -17,7 +17,7 @@ use tracing::debug;
 
 use super::demand::DemandWindow;
 use super::free_set::FreeSet;
-use super::pooled::Pooled;
+use super::pooled::{PoolEvent, Pooled};
 use super::reserved_dials::ReservedDials;
 use super::wait_queue::{Aging, Cancelled, WaitQueue, WaiterKey};
 use crate::error::Error;
@@ -220,7 +220,7 @@ impl<C: Pooled> OriginState<C> {
         let Some(position) = self.listed(conn) else {
             // Already out of the table (closed, swept, pool shut down): just count.
             conn.slot().give_back();
-            conn.on_idle_slot();
+            conn.note(PoolEvent::SlotIdle);
             return Released {
                 waker: None,
                 retired: None,
@@ -234,14 +234,14 @@ impl<C: Pooled> OriginState<C> {
                 self.queue
                     .hand_to_next(conn.id(), conn.requests_sent(), conn, self.aging)
         {
-            conn.on_leased();
+            conn.note(PoolEvent::Leased);
             return Released {
                 waker: Some(waker),
                 retired: None,
             };
         }
         let remaining = conn.slot().give_back();
-        conn.on_idle_slot();
+        conn.note(PoolEvent::SlotIdle);
         if remaining == 0 && conn.is_draining() {
             return Released {
                 waker: None,
@@ -288,7 +288,7 @@ impl<C: Pooled> OriginState<C> {
             {
                 Some(waker) => {
                     conn.slot().take();
-                    conn.on_leased();
+                    conn.note(PoolEvent::Leased);
                     wakers.push(waker);
                 }
                 None => break,
@@ -377,7 +377,7 @@ impl<C: Pooled> OriginState<C> {
         for conn in &conns {
             conn.slot().set_position(NOT_LISTED);
             conn.slot().set_indexed(false);
-            conn.mark_closed();
+            conn.note(PoolEvent::Closed);
         }
         (conns, self.queue.fail_all(&Error::PoolClosed))
     }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use super::OriginState;
 use crate::config::SelectionPolicy;
 use crate::origin_pool::RetryTarget;
-use crate::origin_pool::pooled::Pooled;
+use crate::origin_pool::pooled::{PoolEvent, Pooled};
 use crate::slot::NOT_LISTED;
 
 /// What a pick needs to know about one candidate.
@@ -149,7 +149,7 @@ impl<C: Pooled> OriginState<C> {
     /// Counts a slot as taken on the connection at `position`.
     pub(super) fn take_on(&mut self, position: usize, conn: &Arc<C>) {
         conn.slot().take();
-        conn.on_leased();
+        conn.note(PoolEvent::Leased);
         if !Self::has_free_slot(conn) {
             self.unindex(position, conn);
         }

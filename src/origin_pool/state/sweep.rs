@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::OriginState;
 use crate::config::PoolConfig;
-use crate::origin_pool::pooled::Pooled;
+use crate::origin_pool::pooled::{PoolEvent, Pooled};
 use crate::protocol::Protocol;
 
 impl<C: Pooled> OriginState<C> {
@@ -53,7 +53,7 @@ impl<C: Pooled> OriginState<C> {
                 if let Some(position) = self.conns.iter().position(|c| c.id() == id)
                     && let Some(conn) = self.remove_at(position)
                 {
-                    conn.mark_closed();
+                    conn.note(PoolEvent::Closed);
                     removed.push(conn);
                 }
                 removable -= 1;

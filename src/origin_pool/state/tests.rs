@@ -64,10 +64,10 @@ impl Pooled for Fake {
     fn requests_sent(&self) -> u64 {
         0
     }
-    fn on_leased(&self) {}
-    fn on_idle_slot(&self) {}
-    fn mark_closed(&self) {
-        self.closed.store(true, Ordering::Relaxed);
+    fn note(&self, event: PoolEvent) {
+        if event == PoolEvent::Closed {
+            self.closed.store(true, Ordering::Relaxed);
+        }
     }
 }
 
@@ -178,7 +178,7 @@ fn a_raised_limit_serves_waiters() {
 fn closed_connections_are_not_picked() {
     let (a, b) = (Fake::new(1, 2), Fake::new(2, 2));
     let mut st = state_with(&[a.clone(), b.clone()]);
-    a.mark_closed();
+    a.note(PoolEvent::Closed);
     assert_eq!(
         st.try_take(SelectionPolicy::Pack, None).map(|c| c.id),
         Some(2)
@@ -271,7 +271,7 @@ fn the_sweep_trims_idle_connections_to_the_cap() {
 fn the_sweep_prunes_closed_connections() {
     let conns: Vec<_> = (1..=2).map(|id| Fake::new(id, 8)).collect();
     let mut st = state_with(&conns);
-    conns[1].mark_closed();
+    conns[1].note(PoolEvent::Closed);
     let swept = st.sweep_idle(&PoolConfig::default(), Instant::now());
     assert_eq!(swept.iter().map(|c| c.id).collect::<Vec<_>>(), vec![2]);
     assert_eq!(st.open(), 1);
