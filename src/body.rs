@@ -10,8 +10,9 @@ use http::header::CONTENT_LENGTH;
 use http_body::{Frame, SizeHint};
 
 use crate::connection::Connection;
-use crate::error::Error;
+use crate::error::{Error, TimeoutKind};
 use crate::lease::{Lease, LeaseRef};
+use crate::timeouts::{Deadline, Limits, PhaseClock};
 
 /// The body of a response received through the pool.
 ///
@@ -28,11 +29,25 @@ use crate::lease::{Lease, LeaseRef};
 /// therefore keeps its connection's slot, and the pool opens another connection rather than
 /// queueing new requests behind it. Drop a body you do not want to read: over HTTP/2 the
 /// stream is reset with CANCEL and the slot freed at once.
+///
+/// **Reading waits at most `read_timeout`** ([`PoolConfig::read_timeout`], or the request's
+/// [`Timeouts`]) for each next piece: a server that stops sending mid-body fails the read
+/// with [`Error::Timeout`] of kind [`TimeoutKind::Read`], and the stream is reset (HTTP/1.1:
+/// the connection discarded). Time the caller spends not reading does not count.
+///
+/// [`PoolConfig::read_timeout`]: crate::PoolConfig::read_timeout
+/// [`Timeouts`]: crate::Timeouts
 pub struct Body {
     // Declared first so that it drops first: an HTTP/2 stream dropped unfinished is reset
     // before its slot counts as free.
     kind: Kind,
+    /// The request body still being written after the response head came: dropped when this
+    /// body ends, which stops that writer and resets the stream (see `exchange`).
+    upload: Option<tokio::sync::oneshot::Sender<()>>,
     slot: Slot,
+    limits: Limits,
+    /// Runs while the caller waits for the next piece.
+    clock: PhaseClock,
 }
 
 /// A body's hold on its stream slot, and on its connection, which stays known after the slot
@@ -114,9 +129,17 @@ impl std::fmt::Debug for Body {
 
 impl Body {
     /// An HTTP/2 response body; gives the slot back at once if the stream already ended.
-    pub(crate) fn h2(recv: h2::RecvStream, headers: &HeaderMap, lease: LeaseRef) -> Body {
+    pub(crate) fn h2(
+        recv: h2::RecvStream,
+        headers: &HeaderMap,
+        lease: LeaseRef,
+        limits: Limits,
+    ) -> Body {
         let ended = recv.is_end_stream();
         let mut body = Body {
+            upload: None,
+            limits,
+            clock: PhaseClock::default(),
             kind: if ended {
                 Kind::Empty
             } else {
@@ -135,10 +158,13 @@ impl Body {
     }
 
     /// An HTTP/1.1 response body from hyper.
-    pub(crate) fn h1(incoming: hyper::body::Incoming, lease: LeaseRef) -> Body {
+    pub(crate) fn h1(incoming: hyper::body::Incoming, lease: LeaseRef, limits: Limits) -> Body {
         use http_body::Body as _;
         let ended = incoming.is_end_stream();
         let mut body = Body {
+            upload: None,
+            limits,
+            clock: PhaseClock::default(),
             kind: Kind::H1(incoming),
             slot: Slot::from(lease),
         };
@@ -153,9 +179,33 @@ impl Body {
         self.slot.is_held()
     }
 
-    /// The end: give the slot back.
+    /// Ties the request body still being written to this body: when this one ends or is
+    /// dropped, that writer stops and resets the stream.
+    pub(crate) fn with_upload(mut self, stop: tokio::sync::oneshot::Sender<()>) -> Body {
+        if self.slot.is_held() {
+            self.upload = Some(stop);
+        }
+        // Else the response already ended: dropping `stop` stops the writer now.
+        self
+    }
+
+    /// The end: stop a request body still being written, give the slot back.
     fn finish(&mut self) {
+        self.upload = None;
         self.slot.release();
+    }
+
+    /// The caller waited `deadline` out: the stream is reset (its receive half dropped, and
+    /// the writer stopped), an HTTP/1.1 connection discarded, the slot given back.
+    fn time_out(&mut self, deadline: Deadline) -> Error {
+        let conn = Arc::clone(self.slot.conn());
+        if matches!(self.kind, Kind::H1(_)) {
+            // Mid-body, an HTTP/1.1 connection cannot be used again.
+            conn.discard();
+        }
+        self.kind = Kind::Empty;
+        self.finish();
+        deadline.error(&conn.origin)
     }
 
     fn h2_error(&self, error: h2::Error) -> Error {
@@ -199,8 +249,16 @@ impl http_body::Body for Body {
             } => {
                 if !*data_done {
                     match recv.poll_data(cx) {
-                        Poll::Pending => return Poll::Pending,
+                        Poll::Pending => {
+                            let deadline = std::task::ready!(this.clock.poll_wait(
+                                &this.limits,
+                                TimeoutKind::Read,
+                                cx
+                            ));
+                            return Poll::Ready(Some(Err(this.time_out(deadline))));
+                        }
                         Poll::Ready(Some(Ok(data))) => {
+                            this.clock.progress();
                             let len = data.len();
                             // Only fails on a stream that already ended; nothing to return then.
                             let _ = recv.flow_control().release_capacity(len);
@@ -224,7 +282,14 @@ impl http_body::Body for Body {
                     }
                 }
                 let result = match recv.poll_trailers(cx) {
-                    Poll::Pending => return Poll::Pending,
+                    Poll::Pending => {
+                        let deadline = std::task::ready!(this.clock.poll_wait(
+                            &this.limits,
+                            TimeoutKind::Read,
+                            cx
+                        ));
+                        return Poll::Ready(Some(Err(this.time_out(deadline))));
+                    }
                     Poll::Ready(Ok(Some(trailers))) => Some(Ok(Frame::trailers(trailers))),
                     Poll::Ready(Ok(None)) => None,
                     Poll::Ready(Err(e)) => Some(Err(this.h2_error(e))),
@@ -233,8 +298,16 @@ impl http_body::Body for Body {
                 Poll::Ready(result)
             }
             Kind::H1(incoming) => match Pin::new(&mut *incoming).poll_frame(cx) {
-                Poll::Pending => Poll::Pending,
+                Poll::Pending => {
+                    let deadline = std::task::ready!(this.clock.poll_wait(
+                        &this.limits,
+                        TimeoutKind::Read,
+                        cx
+                    ));
+                    Poll::Ready(Some(Err(this.time_out(deadline))))
+                }
                 Poll::Ready(Some(Ok(frame))) => {
+                    this.clock.progress();
                     if http_body::Body::is_end_stream(&*incoming) {
                         this.finish();
                     }

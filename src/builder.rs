@@ -93,6 +93,42 @@ impl PoolBuilder {
         self
     }
 
+    /// See [`PoolConfig::response_head_timeout`].
+    pub fn response_head_timeout(mut self, timeout: Duration) -> Self {
+        self.config.response_head_timeout = timeout;
+        self
+    }
+
+    /// See [`PoolConfig::read_timeout`].
+    pub fn read_timeout(mut self, timeout: Duration) -> Self {
+        self.config.read_timeout = timeout;
+        self
+    }
+
+    /// See [`PoolConfig::write_timeout`].
+    pub fn write_timeout(mut self, timeout: Duration) -> Self {
+        self.config.write_timeout = timeout;
+        self
+    }
+
+    /// See [`PoolConfig::request_timeout`].
+    pub fn request_timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.config.request_timeout = timeout.into();
+        self
+    }
+
+    /// See [`PoolConfig::dial_backoff_initial`].
+    pub fn dial_backoff_initial(mut self, wait: Duration) -> Self {
+        self.config.dial_backoff_initial = wait;
+        self
+    }
+
+    /// See [`PoolConfig::dial_backoff_max`].
+    pub fn dial_backoff_max(mut self, wait: Duration) -> Self {
+        self.config.dial_backoff_max = wait;
+        self
+    }
+
     /// See [`PoolConfig::priority_aging`].
     pub fn priority_aging(mut self, aging: Duration) -> Self {
         self.config.priority_aging = aging;

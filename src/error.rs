@@ -29,6 +29,19 @@ pub enum TimeoutKind {
     TlsHandshake,
     /// No stream slot became free within `acquire_timeout`.
     Acquire,
+    /// The request was sent (its body written in full) but no response head came within
+    /// `response_head_timeout`. The stream was reset; the request may have been processed.
+    ResponseHead,
+    /// The caller waited this long for the next piece of a response body (or its trailers)
+    /// and nothing came: `read_timeout`. The stream was reset (HTTP/1.1: the connection
+    /// discarded).
+    Read,
+    /// The request body could not make progress for `write_timeout`: the server gave no
+    /// flow-control credit, or the socket took no bytes. The stream was reset.
+    Write,
+    /// The whole request, from acquire to the end of the response body, took longer than
+    /// `request_timeout`.
+    Request,
 }
 
 impl fmt::Display for TimeoutKind {
@@ -37,6 +50,10 @@ impl fmt::Display for TimeoutKind {
             TimeoutKind::Connect => "tcp connect",
             TimeoutKind::TlsHandshake => "tls handshake",
             TimeoutKind::Acquire => "acquire",
+            TimeoutKind::ResponseHead => "response head",
+            TimeoutKind::Read => "response body read",
+            TimeoutKind::Write => "request body write",
+            TimeoutKind::Request => "request",
         })
     }
 }
@@ -212,6 +229,22 @@ pub enum Error {
         waiters: usize,
     },
 
+    /// Dials to the origin keep failing and it is backing off: no connection could take the
+    /// request, and the next dial is not due yet, so the acquire failed at once instead of
+    /// waiting out `acquire_timeout`. `source` is the last dial's error.
+    #[error("{origin} is backing off after {failures} failed dials; next dial in {retry_in:?}")]
+    BackingOff {
+        /// The origin involved.
+        origin: Origin,
+        /// Dials that failed in a row.
+        failures: u32,
+        /// How long until the next dial is allowed.
+        retry_in: Duration,
+        /// The last dial's error.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// The connection closed or failed while the request was in flight. The request may have
     /// reached the server.
     #[error("connection {connection_id} to {origin} failed during the request")]
@@ -244,13 +277,15 @@ pub enum Error {
 }
 
 impl Error {
-    /// True when a deadline expired (connect, TLS handshake or acquire).
+    /// True when a deadline expired (connect, TLS handshake, acquire, response head, read,
+    /// write, or the whole request).
     pub fn is_timeout(&self) -> bool {
         matches!(self, Error::Timeout { .. })
     }
 
     /// True when the failure happened while establishing a connection (DNS, TCP, TLS,
-    /// protocol negotiation, or a connect / handshake timeout).
+    /// protocol negotiation, a connect / handshake timeout, or an origin backing off after
+    /// such failures).
     pub fn is_connect(&self) -> bool {
         match self {
             Error::Dns { .. }
@@ -260,7 +295,8 @@ impl Error {
             | Error::CertificateNameMismatch { .. }
             | Error::NotTls { .. }
             | Error::Tls { .. }
-            | Error::Protocol { .. } => true,
+            | Error::Protocol { .. }
+            | Error::BackingOff { .. } => true,
             Error::Timeout { kind, .. } => {
                 matches!(kind, TimeoutKind::Connect | TimeoutKind::TlsHandshake)
             }
@@ -282,6 +318,7 @@ impl Error {
             | Error::Timeout { origin, .. }
             | Error::Protocol { origin, .. }
             | Error::PoolExhausted { origin, .. }
+            | Error::BackingOff { origin, .. }
             | Error::CleartextDisabled { origin }
             | Error::ConnectionClosed { origin, .. }
             | Error::Request { origin, .. } => Some(origin),

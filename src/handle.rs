@@ -106,9 +106,14 @@ impl StreamHandle {
     {
         let counters = Arc::clone(&self.conn().counters);
         let result = async {
+            let end = crate::timeouts::Timeouts::request_timeout(
+                request.extensions().get::<crate::timeouts::Timeouts>(),
+                self.conn().timeouts.request,
+            );
+            let end = end.map(|timeout| (std::time::Instant::now() + timeout, timeout));
             let request = outgoing::prepare(self.origin(), self.protocol(), request)?;
             let lease = self.lease.share();
-            exchange::start(lease, request, false)
+            exchange::start(lease, request, false, end)
                 .await
                 .map_err(exchange::SendFailure::into_error)
         }

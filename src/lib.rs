@@ -161,6 +161,7 @@ mod retry;
 mod service;
 mod slot;
 mod stats;
+mod timeouts;
 mod transport;
 
 pub use body::Body;
@@ -177,6 +178,7 @@ pub use protocol::Protocol;
 pub use resolver::{Resolve, Resolving, SystemResolver};
 pub use service::PoolService;
 pub use stats::{ConnectionStats, LatencySummary, OriginStats, PoolStats};
+pub use timeouts::Timeouts;
 
 /// The README's examples, compiled as doc tests so they cannot drift from the API.
 #[cfg(doctest)]

@@ -188,6 +188,7 @@ mod tests {
                 learned_request_budget: Some(50),
                 tls_full_handshakes: 1,
                 tls_resumed_handshakes: 2,
+                dial_failures_in_row: 0,
             }],
             connections_opened: 2,
             connections_closed: 1,

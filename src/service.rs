@@ -133,7 +133,7 @@ where
                     let origin = self.origin.clone();
                     let urgency = self.priority.urgency();
                     self.state = ReadyState::Acquiring(Box::pin(async move {
-                        pool.acquire_lease(&origin, urgency).await
+                        pool.acquire_lease(&origin, urgency, None).await
                     }));
                 }
                 ReadyState::Acquiring(acquiring) => {
@@ -169,15 +169,18 @@ where
         };
         let pool = self.pool.clone();
         let origin = self.origin.clone();
+        // Counted from the call: an acquire made by `poll_ready` before it is tower's wait.
+        let end = pool.request_end(&request);
         Box::pin(async move {
             let result = async {
                 let (origin_pool, lease) = match leased {
                     Some(leased) => leased,
-                    None => pool.acquire_lease(&origin, urgency).await?,
+                    None => pool.acquire_lease(&origin, urgency, end).await?,
                 };
                 let retries = pool.config().max_unprocessed_retries;
-                let (exchange, sent_on) = pool.dispatch(&origin_pool, lease, request, retries)?;
-                crate::retry::complete(&origin_pool, exchange, sent_on, retries).await
+                let (exchange, sent_on) =
+                    pool.dispatch(&origin_pool, lease, request, retries, end)?;
+                crate::retry::complete(&origin_pool, exchange, sent_on, retries, end).await
             }
             .await;
             if result.is_err() {

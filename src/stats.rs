@@ -153,6 +153,9 @@ pub struct OriginStats {
     /// TLS handshakes that resumed an earlier session (no certificate; see
     /// [`PoolConfig::tls_session_cache_size`](crate::PoolConfig::tls_session_cache_size)).
     pub tls_resumed_handshakes: u64,
+    /// Dials failed in a row since a connection last served a response; while above zero the
+    /// origin backs off (see [`PoolConfig::dial_backoff_initial`](crate::PoolConfig::dial_backoff_initial)).
+    pub dial_failures_in_row: u32,
 }
 
 impl OriginStats {

@@ -87,6 +87,43 @@ pub struct PoolConfig {
     /// How long [`acquire`](crate::ConnectionPoolManager::acquire) waits for a slot, dial included.
     /// Default: 30 s.
     pub acquire_timeout: Duration,
+    /// From the request sent in full (its body written) to its response head. A server that
+    /// takes a stream and never answers fails the request with
+    /// [`TimeoutKind::ResponseHead`](crate::TimeoutKind::ResponseHead) and the stream is reset
+    /// (HTTP/1.1: the connection discarded). Two minutes: twice nginx's `proxy_read_timeout`,
+    /// so a proxy in front of a slow server answers with its own 504 first, and a long poll
+    /// of a minute is unaffected; a longer one sets [`Timeouts`](crate::Timeouts) on its
+    /// request. Default: 120 s.
+    pub response_head_timeout: Duration,
+    /// The longest a caller reading a response body waits for its next piece (data or
+    /// trailers); a body that keeps arriving, however slowly, never trips it. Counted only
+    /// while the caller is reading. Ends in
+    /// [`TimeoutKind::Read`](crate::TimeoutKind::Read), the stream reset (HTTP/1.1: the
+    /// connection discarded). Default: 120 s (as `response_head_timeout`; a stream that may
+    /// stay silent longer, such as a gRPC watch, sets [`Timeouts`](crate::Timeouts)).
+    pub read_timeout: Duration,
+    /// The longest a request body may make no progress: the server grants no flow-control
+    /// credit, or the socket takes no bytes. Waiting for the caller's own body to produce data
+    /// does not count. Ends in [`TimeoutKind::Write`](crate::TimeoutKind::Write), the stream
+    /// reset. Default: 120 s.
+    pub write_timeout: Duration,
+    /// The whole request, from the acquire to the end of the response body; `None` for no
+    /// limit beyond the phases'. Ends in [`TimeoutKind::Request`](crate::TimeoutKind::Request).
+    /// Default: `None`.
+    pub request_timeout: Option<Duration>,
+    /// After a dial to an origin fails, the next may start only this long later; each further
+    /// failure in a row multiplies the wait by 1.6, up to `dial_backoff_max`, with ±20 %
+    /// jitter (gRPC's connection backoff). Every dial obeys it, whether a request, the warm
+    /// minimum or prewarm asked for it. From the second failure in a row, while an origin
+    /// backs off and nothing can serve it, acquirers fail at once with
+    /// [`Error::BackingOff`](crate::Error::BackingOff), which names the last dial's error; after
+    /// a single failure (a server restarting, as often as one down) they wait for the next
+    /// dial. A connection counts as a success only once it has served a
+    /// response: one the server ends first (a GOAWAY right after SETTINGS) is a failed dial.
+    /// Default: 1 s.
+    pub dial_backoff_initial: Duration,
+    /// The longest wait between two dials to an origin that keeps failing. Default: 120 s.
+    pub dial_backoff_max: Duration,
     /// Waiters are served by [`Priority`](crate::Priority) urgency; one that has waited
     /// longer than this is served as urgency 0 (most urgent), so a low urgency is delayed but
     /// never starved. `Duration::ZERO` makes the queue plain FIFO. Default: 500 ms.
@@ -232,6 +269,12 @@ impl Default for PoolConfig {
             max_waiters_per_origin: 1024,
             max_unprocessed_retries: 3,
             acquire_timeout: Duration::from_secs(30),
+            response_head_timeout: Duration::from_secs(120),
+            read_timeout: Duration::from_secs(120),
+            write_timeout: Duration::from_secs(120),
+            request_timeout: None,
+            dial_backoff_initial: Duration::from_secs(1),
+            dial_backoff_max: Duration::from_secs(120),
             priority_aging: Duration::from_millis(500),
             idle_timeout: Duration::from_secs(90),
             max_idle_connections_per_origin: 4,

@@ -74,6 +74,10 @@ impl PoolConfig {
         }
         for (field, value) in [
             ("acquire_timeout", self.acquire_timeout),
+            ("response_head_timeout", self.response_head_timeout),
+            ("read_timeout", self.read_timeout),
+            ("write_timeout", self.write_timeout),
+            ("dial_backoff_initial", self.dial_backoff_initial),
             ("connect_timeout", self.connect_timeout),
             ("tls_handshake_timeout", self.tls_handshake_timeout),
             ("idle_timeout", self.idle_timeout),
@@ -83,6 +87,21 @@ impl PoolConfig {
             if value.is_zero() {
                 return Err(Error::invalid_config(field, "must be greater than zero"));
             }
+        }
+        if self.request_timeout.is_some_and(|d| d.is_zero()) {
+            return Err(Error::invalid_config(
+                "request_timeout",
+                "must be greater than zero (or None)",
+            ));
+        }
+        if self.dial_backoff_max < self.dial_backoff_initial {
+            return Err(Error::invalid_config(
+                "dial_backoff_max",
+                format!(
+                    "{:?} is below dial_backoff_initial ({:?})",
+                    self.dial_backoff_max, self.dial_backoff_initial
+                ),
+            ));
         }
         if self.http2_keep_alive_interval.is_some_and(|d| d.is_zero()) {
             return Err(Error::invalid_config(

@@ -64,6 +64,8 @@ enum DriverEnd {
     Finished(Result<(), String>),
     /// The keep-alive PING went unanswered.
     KeepAliveTimedOut,
+    /// An exchange timed out mid-message; the connection was dropped.
+    Discarded,
 }
 
 /// Polls the h2 connection to completion, publishing the peer's stream limit after every poll
@@ -134,17 +136,27 @@ pub(super) fn spawn_h1_driver<T>(
 {
     let span = driver_span(conn);
     let weak = Arc::downgrade(conn);
+    let discard = match &conn.wire {
+        Wire::H1(h1) => Some(Arc::clone(&h1.discard)),
+        Wire::H2 { .. } => None,
+    };
     let task = async move {
         let opened = Instant::now();
         let mut driver = driver;
-        let end = poll_fn(|cx| {
+        let run = poll_fn(|cx| {
             let poll = Pin::new(&mut driver).poll(cx);
             if let Some(conn) = weak.upgrade() {
                 conn.publish_h1_readiness();
             }
             poll.map(|result| DriverEnd::Finished(result.map_err(|e| e.to_string())))
-        })
-        .await;
+        });
+        let end = match &discard {
+            Some(discard) => tokio::select! {
+                end = run => end,
+                () = discard.notified() => DriverEnd::Discarded,
+            },
+            None => run.await,
+        };
         // Drop hyper's dispatch task (and with it the request channel, whose drop fails every
         // queued request with the request handed back) with the send gate shut.
         match weak.upgrade() {
@@ -193,6 +205,12 @@ fn finish_driver(
         }
         DriverEnd::KeepAliveTimedOut => {
             debug!(?lifetime, "connection evicted: keep-alive PING unanswered");
+        }
+        DriverEnd::Discarded => {
+            debug!(
+                ?lifetime,
+                "connection discarded: an exchange on it timed out"
+            );
         }
     }
 }

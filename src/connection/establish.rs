@@ -15,6 +15,7 @@ use crate::error::{Error, shared};
 use crate::ping::Pinger;
 use crate::protocol::Protocol;
 use crate::slot::SlotCell;
+use crate::timeouts::PhaseTimeouts;
 
 impl Connection {
     /// Runs the HTTP handshake over a dialed stream and spawns the driver task.
@@ -42,6 +43,7 @@ impl Connection {
             wire,
             slot: SlotCell::default(),
             cap: config.max_streams_per_connection.unwrap_or(usize::MAX),
+            timeouts: PhaseTimeouts::from_config(config),
             peer_max_streams: AtomicUsize::new(PROVISIONAL),
             closed: AtomicBool::new(false),
             draining: AtomicBool::new(false),

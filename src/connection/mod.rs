@@ -38,6 +38,7 @@ use crate::protocol::Protocol;
 use crate::request_budget::RequestBudget;
 use crate::slot::SlotCell;
 use crate::stats::ConnectionStats;
+use crate::timeouts::PhaseTimeouts;
 
 mod driver;
 mod establish;
@@ -69,6 +70,11 @@ pub(crate) trait SlotEvents: Send + Sync {
     fn capacity_grew(self: Arc<Self>, conn: &Arc<Connection>);
     /// `conn` takes no new streams any more (closed, GOAWAY, evicted).
     fn closed(self: Arc<Self>, conn: &Arc<Connection>);
+    /// A connection received its first response: the origin's dials succeed.
+    fn first_response(self: Arc<Self>);
+    /// The server ended connection `conn_id` without processing anything on it (its GOAWAY
+    /// refused the first request): a failed dial.
+    fn served_nothing(self: Arc<Self>, conn_id: u64);
 }
 
 /// A pooled connection. Shared by the origin's table, every lease on it and, weakly, its
@@ -90,6 +96,8 @@ pub(crate) struct Connection {
     pub(crate) slot: SlotCell,
     /// Configured per-connection stream cap (`usize::MAX` when unset).
     cap: usize,
+    /// The pool's deadlines for the phases of a request after acquire.
+    pub(crate) timeouts: PhaseTimeouts,
     /// Published by the driver; [`PROVISIONAL`] until the peer's SETTINGS arrive.
     peer_max_streams: AtomicUsize,
     closed: AtomicBool,
@@ -216,6 +224,15 @@ impl Connection {
     /// Marks the connection unusable for new streams; existing ones finish.
     pub(crate) fn mark_closed(&self) {
         self.closed.store(true, Ordering::Release);
+    }
+
+    /// Takes the connection out of service at once, mid-exchange: an HTTP/1.1 connection whose
+    /// exchange timed out cannot carry another request, and its driver stops reading.
+    pub(crate) fn discard(self: &Arc<Self>) {
+        self.close_and_report();
+        if let Wire::H1(h1) = &self.wire {
+            h1.discard.notify_one();
+        }
     }
 
     /// Marks the connection unusable and tells the origin, so it leaves the table (and waiters
@@ -383,7 +400,21 @@ impl Connection {
 
     /// A response head arrived.
     pub(crate) fn record_response(&self) {
-        self.responses.fetch_add(1, Ordering::Relaxed);
+        if self.responses.fetch_add(1, Ordering::Relaxed) == 0
+            && let Some(events) = self.events.upgrade()
+        {
+            events.first_response();
+        }
+    }
+
+    /// Responses (heads) received on it.
+    pub(crate) fn responses(&self) -> u64 {
+        self.responses.load(Ordering::Relaxed)
+    }
+
+    /// How long it has been open.
+    pub(crate) fn age(&self) -> Duration {
+        self.created.elapsed()
     }
 
     /// A request failed because the server rotated the connection (graceful GOAWAY).
@@ -397,8 +428,16 @@ impl Connection {
     }
 
     /// The server's GOAWAY refused the request sent `ordinal`-th (from 1) on this connection.
+    /// When that was its first request, and nothing was served on it, the server processed
+    /// nothing on this connection: the origin counts it as a failed dial.
     pub(crate) fn note_refused(&self, ordinal: u64) {
         self.refused_from.fetch_min(ordinal, Ordering::Relaxed);
+        if ordinal == 1
+            && self.responses() == 0
+            && let Some(events) = self.events.upgrade()
+        {
+            events.served_nothing(self.id);
+        }
     }
 
     /// The lowest send ordinal a GOAWAY refused on this connection, if any did. Every request

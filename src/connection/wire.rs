@@ -2,7 +2,7 @@
 //! Kept in one enum so an HTTP/2 connection carries no HTTP/1.1 flags and the reverse.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use bytes::Bytes;
 use hyper::client::conn::http1;
@@ -37,6 +37,9 @@ pub(crate) struct H1Wire {
     /// hyper's sender closed, as last seen by the driver (read without locking the sender,
     /// which the driver holds after every poll).
     closed: AtomicBool,
+    /// Tells the driver to drop the connection now: an exchange on it timed out mid-message,
+    /// and hyper would otherwise keep reading what the server trickles.
+    pub(crate) discard: Arc<tokio::sync::Notify>,
 }
 
 impl Wire {
@@ -56,6 +59,7 @@ impl Wire {
             send_gate: RwLock::new(()),
             ready: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            discard: Arc::new(tokio::sync::Notify::new()),
         })
     }
 }

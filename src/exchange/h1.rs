@@ -10,12 +10,19 @@ use super::{SendFailure, closed_error};
 use crate::body::Body;
 use crate::connection::Wire;
 use crate::error::Error;
+use crate::error::TimeoutKind;
 use crate::lease::LeaseRef;
 use crate::outgoing::{OutBody, Outgoing};
+use crate::timeouts::Limits;
 
+/// Sends `request` and waits for its response head, at most `response_head_timeout` from the
+/// moment hyper takes it. hyper writes the request body itself, so over HTTP/1.1 that
+/// deadline covers the body's writing too (`write_timeout` is HTTP/2's). On timeout the
+/// connection is discarded: hyper's exchange cannot be abandoned halfway.
 pub(super) fn send_h1(
     lease: LeaseRef,
     request: Outgoing,
+    limits: Limits,
 ) -> impl Future<Output = Result<Response<Body>, SendFailure>> + Send {
     // Made into hyper's request here, outside the future: an `async fn` would keep both the
     // argument and the request made from it in its state, and each is moved with the future.
@@ -40,11 +47,21 @@ pub(super) fn send_h1(
             h1.mark_busy();
             h1.sender().try_send_request(request)
         };
-        match in_flight.await {
+        let deadline = limits.deadline(TimeoutKind::ResponseHead, std::time::Instant::now());
+        let outcome = tokio::time::timeout_at(deadline.at.into(), in_flight).await;
+        let Ok(outcome) = outcome else {
+            // The request may have reached the server: not retried.
+            conn.discard();
+            return Err(SendFailure::fatal(deadline.error(&conn.origin)));
+        };
+        match outcome {
             Ok(response) => {
                 conn.record_response();
                 let (parts, incoming) = response.into_parts();
-                Ok(Response::from_parts(parts, Body::h1(incoming, lease)))
+                Ok(Response::from_parts(
+                    parts,
+                    Body::h1(incoming, lease, limits),
+                ))
             }
             Err(mut e) => {
                 let unsent = e.take_message();

@@ -15,6 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -22,10 +23,12 @@ use tracing::trace;
 
 use crate::body::Body;
 use crate::connection::{Connection, Wire};
+use crate::error::TimeoutKind;
 use crate::error::{Error, shared};
 use crate::lease::LeaseRef;
 use crate::origin::Scheme;
 use crate::outgoing::{OutBody, Outgoing, Pipe, PipeError};
+use crate::timeouts::{Limits, PhaseClock, Timeouts};
 
 mod failure;
 mod h1;
@@ -51,6 +54,8 @@ enum State {
         lease: Option<LeaseRef>,
         replay_head: Option<http::request::Parts>,
         sent_before: u64,
+        limits: Limits,
+        clock: PhaseClock,
     },
     H1(H1Future),
     /// Failed before anything was awaited.
@@ -67,6 +72,10 @@ struct H2Exchange {
     replay: Option<Outgoing>,
     /// Requests sent on the connection before this one.
     sent_before: u64,
+    limits: Limits,
+    /// The response head's clock, started once the body is written (and, while it is being
+    /// written, the whole request's deadline).
+    clock: PhaseClock,
 }
 
 impl std::fmt::Debug for Exchange {
@@ -81,21 +90,35 @@ impl std::fmt::Debug for Exchange {
 /// With `replayable`, what is needed to send the request again is kept (a copy of the head,
 /// and the body's held frames) so a failure that proves the request unprocessed comes back
 /// with it; without, nothing is copied.
-pub(crate) fn start(lease: LeaseRef, request: Outgoing, replayable: bool) -> Exchange {
+///
+/// `end` is when the whole request must be over (`request_timeout` from its acquire), with
+/// the timeout itself; the phase deadlines come from the connection's defaults and the
+/// request's [`Timeouts`] extension.
+pub(crate) fn start(
+    lease: LeaseRef,
+    request: Outgoing,
+    replayable: bool,
+    end: Option<(Instant, Duration)>,
+) -> Exchange {
     // The connection is borrowed from the lease, not cloned: every request on a connection
     // shares its reference count, so each clone is a write to a line both workers want.
     let conn = lease.conn();
     trace!(conn_id = conn.id, origin = %conn.origin, uri = %request.head.uri, "sending");
     let sent_before = conn.record_request();
+    let limits = Limits::resolve(
+        conn.timeouts,
+        request.head.extensions.get::<Timeouts>(),
+        end,
+    );
     let state = match &conn.wire {
         Wire::H2 { sender, .. } => {
             // A fresh clone has no stream pending open, so `ready()` would only repeat the
             // connection-error check that `send_request` makes itself (h2
             // `Streams::send_request`).
             let sender = sender.clone();
-            start_h2(sender, lease, request, replayable, sent_before)
+            start_h2(sender, lease, request, replayable, sent_before, limits)
         }
-        Wire::H1(_) => State::H1(Box::pin(send_h1(lease, request))),
+        Wire::H1(_) => State::H1(Box::pin(send_h1(lease, request, limits))),
     };
     Exchange { state }
 }
@@ -106,6 +129,7 @@ fn start_h2(
     request: Outgoing,
     replayable: bool,
     sent_before: u64,
+    limits: Limits,
 ) -> State {
     let Outgoing { head, body } = request;
     // What a retry needs, copied before h2 consumes the head: the head for any request that
@@ -130,16 +154,20 @@ fn start_h2(
             lease: Some(lease),
             replay_head: head_copy,
             sent_before,
+            limits,
+            clock: PhaseClock::default(),
         };
     }
     let replay = head_copy.and_then(|head| body.replay_copy().map(|body| Outgoing { head, body }));
     State::H2(Box::new(H2Exchange {
         response,
         lease: Some(lease),
-        pipe: (!end_of_stream).then(|| Pipe::new(body, send_stream)),
+        pipe: Some(Pipe::new(body, send_stream, limits)),
         pipe_error: None,
         replay,
         sent_before,
+        limits,
+        clock: PhaseClock::default(),
     }))
 }
 
@@ -154,8 +182,20 @@ impl Future for Exchange {
                 lease,
                 replay_head,
                 sent_before,
+                limits,
+                clock,
             } => {
-                let result = std::task::ready!(Pin::new(response).poll(cx));
+                let result = match Pin::new(response).poll(cx) {
+                    Poll::Ready(result) => result,
+                    Poll::Pending => {
+                        let deadline = std::task::ready!(clock.poll_wait(
+                            limits,
+                            TimeoutKind::ResponseHead,
+                            cx
+                        ));
+                        return Poll::Ready(Err(this.time_out(deadline)));
+                    }
+                };
                 let Some(lease) = lease.take() else {
                     return Poll::Ready(Err(polled_after_completion()));
                 };
@@ -163,38 +203,81 @@ impl Future for Exchange {
                     head,
                     body: OutBody::Empty,
                 });
-                Poll::Ready(finish_h2(lease, result, None, replay, *sent_before))
+                Poll::Ready(finish_h2(
+                    lease,
+                    result,
+                    None,
+                    replay,
+                    *sent_before,
+                    *limits,
+                ))
             }
             State::H2(exchange) => {
                 let exchange = &mut **exchange;
                 if let Some(pipe) = exchange.pipe.as_mut() {
                     match Pin::new(pipe).poll(cx) {
                         Poll::Pending => {}
-                        Poll::Ready(Ok(())) => exchange.pipe = None,
+                        Poll::Ready(Ok(())) => {
+                            exchange.pipe = None;
+                            // Sent in full: the response head's clock starts now.
+                            exchange.clock.progress();
+                        }
+                        Poll::Ready(Err(PipeError::Timeout(deadline))) => {
+                            // The pipe reset the stream.
+                            return Poll::Ready(Err(this.time_out(deadline)));
+                        }
                         Poll::Ready(Err(e)) => {
                             exchange.pipe = None;
                             exchange.pipe_error = Some(e);
                         }
                     }
                 }
-                let result = std::task::ready!(Pin::new(&mut exchange.response).poll(cx));
-                let Some(lease) = exchange.lease.take() else {
+                let result = match Pin::new(&mut exchange.response).poll(cx) {
+                    Poll::Ready(result) => result,
+                    Poll::Pending => {
+                        let waited = if exchange.pipe.is_some() {
+                            // Still writing: the pipe keeps the write deadline; only the
+                            // whole request's applies here.
+                            exchange.clock.poll_end(&exchange.limits, cx)
+                        } else {
+                            exchange.clock.poll_wait(
+                                &exchange.limits,
+                                TimeoutKind::ResponseHead,
+                                cx,
+                            )
+                        };
+                        let deadline = std::task::ready!(waited);
+                        return Poll::Ready(Err(this.time_out(deadline)));
+                    }
+                };
+                let Some(mut lease) = exchange.lease.take() else {
                     return Poll::Ready(Err(polled_after_completion()));
                 };
-                if result.is_ok()
-                    && let Some(pipe) = exchange.pipe.take()
-                {
-                    // The server answered before the request body ended (a gRPC stream, an
-                    // early response to an upload): the body streams on from its own task.
-                    tokio::spawn(finish_pipe(pipe));
-                }
-                Poll::Ready(finish_h2(
+                let upload = match exchange.pipe.take() {
+                    Some(pipe) if result.is_ok() => {
+                        // The server answered before the request body ended (a gRPC stream, an
+                        // early response to an upload): the body streams on from its own task,
+                        // which holds the slot with the response body and stops (resetting
+                        // the stream) once the response ends or is dropped, so no stream
+                        // outlives its slot.
+                        let (stop, stopped) = tokio::sync::oneshot::channel();
+                        tokio::spawn(finish_pipe(pipe, stopped, lease.share()));
+                        Some(stop)
+                    }
+                    _ => None,
+                };
+                let finished = finish_h2(
                     lease,
                     result,
                     exchange.pipe_error.take(),
                     exchange.replay.take(),
                     exchange.sent_before,
-                ))
+                    exchange.limits,
+                );
+                Poll::Ready(finished.map(|response| match upload {
+                    Some(stop) => response.map(|body| body.with_upload(stop)),
+                    None => response,
+                }))
             }
             State::H1(future) => future.as_mut().poll(cx),
             State::Failed(failure) => match failure.take() {
@@ -205,19 +288,58 @@ impl Future for Exchange {
     }
 }
 
+impl Exchange {
+    /// Ends the exchange with `deadline`'s timeout: drops the response future (h2 resets the
+    /// stream with CANCEL, HTTP/1.1 discards the connection) before the lease, so the slot is
+    /// free only once the stream is closed.
+    fn time_out(&mut self, deadline: crate::timeouts::Deadline) -> SendFailure {
+        let conn = match &self.state {
+            State::H2Bare { lease, .. } => lease.as_ref().map(|l| Arc::clone(l.conn())),
+            State::H2(exchange) => exchange.lease.as_ref().map(|l| Arc::clone(l.conn())),
+            State::H1(_) | State::Failed(_) => None,
+        };
+        self.state = State::Failed(None);
+        match conn {
+            Some(conn) => {
+                trace!(conn_id = conn.id, origin = %conn.origin, kind = %deadline.kind, "timed out");
+                SendFailure::fatal(deadline.error(&conn.origin))
+            }
+            None => polled_after_completion(),
+        }
+    }
+}
+
 /// The error for a future polled again after it completed (a caller bug; not a panic).
 fn polled_after_completion() -> SendFailure {
     SendFailure::fatal(Error::PoolClosed)
 }
 
-async fn finish_pipe(pipe: Pipe) {
-    match pipe.await {
+/// Writes the rest of a request body after the response head came, until it ends, fails,
+/// or the response is over (`stopped`: its body ended or was dropped), when the stream is
+/// reset. `_lease` holds the slot until then.
+async fn finish_pipe(
+    mut pipe: Pipe,
+    stopped: tokio::sync::oneshot::Receiver<()>,
+    _lease: LeaseRef,
+) {
+    let outcome = tokio::select! {
+        outcome = &mut pipe => outcome,
+        _ = stopped => {
+            pipe.reset(h2::Reason::CANCEL);
+            trace!("response over before the request body: stream reset");
+            return;
+        }
+    };
+    match outcome {
         Ok(()) => {}
         Err(PipeError::Body(e)) => {
             trace!(error = %e, "request body failed after the response head");
         }
         Err(PipeError::Stream(e)) => {
             trace!(error = %e, "request stream ended after the response head");
+        }
+        Err(PipeError::Timeout(deadline)) => {
+            trace!(kind = %deadline.kind, "request body timed out after the response head");
         }
     }
 }
@@ -229,6 +351,7 @@ fn finish_h2(
     pipe_error: Option<PipeError>,
     replay: Option<Outgoing>,
     sent_before: u64,
+    limits: Limits,
 ) -> Result<Response<Body>, SendFailure> {
     match result {
         Ok(response) => {
@@ -243,7 +366,7 @@ fn finish_h2(
                 return Err(SendFailure::misdirected(conn, replay));
             }
             let (parts, recv) = response.into_parts();
-            let body = Body::h2(recv, &parts.headers, lease);
+            let body = Body::h2(recv, &parts.headers, lease, limits);
             Ok(Response::from_parts(parts, body))
         }
         Err(e) => {

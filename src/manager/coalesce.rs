@@ -37,7 +37,7 @@ impl ConnectionPoolManager {
                 Some(known) => known,
                 None => self.find_coalesce_target(pool).await?,
             };
-            let lease = target.acquire(None, urgency).await.ok()?;
+            let lease = target.acquire(None, urgency, None).await.ok()?;
             if !pool.admits_coalesced(lease.conn()) {
                 // Dropping the lease gives the slot back; the origin dials its own.
                 return None;

@@ -11,13 +11,13 @@ mod request;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, RwLock};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::{Instrument, debug, debug_span};
 
 use crate::config::PoolConfig;
 use crate::connector::{Connector, cleartext_protocol};
-use crate::error::Error;
+use crate::error::{Error, TimeoutKind};
 use crate::handle::StreamHandle;
 use crate::into_origin::IntoOrigin;
 use crate::lease::Lease;
@@ -215,7 +215,7 @@ impl ConnectionPoolManager {
     /// `acquire` and `acquire_with_priority`: a handle on a leased slot.
     async fn acquire_handle(&self, origin: Origin, urgency: u8) -> Result<StreamHandle, Error> {
         let pool = self.pool_for(&origin)?;
-        let lease = self.lease(&pool, urgency).await?;
+        let lease = self.lease(&pool, urgency, None).await?;
         Ok(self.handle(lease, &origin))
     }
 
@@ -225,9 +225,10 @@ impl ConnectionPoolManager {
         &self,
         origin: &Origin,
         urgency: u8,
+        end: Option<(Instant, Duration)>,
     ) -> Result<(Arc<OriginPool>, Lease), Error> {
         let pool = self.pool_for(origin)?;
-        let lease = self.lease(&pool, urgency).await?;
+        let lease = self.lease(&pool, urgency, end).await?;
         Ok((pool, lease))
     }
 
@@ -240,8 +241,14 @@ impl ConnectionPoolManager {
 
     /// The acquire core every path goes through (`request`, `acquire`, the tower service): a
     /// slot on `pool`'s origin, or on a connection that origin may coalesce onto. A failure is
-    /// counted once, here.
-    pub(crate) async fn lease(&self, pool: &Arc<OriginPool>, urgency: u8) -> Result<Lease, Error> {
+    /// counted once, here. `end` is the whole request's deadline (`request_timeout`), with the
+    /// timeout: an acquire cut short by it fails as [`TimeoutKind::Request`].
+    pub(crate) async fn lease(
+        &self,
+        pool: &Arc<OriginPool>,
+        urgency: u8,
+        end: Option<(Instant, Duration)>,
+    ) -> Result<Lease, Error> {
         let coalesced = match self.coalesced_lease(pool, urgency) {
             Some(coalescing) => coalescing.await,
             None => None,
@@ -249,8 +256,23 @@ impl ConnectionPoolManager {
         if let Some(lease) = coalesced {
             return Ok(lease);
         }
-        pool.acquire(None, urgency)
+        pool.acquire(None, urgency, end.map(|(at, _)| at))
             .await
+            .map_err(|error| match (error, end) {
+                (
+                    Error::Timeout {
+                        origin,
+                        kind: TimeoutKind::Acquire,
+                        ..
+                    },
+                    Some((at, after)),
+                ) if Instant::now() >= at => Error::Timeout {
+                    origin,
+                    kind: TimeoutKind::Request,
+                    after,
+                },
+                (error, _) => error,
+            })
             .inspect_err(|_| self.count_failed_acquire())
     }
 

@@ -16,6 +16,8 @@ use crate::origin_pool::OriginPool;
 use crate::outgoing;
 use crate::priority::Priority;
 use crate::retry;
+use crate::timeouts::Timeouts;
+use std::time::{Duration, Instant};
 
 impl ConnectionPoolManager {
     /// Acquires a slot on the request URI's origin and sends the request on it.
@@ -75,16 +77,17 @@ impl ConnectionPoolManager {
                 .extensions()
                 .get::<Priority>()
                 .map_or(Priority::DEFAULT_URGENCY, Priority::urgency);
-            let lease = self.lease(&pool, urgency).await.map_err(fail)?;
+            let end = self.request_end(&request);
+            let lease = self.lease(&pool, urgency, end).await.map_err(fail)?;
             let retries = self.config().max_unprocessed_retries;
             let (mut exchange, sent_on) = self
-                .dispatch(&pool, lease, request, retries)
+                .dispatch(&pool, lease, request, retries, end)
                 .map_err(fail)?;
             let failure = match (&mut exchange).await {
                 Ok(response) => return Ok(response),
                 Err(failure) => failure,
             };
-            retry::after_failure(&pool, failure, sent_on, retries)
+            retry::after_failure(&pool, failure, sent_on, retries, end)
                 .await
                 .map_err(fail)
         }
@@ -99,6 +102,7 @@ impl ConnectionPoolManager {
         lease: Lease,
         request: Request<B>,
         retries: usize,
+        end: Option<(Instant, Duration)>,
     ) -> Result<(exchange::Exchange, u64), Error>
     where
         B: HttpBody<Data = Bytes> + Send + 'static,
@@ -107,8 +111,18 @@ impl ConnectionPoolManager {
         let request = outgoing::prepare(pool.origin(), lease.conn().protocol, request)?;
         let sent_on = lease.conn().id;
         Ok((
-            exchange::start(LeaseRef::Owned(lease), request, retries > 0),
+            exchange::start(LeaseRef::Owned(lease), request, retries > 0, end),
             sent_on,
         ))
+    }
+
+    /// When `request` must be over (`request_timeout`, or its [`Timeouts`] override), counted
+    /// from now, with the timeout itself; `None` without one (the default: no clock read).
+    pub(crate) fn request_end<B>(&self, request: &Request<B>) -> Option<(Instant, Duration)> {
+        Timeouts::request_timeout(
+            request.extensions().get::<Timeouts>(),
+            self.config().request_timeout,
+        )
+        .map(|timeout| (Instant::now() + timeout, timeout))
     }
 }

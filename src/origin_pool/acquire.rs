@@ -27,7 +27,9 @@ impl OriginPool {
     /// is handed over, dialing as the scale-up rule says.
     ///
     /// `retry` is set for a retried request: where it may go (see [`RetryTarget`]).
-    /// `urgency` orders waiters (see [`Priority`](crate::Priority)).
+    /// `urgency` orders waiters (see [`Priority`](crate::Priority)). `end`: when the whole
+    /// request must be over (`request_timeout`); the wait ends then if that comes before
+    /// `acquire_timeout`.
     ///
     /// # Cancel safety
     ///
@@ -37,6 +39,7 @@ impl OriginPool {
         self: &Arc<Self>,
         retry: Option<RetryTarget>,
         urgency: u8,
+        end: Option<Instant>,
     ) -> Result<Lease, Error> {
         let config = &self.ctx.config;
         // Fast acquires are timed one in FAST_ACQUIRE_SAMPLING (see `record_fast_acquire`).
@@ -70,14 +73,22 @@ impl OriginPool {
                     .record_fast_acquire(fast_started.map(|t| t.elapsed()));
                 return Ok(self.leased(conn));
             }
+            let now = Instant::now();
+            if let Some(refusal) = st.backing_off(&self.origin, now) {
+                // Nothing can serve it before the next dial is due: fail now rather than at
+                // `acquire_timeout`.
+                return Err(refusal);
+            }
             if st.queue().waiting() >= config.max_waiters_per_origin {
                 return Err(Error::PoolExhausted {
                     origin: self.origin.clone(),
                     waiters: st.queue().waiting(),
                 });
             }
-            let started = fast_started.unwrap_or_else(Instant::now);
-            let deadline = started + config.acquire_timeout;
+            let started = fast_started.unwrap_or(now);
+            let deadline = end.map_or(started + config.acquire_timeout, |end| {
+                end.min(started + config.acquire_timeout)
+            });
             let key = st.queue_mut().push(retry, urgency, deadline, waker);
             // A slot given back without the lock while this acquirer was deciding to wait
             // is offered now (see `released`); it may even be this acquirer's.

@@ -82,7 +82,18 @@ impl OriginPool {
             }
             let pruned = st.prune();
             st.raise_warm_min(warm_min);
-            let n = target.saturating_sub(st.open() + st.dialing());
+            let now = Instant::now();
+            if !st.may_dial(now) {
+                // Backing off: what is open stays; nothing new is dialed.
+                if let Some(refusal) = st.backing_off(&self.origin, now) {
+                    return Err(refusal);
+                }
+            }
+            let n = if st.may_dial(now) {
+                target.saturating_sub(st.open() + st.dialing())
+            } else {
+                0
+            };
             (st.reserve_dials(n), pruned)
         };
         drop(pruned);
@@ -171,7 +182,7 @@ impl OriginPool {
                         }
                         Err(error) => {
                             pool.ctx.counters.connects_failed.add(1);
-                            let wakers = st.dial_failed(&error, Instant::now());
+                            let wakers = st.dial_failed(&error, Instant::now(), &pool.ctx.config);
                             (Err(error), wakers, None, DialPlan::default())
                         }
                     }

@@ -9,6 +9,7 @@
 //! deadline) and [`dialing`] (dials as tasks of their own, prewarm).
 
 mod acquire;
+mod backoff;
 mod coalesce;
 mod demand;
 mod dialing;
@@ -32,6 +33,7 @@ use crate::config::PoolConfig;
 use crate::connection::{Connection, SlotEvents};
 use crate::connector::Connector;
 use crate::counters::PoolCounters;
+use crate::error::Error;
 use crate::origin::Origin;
 use crate::request_budget::RequestBudget;
 use crate::stats::OriginStats;
@@ -211,11 +213,24 @@ impl OriginPool {
             learned_request_budget: self.budget.learned(),
             tls_full_handshakes: self.handshakes.full.load(Ordering::Relaxed),
             tls_resumed_handshakes: self.handshakes.resumed.load(Ordering::Relaxed),
+            dial_failures_in_row: st.dial_failures_in_row(),
         }
     }
 }
 
 impl OriginPool {
+    /// Why a connection that served nothing counts as a failed dial.
+    fn served_nothing_error(&self, conn_id: u64) -> Error {
+        Error::Protocol {
+            origin: self.origin.clone(),
+            reason: format!(
+                "connection {conn_id} was ended by the server before it processed any request \
+                 (GOAWAY or close right after the handshake)"
+            ),
+            source: None,
+        }
+    }
+
     /// After a release decided under the lock: wake the waiter handed the slot, drop a
     /// retired connection, tell `drained` after shutdown.
     fn finish_release(&self, released: state::Released<Connection>, closed: bool) {
@@ -228,6 +243,11 @@ impl OriginPool {
         }
     }
 }
+
+/// A connection the server ends this soon after its handshake without serving a response
+/// counts as a failed dial (see `backoff.rs`); one that lived longer was most likely closed
+/// for being idle, which is no sign of a failing server.
+const PROBATION: Duration = Duration::from_secs(10);
 
 // ===== impl SlotEvents =====
 
@@ -266,14 +286,41 @@ impl SlotEvents for OriginPool {
     }
 
     fn closed(self: Arc<Self>, conn: &Arc<Connection>) {
-        let (removed, plan) = {
+        // Ended by the server (or a failed keep-alive) soon after its handshake, before any
+        // request went out on it: a GOAWAY right after SETTINGS, a close. That dial failed.
+        // (One that carried requests is judged by them: see `served_nothing`.)
+        let failed_dial =
+            (conn.responses() == 0 && conn.requests_sent() == 0 && conn.age() < PROBATION)
+                .then(|| self.served_nothing_error(conn.id));
+        let (removed, wakers, plan) = {
             let mut st = self.lock();
             let removed = st.remove(conn);
+            let now = Instant::now();
+            let wakers = match &failed_dial {
+                Some(error) => st.dial_failed(error, now, &self.ctx.config),
+                None => Vec::new(),
+            };
             // Waiters may now need a replacement.
-            let plan = st.plan_dials(&self.ctx.config, None, Instant::now());
-            (removed, plan)
+            let plan = st.plan_dials(&self.ctx.config, None, now);
+            (removed, wakers, plan)
         };
         drop(removed);
-        self.start(plan);
+        if let Some(error) = &failed_dial {
+            debug!(conn_id = conn.id, error = %error, "a failed dial");
+        }
+        self.carry_out(wakers, plan);
+    }
+
+    fn served_nothing(self: Arc<Self>, conn_id: u64) {
+        let error = self.served_nothing_error(conn_id);
+        debug!(conn_id, error = %error, "a failed dial");
+        let wakers = self
+            .lock()
+            .dial_failed(&error, Instant::now(), &self.ctx.config);
+        self.carry_out(wakers, DialPlan::default());
+    }
+
+    fn first_response(self: Arc<Self>) {
+        self.lock().served();
     }
 }

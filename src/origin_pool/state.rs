@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use tracing::debug;
 
+use super::backoff::DialBackoff;
 use super::demand::DemandWindow;
 use super::free_set::FreeSet;
 use super::pooled::{PoolEvent, Pooled};
@@ -52,10 +53,8 @@ pub(crate) struct OriginState<C> {
     dialing: usize,
     /// Connections kept open by the sweep; raised by prewarm.
     warm_min: usize,
-    /// Dials failed in a row, and when the sweep may next try to restore the warm minimum:
-    /// a host that is down is retried with exponential backoff, not every tick.
-    failures_in_row: u32,
-    replenish_after: Option<Instant>,
+    /// Failed dials, and when the next may start: every dial obeys it.
+    backoff: DialBackoff,
     /// The last peer stream limit seen on this origin: what a new dial is planned to carry.
     planned_streams: Option<usize>,
     /// What the origin's server negotiated last: HTTP/1.1 origins use the `h1_*` limits.
@@ -84,8 +83,7 @@ impl<C> Default for OriginState<C> {
             queue: WaitQueue::default(),
             dialing: 0,
             warm_min: 0,
-            failures_in_row: 0,
-            replenish_after: None,
+            backoff: DialBackoff::default(),
             planned_streams: None,
             protocol: None,
             recheck_scheduled: false,
@@ -107,6 +105,21 @@ impl<C> OriginState<C> {
             demand,
             ..OriginState::default()
         }
+    }
+
+    /// A connection served a response: the origin's dials succeed again.
+    pub(crate) fn served(&mut self) {
+        self.backoff.succeeded();
+    }
+
+    /// Dials failed in a row (see [`DialBackoff`]).
+    pub(crate) fn dial_failures_in_row(&self) -> u32 {
+        self.backoff.failures()
+    }
+
+    /// True when a dial may start at `now` (see [`DialBackoff`]).
+    pub(crate) fn may_dial(&self, now: Instant) -> bool {
+        self.backoff.allows_dial(now)
     }
 
     /// Shut down: takes no new acquirers or connections.
@@ -175,6 +188,19 @@ impl<C> OriginState<C> {
 }
 
 impl<C: Pooled> OriginState<C> {
+    /// The error for a new acquirer while the origin backs off and nothing can serve it: no
+    /// connection in the table that is not closed, no dial in flight.
+    pub(crate) fn backing_off(
+        &self,
+        origin: &crate::origin::Origin,
+        now: Instant,
+    ) -> Option<Error> {
+        if self.dialing > 0 || self.conns.iter().any(|c| !c.is_closed()) {
+            return None;
+        }
+        self.backoff.refusal(origin, now)
+    }
+
     /// Dials in flight.
     pub(crate) fn dialing(&self) -> usize {
         self.dialing
@@ -326,9 +352,10 @@ impl<C: Pooled> OriginState<C> {
     }
 
     /// A dial finished: the connection joins the table and its slots go to waiters.
+    ///
+    /// The dial counts as a success only once the connection serves a response
+    /// ([`served`](Self::served)).
     pub(crate) fn add(&mut self, conn: Arc<C>) -> Vec<Waker> {
-        self.failures_in_row = 0;
-        self.replenish_after = None;
         if let Some(limit) = conn.planned_limit() {
             self.planned_streams = Some(limit);
         }

@@ -7,17 +7,22 @@ use std::task::{Context, Poll};
 use bytes::{Buf, Bytes};
 use http_body::Body;
 
-use crate::error::BoxError;
+use crate::error::{BoxError, TimeoutKind};
+use crate::timeouts::{Deadline, Limits, PhaseClock};
 
 use super::OutBody;
 
 /// Writes an [`OutBody`] into an h2 stream: one frame at a time, each once h2 has granted
-/// flow-control capacity for it, trailers last. Watches for the peer resetting the stream.
+/// flow-control capacity for it, trailers last. Watches for the peer resetting the stream,
+/// and resets it itself when no capacity comes for `write_timeout`.
 pub(crate) struct Pipe {
     body: OutBody,
     tx: h2::SendStream<Bytes>,
     /// A chunk taken from the body, waiting for capacity.
     pending: Option<(Bytes, bool)>,
+    limits: Limits,
+    /// Runs while the pipe waits for capacity (not while it waits for the caller's body).
+    clock: PhaseClock,
 }
 
 /// Why a pipe stopped early.
@@ -27,15 +32,24 @@ pub(crate) enum PipeError {
     Body(BoxError),
     /// h2 refused the data or the peer reset the stream.
     Stream(h2::Error),
+    /// No flow-control capacity came before this deadline; the stream was reset with CANCEL.
+    Timeout(Deadline),
 }
 
 impl Pipe {
-    pub(crate) fn new(body: OutBody, tx: h2::SendStream<Bytes>) -> Pipe {
+    pub(crate) fn new(body: OutBody, tx: h2::SendStream<Bytes>, limits: Limits) -> Pipe {
         Pipe {
             body,
             tx,
             pending: None,
+            limits,
+            clock: PhaseClock::default(),
         }
+    }
+
+    /// Stops writing and resets the stream with `reason`.
+    pub(crate) fn reset(&mut self, reason: h2::Reason) {
+        self.tx.send_reset(reason);
     }
 }
 
@@ -59,9 +73,16 @@ impl Future for Pipe {
                     match this.tx.poll_capacity(cx) {
                         Poll::Pending => {
                             this.pending = Some((chunk, end));
+                            if let Poll::Ready(deadline) =
+                                this.clock.poll_wait(&this.limits, TimeoutKind::Write, cx)
+                            {
+                                this.tx.send_reset(h2::Reason::CANCEL);
+                                return Poll::Ready(Err(PipeError::Timeout(deadline)));
+                            }
                             return Poll::Pending;
                         }
                         Poll::Ready(Some(Ok(_))) => {
+                            this.clock.progress();
                             this.pending = Some((chunk, end));
                             continue;
                         }

@@ -4,6 +4,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use http::Response;
 use tracing::debug;
@@ -24,10 +25,11 @@ pub(crate) async fn complete(
     mut exchange: Exchange,
     sent_on: u64,
     max_retries: usize,
+    end: Option<(Instant, Duration)>,
 ) -> Result<Response<Body>, Error> {
     match (&mut exchange).await {
         Ok(response) => Ok(response),
-        Err(failure) => after_failure(pool, failure, sent_on, max_retries).await,
+        Err(failure) => after_failure(pool, failure, sent_on, max_retries, end).await,
     }
 }
 
@@ -39,10 +41,11 @@ pub(crate) fn after_failure(
     failure: SendFailure,
     sent_on: u64,
     max_retries: usize,
+    end: Option<(Instant, Duration)>,
 ) -> Pin<Box<dyn Future<Output = Result<Response<Body>, Error>> + Send + '_>> {
     let mut budgets = Budgets::new(max_retries);
     match act_on(pool, decide(failure, sent_on, &mut budgets), sent_on) {
-        Ok(resend) => Box::pin(resend_loop(pool, resend, budgets)),
+        Ok(resend) => Box::pin(resend_loop(pool, resend, budgets, end)),
         Err(error) => Box::pin(std::future::ready(Err(error))),
     }
 }
@@ -52,6 +55,7 @@ async fn resend_loop(
     pool: &Arc<OriginPool>,
     mut resend: Resend,
     mut budgets: Budgets,
+    end: Option<(Instant, Duration)>,
 ) -> Result<Response<Body>, Error> {
     let origin = pool.origin();
     loop {
@@ -69,7 +73,10 @@ async fn resend_loop(
             .get::<Priority>()
             .map_or(Priority::DEFAULT_URGENCY, Priority::urgency);
         let lease = loop {
-            let lease = match pool.acquire(Some(placement.target()), urgency).await {
+            let lease = match pool
+                .acquire(Some(placement.target()), urgency, end.map(|(at, _)| at))
+                .await
+            {
                 Ok(lease) => lease,
                 Err(error) => {
                     pool.counters().acquires_failed.add(1);
@@ -85,7 +92,7 @@ async fn resend_loop(
         // Shaped for the failed connection's protocol; reshape for this one.
         let Outgoing { head, body } = *request;
         let request = outgoing::shape(origin, lease.conn().protocol, head, body)?;
-        let failure = match exchange::start(LeaseRef::Owned(lease), request, true).await {
+        let failure = match exchange::start(LeaseRef::Owned(lease), request, true, end).await {
             Ok(response) => return Ok(response),
             Err(failure) => failure,
         };

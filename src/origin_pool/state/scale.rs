@@ -48,13 +48,6 @@ pub(crate) fn dials_needed(
     (demand - supply).div_ceil(per_dial).min(room)
 }
 
-/// Wait before the sweep re-dials a warm origin after `failures` failed dials in a row:
-/// 100 ms doubling to at most 30 s.
-pub(crate) fn replenish_backoff(failures: u32) -> Duration {
-    let exp = failures.saturating_sub(1).min(9);
-    (Duration::from_millis(100) * 2u32.pow(exp)).min(Duration::from_secs(30))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,14 +81,6 @@ mod tests {
     fn partial_demand_rounds_up() {
         assert_eq!(dials_needed(9, 0, 0, Some(8), 1, 8), 2);
         assert_eq!(dials_needed(1, 0, 0, Some(8), 1, 8), 1);
-    }
-
-    /// Backoff doubles from 100 ms and stops at 30 s.
-    #[test]
-    fn replenish_backoff_doubles_to_a_cap() {
-        assert_eq!(replenish_backoff(1), Duration::from_millis(100));
-        assert_eq!(replenish_backoff(2), Duration::from_millis(200));
-        assert_eq!(replenish_backoff(50), Duration::from_secs(30));
     }
 }
 
@@ -193,6 +178,14 @@ impl<C: Pooled> OriginState<C> {
             return DialPlan::default();
         }
         self.record_demand(now);
+        if let Some(at) = self.backoff.next_dial_at(now) {
+            // Backing off: the waiters keep what there is, and the plan is made again when
+            // the next dial is due.
+            return DialPlan {
+                dials: ReservedDials::default(),
+                recheck_at: Some(at),
+            };
+        }
         let serving = self.serving();
         let max = self.max_connections(config);
         let stranded = self.stranded_retries();
@@ -290,7 +283,7 @@ impl<C: Pooled> OriginState<C> {
         now: Instant,
         lead: Duration,
     ) -> ReservedDials {
-        if self.closed || self.replenish_after.is_some_and(|t| now < t) {
+        if self.closed || !self.backoff.allows_dial(now) {
             return ReservedDials::default();
         }
         let healthy = self
@@ -306,9 +299,14 @@ impl<C: Pooled> OriginState<C> {
 
     /// A dial failed. When nothing else can serve the waiters (no connection, no other dial),
     /// they fail with its error; otherwise they keep waiting for the capacity there is.
-    pub(crate) fn dial_failed(&mut self, error: &Error, now: Instant) -> Vec<Waker> {
-        self.failures_in_row = self.failures_in_row.saturating_add(1);
-        self.replenish_after = Some(now + replenish_backoff(self.failures_in_row));
+    /// Either way the origin backs off before its next dial.
+    pub(crate) fn dial_failed(
+        &mut self,
+        error: &Error,
+        now: Instant,
+        config: &PoolConfig,
+    ) -> Vec<Waker> {
+        self.backoff.failed(error, now, config);
         if self.dialing() == 0 && self.conns.is_empty() {
             self.queue.fail_all(error)
         } else {
