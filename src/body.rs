@@ -12,7 +12,7 @@ use http_body::{Frame, SizeHint};
 use crate::connection::Connection;
 use crate::error::{Error, TimeoutKind};
 use crate::lease::{Lease, LeaseRef};
-use crate::timeouts::{Deadline, Limits, PhaseClock};
+use crate::timeouts::{Deadline, PhaseClock, RequestLimits};
 
 /// The body of a response received through the pool.
 ///
@@ -45,7 +45,7 @@ pub struct Body {
     /// body ends, which stops that writer and resets the stream (see `exchange`).
     upload: Option<tokio::sync::oneshot::Sender<()>>,
     slot: Slot,
-    limits: Limits,
+    limits: RequestLimits,
     /// Runs while the caller waits for the next piece.
     clock: PhaseClock,
 }
@@ -133,7 +133,7 @@ impl Body {
         recv: h2::RecvStream,
         headers: &HeaderMap,
         lease: LeaseRef,
-        limits: Limits,
+        limits: RequestLimits,
     ) -> Body {
         let ended = recv.is_end_stream();
         let mut body = Body {
@@ -158,7 +158,11 @@ impl Body {
     }
 
     /// An HTTP/1.1 response body from hyper.
-    pub(crate) fn h1(incoming: hyper::body::Incoming, lease: LeaseRef, limits: Limits) -> Body {
+    pub(crate) fn h1(
+        incoming: hyper::body::Incoming,
+        lease: LeaseRef,
+        limits: RequestLimits,
+    ) -> Body {
         use http_body::Body as _;
         let ended = incoming.is_end_stream();
         let mut body = Body {
@@ -251,7 +255,7 @@ impl http_body::Body for Body {
                     match recv.poll_data(cx) {
                         Poll::Pending => {
                             let deadline = std::task::ready!(this.clock.poll_wait(
-                                &this.limits,
+                                &this.limits.resolve(this.slot.conn().timeouts),
                                 TimeoutKind::Read,
                                 cx
                             ));
@@ -284,7 +288,7 @@ impl http_body::Body for Body {
                 let result = match recv.poll_trailers(cx) {
                     Poll::Pending => {
                         let deadline = std::task::ready!(this.clock.poll_wait(
-                            &this.limits,
+                            &this.limits.resolve(this.slot.conn().timeouts),
                             TimeoutKind::Read,
                             cx
                         ));
@@ -300,7 +304,7 @@ impl http_body::Body for Body {
             Kind::H1(incoming) => match Pin::new(&mut *incoming).poll_frame(cx) {
                 Poll::Pending => {
                     let deadline = std::task::ready!(this.clock.poll_wait(
-                        &this.limits,
+                        &this.limits.resolve(this.slot.conn().timeouts),
                         TimeoutKind::Read,
                         cx
                     ));

@@ -121,6 +121,45 @@ impl PhaseTimeouts {
     }
 }
 
+/// A request's own deadlines as its futures and body keep them: nothing but a null pointer
+/// unless the request carries a [`Timeouts`] extension or a whole-request deadline; resolved
+/// against the connection's defaults only when a phase waits (every byte of a request's
+/// future is copied whenever its task moves it).
+#[derive(Debug, Default)]
+pub(crate) struct RequestLimits(Option<Box<Custom>>);
+
+#[derive(Debug)]
+struct Custom {
+    overrides: Option<Timeouts>,
+    end: Option<(Instant, Duration)>,
+}
+
+impl RequestLimits {
+    pub(crate) fn new(
+        overrides: Option<&Timeouts>,
+        end: Option<(Instant, Duration)>,
+    ) -> RequestLimits {
+        if overrides.is_none() && end.is_none() {
+            return RequestLimits(None);
+        }
+        RequestLimits(Some(Box::new(Custom {
+            overrides: overrides.copied(),
+            end,
+        })))
+    }
+
+    /// The deadlines, with `defaults` (the connection's) where the request sets none.
+    pub(crate) fn resolve(&self, defaults: PhaseTimeouts) -> Limits {
+        match &self.0 {
+            None => Limits {
+                phases: defaults,
+                end: None,
+            },
+            Some(custom) => Limits::resolve(defaults, custom.overrides.as_ref(), custom.end),
+        }
+    }
+}
+
 /// The deadlines of one request in flight: the phase timeouts with its overrides applied,
 /// and when the whole request must end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,6 +218,20 @@ impl Limits {
                 kind,
                 after: timeout,
             },
+        }
+    }
+
+    /// The error for a response head that did not come by its deadline, judged at `now`: the
+    /// whole request's when that had passed, else the head's own.
+    pub(crate) fn head_timeout(&self, origin: &Origin, now: Instant) -> Error {
+        let (kind, after) = match self.end {
+            Some((at, total)) if now >= at => (TimeoutKind::Request, total),
+            _ => (TimeoutKind::ResponseHead, self.phases.response_head),
+        };
+        Error::Timeout {
+            origin: origin.clone(),
+            kind,
+            after,
         }
     }
 

@@ -6,13 +6,14 @@ use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
 use hyper::client::conn::http1;
 use tracing::{Instrument, debug, debug_span};
 
+use super::head_watch::HeadWatch;
 use super::{Connection, PROVISIONAL, Wire};
 use crate::counters::PoolCounters;
 use crate::outgoing::OutBody;
@@ -58,6 +59,45 @@ impl Connection {
     }
 }
 
+/// The driver's one timer for its connection's response-head deadlines.
+#[derive(Default)]
+struct HeadTimer {
+    sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+    armed_at: Option<Instant>,
+}
+
+impl HeadTimer {
+    /// Keeps the timer at the watch's earliest deadline; when it passes, expires what is
+    /// due. True when streams were reset.
+    fn poll_expired(&mut self, watch: &HeadWatch, cx: &mut Context<'_>) -> bool {
+        let mut reset_any = false;
+        while let Some(at) = watch.earliest() {
+            if self.armed_at != Some(at) {
+                let target = tokio::time::Instant::from_std(at);
+                match &mut self.sleep {
+                    Some(sleep) => sleep.as_mut().reset(target),
+                    None => self.sleep = Some(Box::pin(tokio::time::sleep_until(target))),
+                }
+                self.armed_at = Some(at);
+            }
+            let Some(sleep) = &mut self.sleep else {
+                break;
+            };
+            if sleep.as_mut().poll(cx).is_pending() {
+                break;
+            }
+            reset_any |= watch.expire(Instant::now()) > 0;
+            self.armed_at = None;
+            if watch.earliest() == Some(at) {
+                // Nothing moved the deadline (a clock that reads earlier than the timer's):
+                // wait for the next poll rather than spin.
+                break;
+            }
+        }
+        reset_any
+    }
+}
+
 /// Why a driver stopped.
 enum DriverEnd {
     /// The connection ended (gracefully, or with this error).
@@ -81,18 +121,32 @@ pub(super) fn spawn_h2_driver<T>(
 {
     let span = driver_span(conn);
     let weak = Arc::downgrade(conn);
+    let head_watch = match &conn.wire {
+        Wire::H2 { head_watch, .. } => Some(Arc::clone(head_watch)),
+        Wire::H1(_) => None,
+    };
     let task = async move {
         let opened = Instant::now();
         let mut published = PROVISIONAL;
         let mut deferred = false;
+        let mut heads = HeadTimer::default();
         let end = poll_fn(|cx| {
             if !std::mem::replace(&mut deferred, true) {
+                if let Some(watch) = &head_watch {
+                    watch.set_driver(cx.waker());
+                }
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
             deferred = false;
             if let Poll::Ready(result) = Pin::new(&mut h2_conn).poll(cx) {
                 return Poll::Ready(DriverEnd::Finished(result.map_err(|e| e.to_string())));
+            }
+            if let Some(watch) = &head_watch
+                && heads.poll_expired(watch, cx)
+            {
+                // Resets were queued: poll h2 again to send them.
+                cx.waker().wake_by_ref();
             }
             // SETTINGS are applied inside that poll; a change is seen here at once.
             let limit = h2_conn.max_concurrent_send_streams();

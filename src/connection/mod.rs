@@ -42,6 +42,7 @@ use crate::timeouts::PhaseTimeouts;
 
 mod driver;
 mod establish;
+mod head_watch;
 mod wire;
 
 pub(crate) use wire::Wire;

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use bytes::Bytes;
 use hyper::client::conn::http1;
 
+use super::head_watch::HeadWatch;
 use crate::outgoing::OutBody;
 use crate::ping::DataRecorder;
 
@@ -17,6 +18,8 @@ pub(crate) enum Wire {
         sender: h2::client::SendRequest<Bytes>,
         /// With the adaptive window: where bodies report received DATA.
         data_recorder: Option<DataRecorder>,
+        /// Response-head deadlines, kept by the driver (see `head_watch.rs`).
+        head_watch: Arc<HeadWatch>,
     },
     H1(H1Wire),
 }
@@ -50,6 +53,7 @@ impl Wire {
         Wire::H2 {
             sender,
             data_recorder,
+            head_watch: Arc::new(HeadWatch::new()),
         }
     }
 

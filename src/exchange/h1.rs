@@ -13,7 +13,7 @@ use crate::error::Error;
 use crate::error::TimeoutKind;
 use crate::lease::LeaseRef;
 use crate::outgoing::{OutBody, Outgoing};
-use crate::timeouts::Limits;
+use crate::timeouts::RequestLimits;
 
 /// Sends `request` and waits for its response head, at most `response_head_timeout` from the
 /// moment hyper takes it. hyper writes the request body itself, so over HTTP/1.1 that
@@ -22,7 +22,7 @@ use crate::timeouts::Limits;
 pub(super) fn send_h1(
     lease: LeaseRef,
     request: Outgoing,
-    limits: Limits,
+    limits: RequestLimits,
 ) -> impl Future<Output = Result<Response<Body>, SendFailure>> + Send {
     // Made into hyper's request here, outside the future: an `async fn` would keep both the
     // argument and the request made from it in its state, and each is moved with the future.
@@ -47,7 +47,9 @@ pub(super) fn send_h1(
             h1.mark_busy();
             h1.sender().try_send_request(request)
         };
-        let deadline = limits.deadline(TimeoutKind::ResponseHead, std::time::Instant::now());
+        let deadline = limits
+            .resolve(conn.timeouts)
+            .deadline(TimeoutKind::ResponseHead, std::time::Instant::now());
         let outcome = tokio::time::timeout_at(deadline.at.into(), in_flight).await;
         let Ok(outcome) = outcome else {
             // The request may have reached the server: not retried.

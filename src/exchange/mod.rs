@@ -28,7 +28,7 @@ use crate::error::{Error, shared};
 use crate::lease::LeaseRef;
 use crate::origin::Scheme;
 use crate::outgoing::{OutBody, Outgoing, Pipe, PipeError};
-use crate::timeouts::{Limits, PhaseClock, Timeouts};
+use crate::timeouts::{Deadline, PhaseClock, RequestLimits, Timeouts};
 
 mod failure;
 mod h1;
@@ -54,8 +54,10 @@ enum State {
         lease: Option<LeaseRef>,
         replay_head: Option<http::request::Parts>,
         sent_before: u64,
-        limits: Limits,
-        clock: PhaseClock,
+        limits: RequestLimits,
+        /// The response head's deadline, filed with the connection's driver (see
+        /// `connection/head_watch.rs`): no timer of its own.
+        ticket: Option<u64>,
     },
     H1(H1Future),
     /// Failed before anything was awaited.
@@ -72,7 +74,7 @@ struct H2Exchange {
     replay: Option<Outgoing>,
     /// Requests sent on the connection before this one.
     sent_before: u64,
-    limits: Limits,
+    limits: RequestLimits,
     /// The response head's clock, started once the body is written (and, while it is being
     /// written, the whole request's deadline).
     clock: PhaseClock,
@@ -105,11 +107,7 @@ pub(crate) fn start(
     let conn = lease.conn();
     trace!(conn_id = conn.id, origin = %conn.origin, uri = %request.head.uri, "sending");
     let sent_before = conn.record_request();
-    let limits = Limits::resolve(
-        conn.timeouts,
-        request.head.extensions.get::<Timeouts>(),
-        end,
-    );
+    let limits = RequestLimits::new(request.head.extensions.get::<Timeouts>(), end);
     let state = match &conn.wire {
         Wire::H2 { sender, .. } => {
             // A fresh clone has no stream pending open, so `ready()` would only repeat the
@@ -129,7 +127,7 @@ fn start_h2(
     request: Outgoing,
     replayable: bool,
     sent_before: u64,
-    limits: Limits,
+    limits: RequestLimits,
 ) -> State {
     let Outgoing { head, body } = request;
     // What a retry needs, copied before h2 consumes the head: the head for any request that
@@ -149,20 +147,30 @@ fn start_h2(
         }
     };
     if end_of_stream {
+        let conn = lease.conn();
+        let head = limits
+            .resolve(conn.timeouts)
+            .deadline(TimeoutKind::ResponseHead, Instant::now());
+        let ticket = match &conn.wire {
+            Wire::H2 { head_watch, .. } => Some(head_watch.file(head.at, send_stream)),
+            // Not reached: only HTTP/2 connections start here.
+            Wire::H1(_) => None,
+        };
         return State::H2Bare {
             response,
             lease: Some(lease),
             replay_head: head_copy,
             sent_before,
             limits,
-            clock: PhaseClock::default(),
+            ticket,
         };
     }
     let replay = head_copy.and_then(|head| body.replay_copy().map(|body| Outgoing { head, body }));
+    let pipe = Pipe::new(body, send_stream, limits.resolve(lease.conn().timeouts));
     State::H2(Box::new(H2Exchange {
         response,
         lease: Some(lease),
-        pipe: Some(Pipe::new(body, send_stream, limits)),
+        pipe: Some(pipe),
         pipe_error: None,
         replay,
         sent_before,
@@ -183,22 +191,25 @@ impl Future for Exchange {
                 replay_head,
                 sent_before,
                 limits,
-                clock,
+                ticket,
             } => {
-                let result = match Pin::new(response).poll(cx) {
-                    Poll::Ready(result) => result,
-                    Poll::Pending => {
-                        let deadline = std::task::ready!(clock.poll_wait(
-                            limits,
-                            TimeoutKind::ResponseHead,
-                            cx
-                        ));
-                        return Poll::Ready(Err(this.time_out(deadline)));
-                    }
-                };
+                let result = std::task::ready!(Pin::new(response).poll(cx));
                 let Some(lease) = lease.take() else {
                     return Poll::Ready(Err(polled_after_completion()));
                 };
+                if let Some(ticket) = ticket.take()
+                    && !withdraw(lease.conn(), ticket)
+                {
+                    // The driver reset the stream at the deadline.
+                    let error = limits
+                        .resolve(lease.conn().timeouts)
+                        .head_timeout(&lease.conn().origin, Instant::now());
+                    trace!(conn_id = lease.conn().id, "response head timed out");
+                    drop(result);
+                    drop(lease);
+                    this.state = State::Failed(None);
+                    return Poll::Ready(Err(SendFailure::fatal(error)));
+                }
                 let replay = replay_head.take().map(|head| Outgoing {
                     head,
                     body: OutBody::Empty,
@@ -209,7 +220,7 @@ impl Future for Exchange {
                     None,
                     replay,
                     *sent_before,
-                    *limits,
+                    std::mem::take(limits),
                 ))
             }
             State::H2(exchange) => {
@@ -235,16 +246,18 @@ impl Future for Exchange {
                 let result = match Pin::new(&mut exchange.response).poll(cx) {
                     Poll::Ready(result) => result,
                     Poll::Pending => {
+                        let Some(lease) = exchange.lease.as_ref() else {
+                            return Poll::Ready(Err(polled_after_completion()));
+                        };
+                        let limits = exchange.limits.resolve(lease.conn().timeouts);
                         let waited = if exchange.pipe.is_some() {
                             // Still writing: the pipe keeps the write deadline; only the
                             // whole request's applies here.
-                            exchange.clock.poll_end(&exchange.limits, cx)
+                            exchange.clock.poll_end(&limits, cx)
                         } else {
-                            exchange.clock.poll_wait(
-                                &exchange.limits,
-                                TimeoutKind::ResponseHead,
-                                cx,
-                            )
+                            exchange
+                                .clock
+                                .poll_wait(&limits, TimeoutKind::ResponseHead, cx)
                         };
                         let deadline = std::task::ready!(waited);
                         return Poll::Ready(Err(this.time_out(deadline)));
@@ -272,7 +285,7 @@ impl Future for Exchange {
                     exchange.pipe_error.take(),
                     exchange.replay.take(),
                     exchange.sent_before,
-                    exchange.limits,
+                    std::mem::take(&mut exchange.limits),
                 );
                 Poll::Ready(finished.map(|response| match upload {
                     Some(stop) => response.map(|body| body.with_upload(stop)),
@@ -288,11 +301,34 @@ impl Future for Exchange {
     }
 }
 
+/// Withdraws a response-head deadline filed with `conn`'s driver; false when it had expired.
+fn withdraw(conn: &Connection, ticket: u64) -> bool {
+    match &conn.wire {
+        Wire::H2 { head_watch, .. } => head_watch.withdraw(ticket),
+        Wire::H1(_) => true,
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        // A request dropped before its head came: its deadline leaves the driver's watch
+        // (with the stream's send half, which it held).
+        if let State::H2Bare {
+            lease: Some(lease),
+            ticket: Some(ticket),
+            ..
+        } = &self.state
+        {
+            withdraw(lease.conn(), *ticket);
+        }
+    }
+}
+
 impl Exchange {
     /// Ends the exchange with `deadline`'s timeout: drops the response future (h2 resets the
     /// stream with CANCEL, HTTP/1.1 discards the connection) before the lease, so the slot is
     /// free only once the stream is closed.
-    fn time_out(&mut self, deadline: crate::timeouts::Deadline) -> SendFailure {
+    fn time_out(&mut self, deadline: Deadline) -> SendFailure {
         let conn = match &self.state {
             State::H2Bare { lease, .. } => lease.as_ref().map(|l| Arc::clone(l.conn())),
             State::H2(exchange) => exchange.lease.as_ref().map(|l| Arc::clone(l.conn())),
@@ -351,7 +387,7 @@ fn finish_h2(
     pipe_error: Option<PipeError>,
     replay: Option<Outgoing>,
     sent_before: u64,
-    limits: Limits,
+    limits: RequestLimits,
 ) -> Result<Response<Body>, SendFailure> {
     match result {
         Ok(response) => {

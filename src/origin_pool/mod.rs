@@ -249,6 +249,11 @@ impl OriginPool {
 /// for being idle, which is no sign of a failing server.
 const PROBATION: Duration = Duration::from_secs(10);
 
+/// How long replacing a connection that served nothing waits for its requests' callers to
+/// classify their failures (a refusal makes it a failed dial): their tasks were woken when
+/// the connection ended, so microseconds are usually enough.
+const VERDICT_WAIT: Duration = Duration::from_millis(20);
+
 // ===== impl SlotEvents =====
 
 impl SlotEvents for OriginPool {
@@ -300,8 +305,20 @@ impl SlotEvents for OriginPool {
                 Some(error) => st.dial_failed(error, now, &self.ctx.config),
                 None => Vec::new(),
             };
-            // Waiters may now need a replacement.
-            let plan = st.plan_dials(&self.ctx.config, None, now);
+            // Waiters may now need a replacement. When the connection served nothing but
+            // carried requests, their callers are just now learning whether its GOAWAY
+            // refused them (then it is a failed dial, see `served_nothing`, and the
+            // replacement waits for the backoff): plan once they have.
+            let undecided =
+                conn.responses() == 0 && conn.requests_sent() > 0 && conn.age() < PROBATION;
+            let plan = if undecided {
+                DialPlan {
+                    recheck_at: Some(now + VERDICT_WAIT),
+                    ..DialPlan::default()
+                }
+            } else {
+                st.plan_dials(&self.ctx.config, None, now)
+            };
             (removed, wakers, plan)
         };
         drop(removed);

@@ -195,10 +195,12 @@ impl<C: Pooled> OriginState<C> {
         origin: &crate::origin::Origin,
         now: Instant,
     ) -> Option<Error> {
+        // The backoff first: it is almost always clear, and cheaper than the table.
+        let refusal = self.backoff.refusal(origin, now)?;
         if self.dialing > 0 || self.conns.iter().any(|c| !c.is_closed()) {
             return None;
         }
-        self.backoff.refusal(origin, now)
+        Some(refusal)
     }
 
     /// Dials in flight.
