@@ -14,6 +14,7 @@ use crate::lease::{Lease, LeaseRef};
 use crate::origin::Origin;
 use crate::outgoing;
 use crate::protocol::Protocol;
+use crate::timeouts::{RequestLimits, Timeouts};
 
 /// A leased stream slot on a pooled connection, from
 /// [`ConnectionPoolManager::acquire`](crate::ConnectionPoolManager::acquire).
@@ -106,14 +107,13 @@ impl StreamHandle {
     {
         let counters = Arc::clone(&self.conn().counters);
         let result = async {
-            let end = crate::timeouts::Timeouts::request_timeout(
-                request.extensions().get::<crate::timeouts::Timeouts>(),
+            let limits = RequestLimits::new(
+                request.extensions().get::<Timeouts>(),
                 self.conn().timeouts.request,
             );
-            let end = end.map(|timeout| (std::time::Instant::now() + timeout, timeout));
             let request = outgoing::prepare(self.origin(), self.protocol(), request)?;
             let lease = self.lease.share();
-            exchange::start(lease, request, false, end)
+            exchange::start(lease, request, false, limits)
                 .await
                 .map_err(exchange::SendFailure::into_error)
         }

@@ -133,7 +133,12 @@ where
                     let origin = self.origin.clone();
                     let urgency = self.priority.urgency();
                     self.state = ReadyState::Acquiring(Box::pin(async move {
-                        pool.acquire_lease(&origin, urgency, None).await
+                        pool.acquire_lease(
+                            &origin,
+                            urgency,
+                            &crate::timeouts::RequestLimits::default(),
+                        )
+                        .await
                     }));
                 }
                 ReadyState::Acquiring(acquiring) => {
@@ -170,17 +175,17 @@ where
         let pool = self.pool.clone();
         let origin = self.origin.clone();
         // Counted from the call: an acquire made by `poll_ready` before it is tower's wait.
-        let end = pool.request_end(&request);
+        let limits = pool.request_limits(&request);
         Box::pin(async move {
             let result = async {
                 let (origin_pool, lease) = match leased {
                     Some(leased) => leased,
-                    None => pool.acquire_lease(&origin, urgency, end).await?,
+                    None => pool.acquire_lease(&origin, urgency, &limits).await?,
                 };
                 let retries = pool.config().max_unprocessed_retries;
                 let (exchange, sent_on) =
-                    pool.dispatch(&origin_pool, lease, request, retries, end)?;
-                crate::retry::complete(&origin_pool, exchange, sent_on, retries, end).await
+                    pool.dispatch(&origin_pool, lease, request, retries, limits.clone())?;
+                crate::retry::complete(&origin_pool, exchange, sent_on, retries, limits).await
             }
             .await;
             if result.is_err() {

@@ -125,20 +125,24 @@ impl PhaseTimeouts {
 /// unless the request carries a [`Timeouts`] extension or a whole-request deadline; resolved
 /// against the connection's defaults only when a phase waits (every byte of a request's
 /// future is copied whenever its task moves it).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct RequestLimits(Option<Box<Custom>>);
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Custom {
     overrides: Option<Timeouts>,
     end: Option<(Instant, Duration)>,
 }
 
 impl RequestLimits {
+    /// A request's deadlines from its [`Timeouts`] extension (`overrides`) and the pool's
+    /// `request_timeout`; the whole request's deadline counts from now (its acquire).
     pub(crate) fn new(
         overrides: Option<&Timeouts>,
-        end: Option<(Instant, Duration)>,
+        request_timeout: Option<Duration>,
     ) -> RequestLimits {
+        let end = Timeouts::request_timeout(overrides, request_timeout)
+            .map(|timeout| (Instant::now() + timeout, timeout));
         if overrides.is_none() && end.is_none() {
             return RequestLimits(None);
         }
@@ -146,6 +150,16 @@ impl RequestLimits {
             overrides: overrides.copied(),
             end,
         })))
+    }
+
+    /// When the whole request must be over, with the timeout itself.
+    pub(crate) fn end(&self) -> Option<(Instant, Duration)> {
+        self.0.as_ref().and_then(|custom| custom.end)
+    }
+
+    /// When the whole request must be over.
+    pub(crate) fn end_at(&self) -> Option<Instant> {
+        self.end().map(|(at, _)| at)
     }
 
     /// The deadlines, with `defaults` (the connection's) where the request sets none.
@@ -264,9 +278,13 @@ impl Deadline {
     }
 }
 
-/// One phase's clock: when its current wait began, and the timer that ends it.
+/// One phase's clock: when its current wait began, and the timer that ends it. A pointer
+/// until the phase first waits (a response body that is already there never does).
 #[derive(Debug, Default)]
-pub(crate) struct PhaseClock {
+pub(crate) struct PhaseClock(Option<Box<ClockState>>);
+
+#[derive(Debug, Default)]
+struct ClockState {
     since: Option<Instant>,
     timer: PhaseTimer,
 }
@@ -281,23 +299,31 @@ impl PhaseClock {
         kind: TimeoutKind,
         cx: &mut Context<'_>,
     ) -> Poll<Deadline> {
-        let since = *self.since.get_or_insert_with(Instant::now);
+        let state = self.0.get_or_insert_with(Box::default);
+        let since = *state.since.get_or_insert_with(Instant::now);
         let deadline = limits.deadline(kind, since);
-        self.timer.poll_expired(deadline.at, cx).map(|()| deadline)
+        state.timer.poll_expired(deadline.at, cx).map(|()| deadline)
     }
 
     /// Like [`poll_wait`](Self::poll_wait) with only the whole request's deadline (while the
     /// caller's own body is what is slow).
     pub(crate) fn poll_end(&mut self, limits: &Limits, cx: &mut Context<'_>) -> Poll<Deadline> {
         match limits.end_deadline() {
-            Some(deadline) => self.timer.poll_expired(deadline.at, cx).map(|()| deadline),
+            Some(deadline) => self
+                .0
+                .get_or_insert_with(Box::default)
+                .timer
+                .poll_expired(deadline.at, cx)
+                .map(|()| deadline),
             None => Poll::Pending,
         }
     }
 
     /// The phase made progress: the next wait starts its own clock.
     pub(crate) fn progress(&mut self) {
-        self.since = None;
+        if let Some(state) = &mut self.0 {
+            state.since = None;
+        }
     }
 }
 

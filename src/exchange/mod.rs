@@ -15,7 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::{Request, Response};
@@ -28,7 +28,7 @@ use crate::error::{Error, shared};
 use crate::lease::LeaseRef;
 use crate::origin::Scheme;
 use crate::outgoing::{OutBody, Outgoing, Pipe, PipeError};
-use crate::timeouts::{Deadline, PhaseClock, RequestLimits, Timeouts};
+use crate::timeouts::{Deadline, PhaseClock, RequestLimits};
 
 mod failure;
 mod h1;
@@ -93,21 +93,19 @@ impl std::fmt::Debug for Exchange {
 /// and the body's held frames) so a failure that proves the request unprocessed comes back
 /// with it; without, nothing is copied.
 ///
-/// `end` is when the whole request must be over (`request_timeout` from its acquire), with
-/// the timeout itself; the phase deadlines come from the connection's defaults and the
-/// request's [`Timeouts`] extension.
+/// `limits` are the request's own deadlines (its `Timeouts` extension, when the whole
+/// request must be over); the connection's defaults fill in the rest.
 pub(crate) fn start(
     lease: LeaseRef,
     request: Outgoing,
     replayable: bool,
-    end: Option<(Instant, Duration)>,
+    limits: RequestLimits,
 ) -> Exchange {
     // The connection is borrowed from the lease, not cloned: every request on a connection
     // shares its reference count, so each clone is a write to a line both workers want.
     let conn = lease.conn();
     trace!(conn_id = conn.id, origin = %conn.origin, uri = %request.head.uri, "sending");
     let sent_before = conn.record_request();
-    let limits = RequestLimits::new(request.head.extensions.get::<Timeouts>(), end);
     let state = match &conn.wire {
         Wire::H2 { sender, .. } => {
             // A fresh clone has no stream pending open, so `ready()` would only repeat the

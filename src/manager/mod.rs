@@ -11,7 +11,7 @@ mod request;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tracing::{Instrument, debug, debug_span};
 
@@ -27,6 +27,7 @@ use crate::prewarm::HostWarmup;
 use crate::priority::Priority;
 use crate::resolver::SharedResolver;
 use crate::stats::PoolStats;
+use crate::timeouts::RequestLimits;
 
 /// A pool of warm, multiplexed HTTPS connections, keyed by origin.
 ///
@@ -215,7 +216,9 @@ impl ConnectionPoolManager {
     /// `acquire` and `acquire_with_priority`: a handle on a leased slot.
     async fn acquire_handle(&self, origin: Origin, urgency: u8) -> Result<StreamHandle, Error> {
         let pool = self.pool_for(&origin)?;
-        let lease = self.lease(&pool, urgency, None).await?;
+        let lease = self
+            .lease(&pool, urgency, &RequestLimits::default())
+            .await?;
         Ok(self.handle(lease, &origin))
     }
 
@@ -225,10 +228,10 @@ impl ConnectionPoolManager {
         &self,
         origin: &Origin,
         urgency: u8,
-        end: Option<(Instant, Duration)>,
+        limits: &RequestLimits,
     ) -> Result<(Arc<OriginPool>, Lease), Error> {
         let pool = self.pool_for(origin)?;
-        let lease = self.lease(&pool, urgency, end).await?;
+        let lease = self.lease(&pool, urgency, limits).await?;
         Ok((pool, lease))
     }
 
@@ -241,13 +244,13 @@ impl ConnectionPoolManager {
 
     /// The acquire core every path goes through (`request`, `acquire`, the tower service): a
     /// slot on `pool`'s origin, or on a connection that origin may coalesce onto. A failure is
-    /// counted once, here. `end` is the whole request's deadline (`request_timeout`), with the
-    /// timeout: an acquire cut short by it fails as [`TimeoutKind::Request`].
+    /// counted once, here. An acquire cut short by the whole request's deadline (`limits`)
+    /// fails as [`TimeoutKind::Request`].
     pub(crate) async fn lease(
         &self,
         pool: &Arc<OriginPool>,
         urgency: u8,
-        end: Option<(Instant, Duration)>,
+        limits: &RequestLimits,
     ) -> Result<Lease, Error> {
         let coalesced = match self.coalesced_lease(pool, urgency) {
             Some(coalescing) => coalescing.await,
@@ -256,9 +259,9 @@ impl ConnectionPoolManager {
         if let Some(lease) = coalesced {
             return Ok(lease);
         }
-        pool.acquire(None, urgency, end.map(|(at, _)| at))
+        pool.acquire(None, urgency, limits.end_at())
             .await
-            .map_err(|error| match (error, end) {
+            .map_err(|error| match (error, limits.end()) {
                 (
                     Error::Timeout {
                         origin,

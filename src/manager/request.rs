@@ -16,8 +16,7 @@ use crate::origin_pool::OriginPool;
 use crate::outgoing;
 use crate::priority::Priority;
 use crate::retry;
-use crate::timeouts::Timeouts;
-use std::time::{Duration, Instant};
+use crate::timeouts::{RequestLimits, Timeouts};
 
 impl ConnectionPoolManager {
     /// Acquires a slot on the request URI's origin and sends the request on it.
@@ -77,17 +76,17 @@ impl ConnectionPoolManager {
                 .extensions()
                 .get::<Priority>()
                 .map_or(Priority::DEFAULT_URGENCY, Priority::urgency);
-            let end = self.request_end(&request);
-            let lease = self.lease(&pool, urgency, end).await.map_err(fail)?;
+            let limits = self.request_limits(&request);
+            let lease = self.lease(&pool, urgency, &limits).await.map_err(fail)?;
             let retries = self.config().max_unprocessed_retries;
             let (mut exchange, sent_on) = self
-                .dispatch(&pool, lease, request, retries, end)
+                .dispatch(&pool, lease, request, retries, limits.clone())
                 .map_err(fail)?;
             let failure = match (&mut exchange).await {
                 Ok(response) => return Ok(response),
                 Err(failure) => failure,
             };
-            retry::after_failure(&pool, failure, sent_on, retries, end)
+            retry::after_failure(&pool, failure, sent_on, retries, limits)
                 .await
                 .map_err(fail)
         }
@@ -102,7 +101,7 @@ impl ConnectionPoolManager {
         lease: Lease,
         request: Request<B>,
         retries: usize,
-        end: Option<(Instant, Duration)>,
+        limits: RequestLimits,
     ) -> Result<(exchange::Exchange, u64), Error>
     where
         B: HttpBody<Data = Bytes> + Send + 'static,
@@ -111,18 +110,17 @@ impl ConnectionPoolManager {
         let request = outgoing::prepare(pool.origin(), lease.conn().protocol, request)?;
         let sent_on = lease.conn().id;
         Ok((
-            exchange::start(LeaseRef::Owned(lease), request, retries > 0, end),
+            exchange::start(LeaseRef::Owned(lease), request, retries > 0, limits),
             sent_on,
         ))
     }
 
-    /// When `request` must be over (`request_timeout`, or its [`Timeouts`] override), counted
-    /// from now, with the timeout itself; `None` without one (the default: no clock read).
-    pub(crate) fn request_end<B>(&self, request: &Request<B>) -> Option<(Instant, Duration)> {
-        Timeouts::request_timeout(
+    /// `request`'s own deadlines: its [`Timeouts`] extension and the pool's
+    /// `request_timeout`, counted from now (nothing, and no clock read, without either).
+    pub(crate) fn request_limits<B>(&self, request: &Request<B>) -> RequestLimits {
+        RequestLimits::new(
             request.extensions().get::<Timeouts>(),
             self.config().request_timeout,
         )
-        .map(|timeout| (Instant::now() + timeout, timeout))
     }
 }

@@ -4,7 +4,6 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use http::Response;
 use tracing::debug;
@@ -17,6 +16,7 @@ use crate::lease::LeaseRef;
 use crate::origin_pool::OriginPool;
 use crate::outgoing::{self, Outgoing};
 use crate::priority::Priority;
+use crate::timeouts::RequestLimits;
 
 /// Awaits the response of `exchange`, sent on connection `sent_on`; a failure goes to
 /// [`after_failure`]. Failures are not counted here; callers count them once.
@@ -25,11 +25,11 @@ pub(crate) async fn complete(
     mut exchange: Exchange,
     sent_on: u64,
     max_retries: usize,
-    end: Option<(Instant, Duration)>,
+    limits: RequestLimits,
 ) -> Result<Response<Body>, Error> {
     match (&mut exchange).await {
         Ok(response) => Ok(response),
-        Err(failure) => after_failure(pool, failure, sent_on, max_retries, end).await,
+        Err(failure) => after_failure(pool, failure, sent_on, max_retries, limits).await,
     }
 }
 
@@ -41,11 +41,11 @@ pub(crate) fn after_failure(
     failure: SendFailure,
     sent_on: u64,
     max_retries: usize,
-    end: Option<(Instant, Duration)>,
+    limits: RequestLimits,
 ) -> Pin<Box<dyn Future<Output = Result<Response<Body>, Error>> + Send + '_>> {
     let mut budgets = Budgets::new(max_retries);
     match act_on(pool, decide(failure, sent_on, &mut budgets), sent_on) {
-        Ok(resend) => Box::pin(resend_loop(pool, resend, budgets, end)),
+        Ok(resend) => Box::pin(resend_loop(pool, resend, budgets, limits)),
         Err(error) => Box::pin(std::future::ready(Err(error))),
     }
 }
@@ -55,7 +55,7 @@ async fn resend_loop(
     pool: &Arc<OriginPool>,
     mut resend: Resend,
     mut budgets: Budgets,
-    end: Option<(Instant, Duration)>,
+    limits: RequestLimits,
 ) -> Result<Response<Body>, Error> {
     let origin = pool.origin();
     loop {
@@ -74,7 +74,7 @@ async fn resend_loop(
             .map_or(Priority::DEFAULT_URGENCY, Priority::urgency);
         let lease = loop {
             let lease = match pool
-                .acquire(Some(placement.target()), urgency, end.map(|(at, _)| at))
+                .acquire(Some(placement.target()), urgency, limits.end_at())
                 .await
             {
                 Ok(lease) => lease,
@@ -92,10 +92,11 @@ async fn resend_loop(
         // Shaped for the failed connection's protocol; reshape for this one.
         let Outgoing { head, body } = *request;
         let request = outgoing::shape(origin, lease.conn().protocol, head, body)?;
-        let failure = match exchange::start(LeaseRef::Owned(lease), request, true, end).await {
-            Ok(response) => return Ok(response),
-            Err(failure) => failure,
-        };
+        let failure =
+            match exchange::start(LeaseRef::Owned(lease), request, true, limits.clone()).await {
+                Ok(response) => return Ok(response),
+                Err(failure) => failure,
+            };
         resend = act_on(pool, decide(failure, sent_on, &mut budgets), sent_on)?;
     }
 }
