@@ -188,6 +188,7 @@ async fn run(
             "bursty" => criteria::bursty(&ctx).await,
             "coalescing" => criteria::coalescing(&ctx).await,
             "long-path" => criteria::long_path(&ctx).await,
+            "hostile" => criteria::hostile(&ctx).await,
             unknown => Err(anyhow::anyhow!("no criterion is named {unknown:?}")),
         };
         bar.finish_and_clear();

@@ -12,6 +12,11 @@
 //!
 //! [`SynDropListener`] never completes TCP: its SYNs are dropped, as a black-holed address's.
 //!
+//! [`HostileServer`] breaks the rules on purpose, one [`Hostile`] behaviour per server: HTTP/2
+//! streams never answered, trickled bodies, zero windows, endless header blocks, frame floods,
+//! an HTTP/1.1 head that never ends. It counts the streams clients open, reset and leave open,
+//! so a test can prove a client bounds every phase of a request and cleans up after itself.
+//!
 //! [`RttRelay`] forwards TCP to a target with a fixed delay each way (a stand-in for
 //! `tc netem`, which is not available everywhere) and can turn into a black hole.
 //!
@@ -21,8 +26,10 @@
 #![forbid(unsafe_code)]
 
 mod certs;
+mod client_side;
 mod config;
 mod counters;
+mod hostile;
 mod listener;
 mod relay;
 mod serve;
@@ -31,8 +38,10 @@ mod settings_injector;
 mod syn_drop;
 
 pub use certs::TestCertificates;
+pub use client_side::{EndlessBody, most_dials_within};
 pub use config::{Alpn, TestServerConfig};
 pub use counters::ServerCounters;
+pub use hostile::{Hostile, HostileServer};
 pub use relay::{RttRelay, SilentListener};
 pub use server::TestServer;
 pub use syn_drop::SynDropListener;

@@ -2,8 +2,10 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdTcpListener};
+use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 /// Binds `127.0.0.1:0` and registers the listener with `runtime`, so a failure is an error
 /// here rather than a panic on the peer's thread.
@@ -24,4 +26,22 @@ pub(crate) fn listener_on(
     let addr = listener.local_addr()?;
     let _entered = runtime.enter();
     Ok((TcpListener::from_std(listener)?, addr))
+}
+
+/// The next connection `listener` accepts, or `None` once `stopped` changes. An accept error
+/// (out of file descriptors, say) waits 5 ms and tries again rather than spin.
+pub(crate) async fn next_connection(
+    listener: &TcpListener,
+    stopped: &mut watch::Receiver<bool>,
+) -> Option<TcpStream> {
+    loop {
+        let accepted = tokio::select! {
+            _ = stopped.changed() => return None,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((tcp, _peer)) => return Some(tcp),
+            Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+        }
+    }
 }

@@ -20,7 +20,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Alpn, TestServerConfig};
 use crate::counters::ServerCounters;
-use crate::listener::listener_on;
+use crate::listener::{listener_on, next_connection};
 use crate::settings_injector::{Injections, SettingsInjector};
 
 #[derive(Clone)]
@@ -87,14 +87,8 @@ impl Server {
     async fn run(self, listener: TcpListener, mut stopped: watch::Receiver<bool>) {
         let mut next_id = 0u64;
         loop {
-            let accepted = tokio::select! {
-                _ = stopped.changed() => return,
-                accepted = listener.accept() => accepted,
-            };
-            let Ok((tcp, _peer)) = accepted else {
-                // Out of fds or similar: back off briefly rather than spin.
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                continue;
+            let Some(tcp) = next_connection(&listener, &mut stopped).await else {
+                return;
             };
             let _ = tcp.set_nodelay(true);
             next_id += 1;

@@ -26,7 +26,7 @@ pub struct Ctx<'a> {
 }
 
 /// Names accepted by `--only` (a criterion runs when its name starts with one of them).
-pub const NAMES: [&str; 14] = [
+pub const NAMES: [&str; 15] = [
     "memory",
     "latency",
     "multiplexing",
@@ -41,6 +41,7 @@ pub const NAMES: [&str; 14] = [
     "bursty",
     "coalescing",
     "long-path",
+    "hostile",
 ];
 
 const SERVER_CONTROL: &str = "needs a server the harness controls (stream limit, kills, GOAWAY, \
@@ -135,6 +136,7 @@ mod chaos_herd;
 mod coalescing;
 mod happy_eyeballs;
 mod health;
+mod hostile;
 mod latency;
 mod long_path;
 mod memory;
@@ -150,6 +152,7 @@ pub use chaos_herd::chaos_herd;
 pub use coalescing::coalescing;
 pub use happy_eyeballs::happy_eyeballs;
 pub use health::health;
+pub use hostile::hostile;
 pub use latency::latency;
 pub use long_path::long_path;
 pub use memory::memory;
