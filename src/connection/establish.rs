@@ -51,6 +51,7 @@ impl Connection {
             budget: Arc::clone(&budget),
             responses: AtomicU64::new(0),
             rotation_failures: AtomicU64::new(0),
+            dial_failure_claimed: AtomicBool::new(false),
             retire_at: config
                 .max_connection_lifetime
                 .map(|lifetime| Instant::now() + lifetime),

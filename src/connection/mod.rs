@@ -113,6 +113,8 @@ pub(crate) struct Connection {
     responses: AtomicU64,
     /// Requests failed by the server's graceful GOAWAY: the connection was rotated under them.
     rotation_failures: AtomicU64,
+    /// Counted as a failed dial already (see `claim_dial_failure`).
+    dial_failure_claimed: AtomicBool,
     /// Creation + `max_connection_lifetime`.
     retire_at: Option<Instant>,
     leases: AtomicU64,
@@ -433,12 +435,27 @@ impl Connection {
     /// nothing on this connection: the origin counts it as a failed dial.
     pub(crate) fn note_refused(&self, ordinal: u64) {
         self.refused_from.fetch_min(ordinal, Ordering::Relaxed);
-        if ordinal == 1
-            && self.responses() == 0
+        if ordinal == 1 {
+            self.note_first_request_refused();
+        }
+    }
+
+    /// The connection's first request was refused, by its GOAWAY or because the stream could
+    /// not even be opened: unless something was served on it, the server processed nothing
+    /// here, and the origin counts a failed dial (once per connection).
+    pub(crate) fn note_first_request_refused(&self) {
+        if self.responses() == 0
+            && self.claim_dial_failure()
             && let Some(events) = self.events.upgrade()
         {
             events.served_nothing(self.id);
         }
+    }
+
+    /// True the first time it is called: the connection counts as a failed dial once, whichever
+    /// sign of it comes first (its first request refused, or its end before any request).
+    pub(crate) fn claim_dial_failure(&self) -> bool {
+        !self.dial_failure_claimed.swap(true, Ordering::Relaxed)
     }
 
     /// The lowest send ordinal a GOAWAY refused on this connection, if any did. Every request

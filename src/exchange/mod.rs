@@ -139,6 +139,10 @@ fn start_h2(
         Err(e) => {
             // No stream id was assigned: nothing reached the server. A GOAWAY received or a
             // closed connection is why; either way this connection takes no more streams.
+            if sent_before == 0 {
+                // Refused its very first request: a failed dial unless it served something.
+                lease.conn().note_first_request_refused();
+            }
             let error = classify_h2(lease.conn(), e, true);
             let replay = head_copy.map(|head| Box::new(Outgoing { head, body }));
             return State::Failed(Some(SendFailure::never_sent(error, replay)));
@@ -405,8 +409,8 @@ fn finish_h2(
         }
         Err(e) => {
             let conn = Arc::clone(lease.conn());
-            drop(lease);
             if let Some(PipeError::Body(cause)) = pipe_error {
+                drop(lease);
                 // Our own body failed and we reset the stream: report the body's error.
                 return Err(SendFailure::fatal(conn.failure(false, BodyError(cause))));
             }
@@ -415,13 +419,12 @@ fn finish_h2(
                 conn.record_rotation_failure();
             }
             let error = classify_h2(&conn, e, false);
-            Err(SendFailure::h2_stream(
-                &conn,
-                error,
-                &seen,
-                replay,
-                sent_before + 1,
-            ))
+            let failure = SendFailure::h2_stream(&conn, error, &seen, replay, sent_before + 1);
+            // Given back only now that the failure is classified: a connection whose first
+            // request its GOAWAY refused is a failed dial before its replacement is planned
+            // (`OriginPool::plan_after_verdict` waits for this).
+            drop(lease);
+            Err(failure)
         }
     }
 }

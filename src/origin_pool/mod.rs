@@ -219,6 +219,29 @@ impl OriginPool {
 }
 
 impl OriginPool {
+    /// Plans dials for the waiters once every request `conn` carried has been classified by
+    /// its caller (its lease given back, which comes after the classification), so that a
+    /// GOAWAY that refused them counts as a failed dial, and the backoff holds, before a
+    /// replacement is dialed.
+    fn plan_after_verdict(self: &Arc<Self>, conn: Arc<Connection>) {
+        let pool = Arc::downgrade(self);
+        tokio::spawn(async move {
+            for _ in 0..VERDICT_POLLS {
+                if conn.slot.active() == 0 {
+                    break;
+                }
+                tokio::time::sleep(VERDICT_POLL).await;
+            }
+            drop(conn);
+            if let Some(pool) = pool.upgrade() {
+                let plan = pool
+                    .lock()
+                    .plan_dials(&pool.ctx.config, None, Instant::now());
+                pool.start(plan);
+            }
+        });
+    }
+
     /// Why a connection that served nothing counts as a failed dial.
     fn served_nothing_error(&self, conn_id: u64) -> Error {
         Error::Protocol {
@@ -249,10 +272,11 @@ impl OriginPool {
 /// for being idle, which is no sign of a failing server.
 const PROBATION: Duration = Duration::from_secs(10);
 
-/// How long replacing a connection that served nothing waits for its requests' callers to
-/// classify their failures (a refusal makes it a failed dial): their tasks were woken when
-/// the connection ended, so microseconds are usually enough.
-const VERDICT_WAIT: Duration = Duration::from_millis(20);
+/// How often replacing a connection that served nothing looks whether its requests' callers
+/// have all classified their failures (a refusal makes it a failed dial), and how many times
+/// before it plans anyway: their tasks were woken when the connection ended.
+const VERDICT_POLL: Duration = Duration::from_millis(5);
+const VERDICT_POLLS: u32 = 200;
 
 // ===== impl SlotEvents =====
 
@@ -294,9 +318,11 @@ impl SlotEvents for OriginPool {
         // Ended by the server (or a failed keep-alive) soon after its handshake, before any
         // request went out on it: a GOAWAY right after SETTINGS, a close. That dial failed.
         // (One that carried requests is judged by them: see `served_nothing`.)
-        let failed_dial =
-            (conn.responses() == 0 && conn.requests_sent() == 0 && conn.age() < PROBATION)
-                .then(|| self.served_nothing_error(conn.id));
+        let failed_dial = (conn.responses() == 0
+            && conn.requests_sent() == 0
+            && conn.age() < PROBATION
+            && conn.claim_dial_failure())
+        .then(|| self.served_nothing_error(conn.id));
         let (removed, wakers, plan) = {
             let mut st = self.lock();
             let removed = st.remove(conn);
@@ -312,20 +338,21 @@ impl SlotEvents for OriginPool {
             let undecided =
                 conn.responses() == 0 && conn.requests_sent() > 0 && conn.age() < PROBATION;
             let plan = if undecided {
-                DialPlan {
-                    recheck_at: Some(now + VERDICT_WAIT),
-                    ..DialPlan::default()
-                }
+                DialPlan::default()
             } else {
                 st.plan_dials(&self.ctx.config, None, now)
             };
-            (removed, wakers, plan)
+            (removed, wakers, (plan, undecided))
         };
         drop(removed);
         if let Some(error) = &failed_dial {
             debug!(conn_id = conn.id, error = %error, "a failed dial");
         }
+        let (plan, undecided) = plan;
         self.carry_out(wakers, plan);
+        if undecided {
+            self.plan_after_verdict(Arc::clone(conn));
+        }
     }
 
     fn served_nothing(self: Arc<Self>, conn_id: u64) {
