@@ -144,6 +144,11 @@ fn start_h2(
                 lease.conn().note_first_request_refused();
             }
             let error = classify_h2(lease.conn(), e, true);
+            if matches!(error, Error::Protocol { .. }) {
+                // An h2c server that does not speak HTTP/2: another connection would fail
+                // the same way, and the retry would only meet the backoff.
+                return State::Failed(Some(SendFailure::fatal(error)));
+            }
             let replay = head_copy.map(|head| Box::new(Outgoing { head, body }));
             return State::Failed(Some(SendFailure::never_sent(error, replay)));
         }
