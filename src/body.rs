@@ -199,6 +199,16 @@ impl Body {
         self.slot.release();
     }
 
+    /// Nothing to read yet: pending until the read deadline, then its timeout.
+    fn poll_read_deadline(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let limits = self.limits.resolve(self.slot.conn().timeouts);
+        let deadline = std::task::ready!(self.clock.poll_wait(&limits, TimeoutKind::Read, cx));
+        Poll::Ready(Some(Err(self.time_out(deadline))))
+    }
+
     /// The caller waited `deadline` out: the stream is reset (its receive half dropped, and
     /// the writer stopped), an HTTP/1.1 connection discarded, the slot given back.
     fn time_out(&mut self, deadline: Deadline) -> Error {
@@ -253,14 +263,7 @@ impl http_body::Body for Body {
             } => {
                 if !*data_done {
                     match recv.poll_data(cx) {
-                        Poll::Pending => {
-                            let deadline = std::task::ready!(this.clock.poll_wait(
-                                &this.limits.resolve(this.slot.conn().timeouts),
-                                TimeoutKind::Read,
-                                cx
-                            ));
-                            return Poll::Ready(Some(Err(this.time_out(deadline))));
-                        }
+                        Poll::Pending => return this.poll_read_deadline(cx),
                         Poll::Ready(Some(Ok(data))) => {
                             this.clock.progress();
                             let len = data.len();
@@ -286,14 +289,7 @@ impl http_body::Body for Body {
                     }
                 }
                 let result = match recv.poll_trailers(cx) {
-                    Poll::Pending => {
-                        let deadline = std::task::ready!(this.clock.poll_wait(
-                            &this.limits.resolve(this.slot.conn().timeouts),
-                            TimeoutKind::Read,
-                            cx
-                        ));
-                        return Poll::Ready(Some(Err(this.time_out(deadline))));
-                    }
+                    Poll::Pending => return this.poll_read_deadline(cx),
                     Poll::Ready(Ok(Some(trailers))) => Some(Ok(Frame::trailers(trailers))),
                     Poll::Ready(Ok(None)) => None,
                     Poll::Ready(Err(e)) => Some(Err(this.h2_error(e))),
@@ -302,14 +298,7 @@ impl http_body::Body for Body {
                 Poll::Ready(result)
             }
             Kind::H1(incoming) => match Pin::new(&mut *incoming).poll_frame(cx) {
-                Poll::Pending => {
-                    let deadline = std::task::ready!(this.clock.poll_wait(
-                        &this.limits.resolve(this.slot.conn().timeouts),
-                        TimeoutKind::Read,
-                        cx
-                    ));
-                    Poll::Ready(Some(Err(this.time_out(deadline))))
-                }
+                Poll::Pending => this.poll_read_deadline(cx),
                 Poll::Ready(Some(Ok(frame))) => {
                     this.clock.progress();
                     if http_body::Body::is_end_stream(&*incoming) {

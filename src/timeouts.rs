@@ -90,14 +90,6 @@ impl Timeouts {
         self.request = Some(timeout);
         self
     }
-
-    /// The request's own override of the whole-request deadline, else the pool's.
-    pub(crate) fn request_timeout(
-        overrides: Option<&Timeouts>,
-        default: Option<Duration>,
-    ) -> Option<Duration> {
-        overrides.and_then(|t| t.request).or(default)
-    }
 }
 
 /// A connection's defaults for the phases after acquire, copied from the pool's config.
@@ -141,7 +133,9 @@ impl RequestLimits {
         overrides: Option<&Timeouts>,
         request_timeout: Option<Duration>,
     ) -> RequestLimits {
-        let end = Timeouts::request_timeout(overrides, request_timeout)
+        let end = overrides
+            .and_then(|t| t.request)
+            .or(request_timeout)
             .map(|timeout| (Instant::now() + timeout, timeout));
         if overrides.is_none() && end.is_none() {
             return RequestLimits(None);
@@ -199,8 +193,8 @@ impl Limits {
         Limits { phases, end }
     }
 
-    /// The deadline of a phase of length `timeout` that began at `since`: the phase's own,
-    /// or the whole request's when that comes first.
+    /// The deadline of phase `kind` (`ResponseHead`, `Read` or `Write`) begun at `since`:
+    /// the phase's own, or the whole request's when that comes first.
     pub(crate) fn deadline(&self, kind: TimeoutKind, since: Instant) -> Deadline {
         let timeout = match kind {
             TimeoutKind::ResponseHead => self.phases.response_head,
@@ -209,26 +203,18 @@ impl Limits {
             // Not phases after acquire: only the whole request's deadline applies.
             _ => Duration::MAX,
         };
-        let own = since.checked_add(timeout);
-        match (own, self.end) {
-            (Some(at), Some((end, total))) if end < at => Deadline {
+        // A timeout too long to add to an instant ends with the request, or in a century.
+        let own = since
+            .checked_add(timeout)
+            .unwrap_or(since + Duration::from_secs(100 * 365 * 24 * 3600));
+        match self.end {
+            Some((end, total)) if end < own => Deadline {
                 at: end,
                 kind: TimeoutKind::Request,
                 after: total,
             },
-            (None, Some((end, total))) => Deadline {
-                at: end,
-                kind: TimeoutKind::Request,
-                after: total,
-            },
-            (Some(at), _) => Deadline {
-                at,
-                kind,
-                after: timeout,
-            },
-            // No phase deadline and no request deadline: far enough never to fire.
-            (None, None) => Deadline {
-                at: since + Duration::from_secs(100 * 365 * 24 * 3600),
+            _ => Deadline {
+                at: own,
                 kind,
                 after: timeout,
             },

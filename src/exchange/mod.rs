@@ -332,14 +332,14 @@ impl Drop for Exchange {
 }
 
 impl Exchange {
-    /// Ends the exchange with `deadline`'s timeout: drops the response future (h2 resets the
-    /// stream with CANCEL, HTTP/1.1 discards the connection) before the lease, so the slot is
-    /// free only once the stream is closed.
+    /// Ends an HTTP/2 exchange with a body with `deadline`'s timeout: drops the response
+    /// future and the pipe (h2 resets the stream with CANCEL) before the lease, so the slot
+    /// is free only once the stream is closed. (A bare request's head deadline is its
+    /// connection driver's: `connection/head_watch.rs`.)
     fn time_out(&mut self, deadline: Deadline) -> SendFailure {
         let conn = match &self.state {
-            State::H2Bare { lease, .. } => lease.as_ref().map(|l| Arc::clone(l.conn())),
             State::H2(exchange) => exchange.lease.as_ref().map(|l| Arc::clone(l.conn())),
-            State::H1(_) | State::Failed(_) => None,
+            State::H2Bare { .. } | State::H1(_) | State::Failed(_) => None,
         };
         self.state = State::Failed(None);
         match conn {

@@ -83,15 +83,12 @@ impl OriginPool {
             let pruned = st.prune();
             st.raise_warm_min(warm_min);
             let now = Instant::now();
-            if !st.may_dial(now) {
-                // Backing off: what is open stays; nothing new is dialed.
-                if let Some(refusal) = st.backing_off(&self.origin, now) {
-                    return Err(refusal);
-                }
-            }
             let n = if st.may_dial(now) {
                 target.saturating_sub(st.open() + st.dialing())
+            } else if let Some(refusal) = st.backing_off(&self.origin, now) {
+                return Err(refusal);
             } else {
+                // Backing off: what is open stays; nothing new is dialed.
                 0
             };
             (st.reserve_dials(n), pruned)

@@ -35,6 +35,7 @@ use crate::connector::Connector;
 use crate::counters::PoolCounters;
 use crate::error::Error;
 use crate::origin::Origin;
+use crate::protocol::Protocol;
 use crate::request_budget::RequestBudget;
 use crate::stats::OriginStats;
 
@@ -219,29 +220,6 @@ impl OriginPool {
 }
 
 impl OriginPool {
-    /// Plans dials for the waiters once every request `conn` carried has been classified by
-    /// its caller (its lease given back, which comes after the classification), so that a
-    /// GOAWAY that refused them counts as a failed dial, and the backoff holds, before a
-    /// replacement is dialed.
-    fn plan_after_verdict(self: &Arc<Self>, conn: Arc<Connection>) {
-        let pool = Arc::downgrade(self);
-        tokio::spawn(async move {
-            for _ in 0..VERDICT_POLLS {
-                if conn.slot.active() == 0 {
-                    break;
-                }
-                tokio::time::sleep(VERDICT_POLL).await;
-            }
-            drop(conn);
-            if let Some(pool) = pool.upgrade() {
-                let plan = pool
-                    .lock()
-                    .plan_dials(&pool.ctx.config, None, Instant::now());
-                pool.start(plan);
-            }
-        });
-    }
-
     /// Why a connection that served nothing counts as a failed dial.
     fn served_nothing_error(&self, conn_id: u64) -> Error {
         Error::Protocol {
@@ -272,22 +250,23 @@ impl OriginPool {
 /// for being idle, which is no sign of a failing server.
 const PROBATION: Duration = Duration::from_secs(10);
 
-/// How often replacing a connection that served nothing looks whether its requests' callers
-/// have all classified their failures (a refusal makes it a failed dial), and how many times
-/// before it plans anyway: their tasks were woken when the connection ended.
-const VERDICT_POLL: Duration = Duration::from_millis(5);
-const VERDICT_POLLS: u32 = 200;
-
 // ===== impl SlotEvents =====
 
 impl SlotEvents for OriginPool {
     fn released(self: Arc<Self>, conn: &Arc<Connection>) {
-        let (released, closed) = {
+        let (released, closed, plan) = {
             let mut st = self.lock();
             let released = st.release(conn);
-            (released, st.is_closed())
+            // The last request of a connection awaiting its verdict was classified.
+            let plan = if released.replan {
+                st.plan_dials(&self.ctx.config, None, Instant::now())
+            } else {
+                DialPlan::default()
+            };
+            (released, st.is_closed(), plan)
         };
         self.finish_release(released, closed);
+        self.start(plan);
     }
 
     fn settle(self: Arc<Self>, conn: &Arc<Connection>) {
@@ -331,28 +310,28 @@ impl SlotEvents for OriginPool {
                 Some(error) => st.dial_failed(error, now, &self.ctx.config),
                 None => Vec::new(),
             };
-            // Waiters may now need a replacement. When the connection served nothing but
-            // carried requests, their callers are just now learning whether its GOAWAY
+            // Waiters may now need a replacement. When an HTTP/2 connection served nothing
+            // but carried requests, their callers are just now learning whether its GOAWAY
             // refused them (then it is a failed dial, see `served_nothing`, and the
-            // replacement waits for the backoff): plan once they have.
-            let undecided =
-                conn.responses() == 0 && conn.requests_sent() > 0 && conn.age() < PROBATION;
+            // replacement waits for the backoff): the plan is made when the last of them
+            // gives its slot back, which comes after its classification (`release`).
+            let undecided = conn.protocol == Protocol::Http2
+                && conn.responses() == 0
+                && conn.requests_sent() > 0
+                && conn.age() < PROBATION
+                && st.await_verdict(conn);
             let plan = if undecided {
                 DialPlan::default()
             } else {
                 st.plan_dials(&self.ctx.config, None, now)
             };
-            (removed, wakers, (plan, undecided))
+            (removed, wakers, plan)
         };
         drop(removed);
         if let Some(error) = &failed_dial {
             debug!(conn_id = conn.id, error = %error, "a failed dial");
         }
-        let (plan, undecided) = plan;
         self.carry_out(wakers, plan);
-        if undecided {
-            self.plan_after_verdict(Arc::clone(conn));
-        }
     }
 
     fn served_nothing(self: Arc<Self>, conn_id: u64) {

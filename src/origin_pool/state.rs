@@ -39,6 +39,9 @@ pub(crate) struct Released<C> {
     /// A drained connection whose last stream this was: it leaves the table, and dropping it
     /// (outside the lock) lets its driver close the socket.
     pub(crate) retired: Option<Arc<C>>,
+    /// The last request of a connection awaiting its verdict was classified: plan dials now
+    /// (see [`OriginState::await_verdict`]).
+    pub(crate) replan: bool,
 }
 
 /// The mutable part of an origin pool.
@@ -61,6 +64,9 @@ pub(crate) struct OriginState<C> {
     protocol: Option<Protocol>,
     /// A replan is already scheduled for the end of an HTTP/1.1 reuse grace.
     recheck_scheduled: bool,
+    /// Connections that ended having served nothing, whose requests are still being
+    /// classified (see [`await_verdict`](Self::await_verdict)).
+    awaiting_verdict: Vec<u64>,
     /// The origin's acquire-deadline timer is running.
     expiry_running: bool,
     /// That timer's task, aborted when the origin is dropped: it may sleep until a deadline
@@ -87,6 +93,7 @@ impl<C> Default for OriginState<C> {
             planned_streams: None,
             protocol: None,
             recheck_scheduled: false,
+            awaiting_verdict: Vec::new(),
             expiry_running: false,
             expiry_task: None,
             aging: Aging::default(),
@@ -247,11 +254,12 @@ impl<C: Pooled> OriginState<C> {
     pub(crate) fn release(&mut self, conn: &Arc<C>) -> Released<C> {
         let Some(position) = self.listed(conn) else {
             // Already out of the table (closed, swept, pool shut down): just count.
-            conn.slot().give_back();
+            let remaining = conn.slot().give_back();
             conn.note(PoolEvent::SlotIdle);
             return Released {
                 waker: None,
                 retired: None,
+                replan: remaining == 0 && self.verdict_in(conn.id()),
             };
         };
         // The slot can move straight on if the connection still takes streams and the peer
@@ -266,6 +274,7 @@ impl<C: Pooled> OriginState<C> {
             return Released {
                 waker: Some(waker),
                 retired: None,
+                replan: false,
             };
         }
         let remaining = conn.slot().give_back();
@@ -274,6 +283,7 @@ impl<C: Pooled> OriginState<C> {
             return Released {
                 waker: None,
                 retired: self.remove_at(position),
+                replan: false,
             };
         }
         if Self::has_free_slot(conn) {
@@ -282,6 +292,30 @@ impl<C: Pooled> OriginState<C> {
         Released {
             waker: None,
             retired: None,
+            replan: false,
+        }
+    }
+
+    /// `conn` left the table having served nothing while requests it carried are still
+    /// being classified: their verdict (a GOAWAY that refused the first one makes it a failed
+    /// dial) is in when the last gives its slot back, and [`release`](Self::release) then
+    /// asks for a plan. False when none is out: the verdict is in now.
+    pub(crate) fn await_verdict(&mut self, conn: &Arc<C>) -> bool {
+        if conn.slot().active() == 0 {
+            return false;
+        }
+        self.awaiting_verdict.push(conn.id());
+        true
+    }
+
+    /// True (once) when connection `id` was awaiting its verdict.
+    fn verdict_in(&mut self, id: u64) -> bool {
+        match self.awaiting_verdict.iter().position(|&a| a == id) {
+            Some(i) => {
+                self.awaiting_verdict.swap_remove(i);
+                true
+            }
+            None => false,
         }
     }
 

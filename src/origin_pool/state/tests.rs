@@ -276,3 +276,20 @@ fn the_sweep_prunes_closed_connections() {
     assert_eq!(swept.iter().map(|c| c.id).collect::<Vec<_>>(), vec![2]);
     assert_eq!(st.open(), 1);
 }
+
+/// A connection that left the table with streams still out asks for a plan when the last of
+/// them is given back, once; one with none out has its verdict at once.
+#[test]
+fn a_verdict_comes_with_the_last_stream_given_back() {
+    let a = Fake::new(1, 4);
+    let mut st = state_with(std::slice::from_ref(&a));
+    for _ in 0..2 {
+        assert!(st.try_take(SelectionPolicy::Pack, None).is_some());
+    }
+    a.note(PoolEvent::Closed);
+    assert!(st.remove(&a).is_some());
+    assert!(st.await_verdict(&a));
+    assert!(!st.release(&a).replan, "one stream still out");
+    assert!(st.release(&a).replan, "the last one");
+    assert!(!st.await_verdict(&a), "none out: decided now");
+}
