@@ -7,8 +7,10 @@
 //! Under load that is a round of retries at every rotation, each a wasted round trip that can
 //! itself land past the next connection's limit.
 //!
-//! The way out is to stop first. When two consecutive connections to an origin end with such
-//! failures after about the same number of served requests (within 25%, so one restart or
+//! The way out is to stop first. When two consecutive connections to an origin are ended by
+//! the server in good order while in use (a graceful GOAWAY, whether or not it refused
+//! requests, or a clean close; a server's idle timeout ends idle connections and does not
+//! count) after about the same number of served requests (within 25%, so one restart or
 //! deploy does not count), the origin drains every connection a tenth before the smaller
 //! number. The margin is there because servers count fuzzily: hyper's and Go's graceful
 //! shutdown keep serving what arrives during their two-GOAWAY handshake, so "served" overshoots
@@ -20,6 +22,11 @@
 //! that happened to agree) costs at worst a handshake every 15 requests, never a failure.
 //! `PoolConfig::learn_request_budget` turns this off; `max_requests_per_connection` sets a
 //! budget up front.
+//!
+//! One observation is not a budget, but it is a forecast: until a budget is confirmed, the
+//! origin dials each connection's replacement ahead of the count the server ended the last one
+//! at (`crate::connection::ending`), so the GOAWAY that confirms the budget finds a connection
+//! ready for the requests it refuses.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,6 +49,10 @@ pub(crate) struct RequestBudget {
     learned: AtomicU64,
     /// The previous unconfirmed observation.
     previous: Mutex<Option<u64>>,
+    /// The served count of the last observation, confirmed or not; 0 while none. Too weak to
+    /// drain by (one deploy GOAWAY would do), strong enough to dial a replacement ahead by: a
+    /// wrong guess costs one early dial, never a request.
+    last_observed: AtomicU64,
 }
 
 impl RequestBudget {
@@ -50,6 +61,7 @@ impl RequestBudget {
             enabled,
             learned: AtomicU64::new(0),
             previous: Mutex::new(None),
+            last_observed: AtomicU64::new(0),
         }
     }
 
@@ -61,11 +73,25 @@ impl RequestBudget {
         }
     }
 
-    /// A connection ended with requests failed by the server's graceful GOAWAY after `served`
-    /// requests got a response. Returns the budget if this observation changed it.
+    /// Requests after which the server is expected to end a connection: the learned budget,
+    /// or else the count at which it ended the last one. `None` while nothing was observed.
+    pub(crate) fn expected_end(&self) -> Option<u64> {
+        match (self.learned(), self.last_observed.load(Ordering::Relaxed)) {
+            (learned, 0) => learned,
+            (Some(learned), observed) => Some(learned.min(observed)),
+            (None, observed) => Some(observed),
+        }
+    }
+
+    /// The server ended a connection in use in good order (a graceful GOAWAY, which may
+    /// have refused requests sent after it, or a clean close) after `served` requests got a
+    /// response. Returns the budget if this observation changed it.
     pub(crate) fn observe_rotation(&self, served: u64) -> Option<u64> {
         if !self.enabled {
             return None;
+        }
+        if served >= MIN_OBSERVED {
+            self.last_observed.store(served, Ordering::Relaxed);
         }
         let mut previous = self.previous.lock().unwrap_or_else(|p| p.into_inner());
         let (next_previous, learned) = decide(*previous, self.learned(), served);
@@ -138,9 +164,16 @@ mod tests {
         assert_eq!(budget.observe_rotation(50), None);
         assert_eq!(budget.observe_rotation(50), None);
         assert_eq!(budget.learned(), None);
+        assert_eq!(budget.expected_end(), None);
         let budget = RequestBudget::new(true);
         assert_eq!(budget.observe_rotation(50), None);
+        assert_eq!(budget.expected_end(), Some(50), "one observation: a hint");
         assert_eq!(budget.observe_rotation(50), Some(45));
+        assert_eq!(
+            budget.expected_end(),
+            Some(45),
+            "the drain point comes first"
+        );
         assert_eq!(budget.observe_rotation(50), None, "unchanged");
         assert_eq!(budget.learned(), Some(45));
     }

@@ -189,6 +189,7 @@ async fn run(
             "coalescing" => criteria::coalescing(&ctx).await,
             "long-path" => criteria::long_path(&ctx).await,
             "hostile" => criteria::hostile(&ctx).await,
+            "steady-rtt" => criteria::steady_rtt(&ctx).await,
             unknown => Err(anyhow::anyhow!("no criterion is named {unknown:?}")),
         };
         bar.finish_and_clear();

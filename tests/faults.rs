@@ -64,7 +64,7 @@ async fn finish(name: &str, pool: ConnectionPoolManager, port: u16, outcome: Out
 /// The server sends GOAWAY after every 50 requests on a connection; 20,000 requests from 64
 /// tasks. Nothing fails: requests the GOAWAY provably cut off are retried (and counted), the
 /// server never processed any request twice, and the pool learns the server's request budget
-/// from the rotations (after which it rotates first).
+/// from the rotations (after which it rotates first, so the server sends few GOAWAYs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn goaway_every_50_requests_fails_nothing_duplicates_nothing_and_teaches_the_budget() {
     trace_init();
@@ -101,8 +101,17 @@ async fn goaway_every_50_requests_fails_nothing_duplicates_nothing_and_teaches_t
     // Every success was processed once; a failed request was processed at most once.
     let processed = server.counters().requests();
     assert!(processed >= load.succeeded && processed <= load.succeeded + failed);
-    assert!(server.counters().goaways_sent.load(Ordering::SeqCst) > 10);
+    // Two rotations teach the budget; from then on the pool rotates first, so the server
+    // has few GOAWAYs to send while connections still turn over at its budget.
+    let goaways = server.counters().goaways_sent.load(Ordering::SeqCst);
+    assert!(goaways >= 2, "{goaways} GOAWAYs");
     let stats = pool.stats();
+    assert!(
+        stats.connections_opened >= TASKS * PER_TASK / 50,
+        "{} connections for {} requests at a budget of 50",
+        stats.connections_opened,
+        TASKS * PER_TASK
+    );
     assert_eq!(stats.requests_failed, failed);
     let budget = stats
         .origin(&origin)
@@ -119,8 +128,8 @@ async fn goaway_every_50_requests_fails_nothing_duplicates_nothing_and_teaches_t
 }
 
 /// While the server abruptly kills random connections, acquire/send/drop at full speed
-/// never leaks a slot, every failure is a typed connection or request error, and the
-/// server never handled more requests than were sent.
+/// never leaks a slot, every failure is a typed connection or request error (an acquire's, a
+/// failed dial's), and the server never handled more requests than were sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn churn_under_connection_kills_leaks_nothing_and_fails_only_with_typed_errors() {
     trace_init();
@@ -154,6 +163,10 @@ async fn churn_under_connection_kills_leaks_nothing_and_fails_only_with_typed_er
                     let mut handle = match pool.acquire(&origin).await {
                         Ok(h) => h,
                         Err(e) => {
+                            // A connection cut before it served anything was a failed dial
+                            // (DESIGN: healthy only once it served): waiters with nothing else
+                            // fail with that dial's error, or the backoff's after two.
+                            assert!(e.is_connect(), "acquire failed with {e:?}");
                             failures.push(e);
                             continue;
                         }
@@ -178,7 +191,7 @@ async fn churn_under_connection_kills_leaks_nothing_and_fails_only_with_typed_er
     assert!(killed > 0, "the fault was injected");
     for f in &failures {
         assert!(
-            matches!(f, Error::ConnectionClosed { .. } | Error::Request { .. }),
+            matches!(f, Error::ConnectionClosed { .. } | Error::Request { .. }) || f.is_connect(),
             "untyped or unexpected failure: {f:?}"
         );
     }

@@ -26,6 +26,10 @@ impl Connection {
         if previous == value {
             return;
         }
+        if previous == PROVISIONAL {
+            self.settings_at
+                .store(super::nanos_since(self.created), Ordering::Relaxed);
+        }
         debug!(
             conn_id = self.id,
             origin = %self.origin,
@@ -246,6 +250,11 @@ fn finish_driver(
     end: DriverEnd,
 ) {
     if let Some(conn) = weak.upgrade() {
+        if matches!(end, DriverEnd::Finished(Ok(()))) {
+            // Ended cleanly while the pool still held it: the server's doing (the pool's own
+            // rotations and idle closes let go first, and the driver then finds no connection).
+            conn.note_peer_ended();
+        }
         conn.close_and_report();
     }
     let lifetime = opened.elapsed();

@@ -39,6 +39,7 @@ impl Connection {
             peer: dialed.peer,
             tls_resumed: dialed.resumed,
             dial_times: (dialed.tcp_time, dialed.tls_time),
+            settings_at: AtomicU64::new(u64::MAX),
             end_entity: dialed.end_entity.clone(),
             wire,
             slot: SlotCell::default(),
@@ -51,10 +52,14 @@ impl Connection {
             budget: Arc::clone(&budget),
             responses: AtomicU64::new(0),
             rotation_failures: AtomicU64::new(0),
+            peer_ended: AtomicBool::new(false),
+            ended_in_use: AtomicBool::new(false),
             dial_failure_claimed: AtomicBool::new(false),
             retire_at: config
                 .max_connection_lifetime
                 .map(|lifetime| Instant::now() + lifetime),
+            first_lease_at: AtomicU64::new(u64::MAX),
+            replacement_asked: AtomicBool::new(false),
             leases: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             refused_from: AtomicU64::new(u64::MAX),

@@ -41,6 +41,7 @@ use crate::stats::ConnectionStats;
 use crate::timeouts::PhaseTimeouts;
 
 mod driver;
+mod ending;
 mod establish;
 mod head_watch;
 mod wire;
@@ -92,6 +93,9 @@ pub(crate) struct Connection {
     pub(crate) end_entity: Option<pki_types::CertificateDer<'static>>,
     /// How long the dial's TCP connect (DNS included) and TLS handshake took.
     dial_times: (Duration, Duration),
+    /// Nanoseconds after `created` at which the peer's first SETTINGS arrived (`u64::MAX`
+    /// before): the last part of the dial, after which the connection takes all its streams.
+    settings_at: AtomicU64,
     /// How it sends, and what only its protocol has.
     pub(crate) wire: Wire,
     pub(crate) slot: SlotCell,
@@ -113,10 +117,22 @@ pub(crate) struct Connection {
     responses: AtomicU64,
     /// Requests failed by the server's graceful GOAWAY: the connection was rotated under them.
     rotation_failures: AtomicU64,
+    /// The server ended it in good order: a graceful GOAWAY stopped a stream, or its driver
+    /// finished cleanly while the pool still held it.
+    peer_ended: AtomicBool,
+    /// ...and it was in use then: its served count tells the server's budget (read when the
+    /// last request on it settled, see `Drop`).
+    ended_in_use: AtomicBool,
     /// Counted as a failed dial already (see `claim_dial_failure`).
     dial_failure_claimed: AtomicBool,
     /// Creation + `max_connection_lifetime`.
     retire_at: Option<Instant>,
+    /// Nanoseconds after `created` of the first lease (`u64::MAX` before it): from then on
+    /// the connection spends its request budget at the rate the replacement plan reads.
+    first_lease_at: AtomicU64,
+    /// Its end is in sight and the origin was asked for a replacement (see
+    /// [`Connection::replacement_due`]); asked once.
+    replacement_asked: AtomicBool,
     leases: AtomicU64,
     requests: AtomicU64,
     /// The lowest send ordinal (1-based) of a request the server's GOAWAY refused above its
@@ -255,6 +271,9 @@ impl Connection {
         let before = self.leases.fetch_add(1, Ordering::Relaxed);
         if before > 0 {
             self.counters.leases_reused.add(1);
+        } else {
+            self.first_lease_at
+                .store(nanos_since(self.created), Ordering::Relaxed);
         }
         if self.request_budget().is_some_and(|max| before + 1 >= max) {
             debug!(conn_id = self.id, origin = %self.origin, "request budget spent; draining");
@@ -423,6 +442,24 @@ impl Connection {
     /// A request failed because the server rotated the connection (graceful GOAWAY).
     pub(crate) fn record_rotation_failure(&self) {
         self.rotation_failures.fetch_add(1, Ordering::Relaxed);
+        self.note_peer_ended();
+    }
+
+    /// The server ended the connection in good order (a graceful GOAWAY, a clean close).
+    pub(crate) fn note_peer_ended(&self) {
+        self.peer_ended.store(true, Ordering::Relaxed);
+    }
+
+    /// The server ended the connection in good order (see [`note_peer_ended`](Self::note_peer_ended)).
+    pub(crate) fn peer_ended(&self) -> bool {
+        self.peer_ended.load(Ordering::Relaxed)
+    }
+
+    /// The server ended this connection in good order while it was in use: once its last
+    /// request settles, its served count is an observation of the server's budget (see
+    /// `request_budget.rs`).
+    pub(crate) fn note_ended_in_use(&self) {
+        self.ended_in_use.store(true, Ordering::Relaxed);
     }
 
     /// Leases handed out on this connection so far.
@@ -485,7 +522,9 @@ impl Drop for Connection {
     /// has settled: the moment its served and failed counts are final, which is what the
     /// request-budget learner needs.
     fn drop(&mut self) {
-        if self.rotation_failures.load(Ordering::Relaxed) == 0 {
+        if self.rotation_failures.load(Ordering::Relaxed) == 0
+            && !self.ended_in_use.load(Ordering::Relaxed)
+        {
             return;
         }
         let served = self.responses.load(Ordering::Relaxed);

@@ -143,6 +143,9 @@ fn start_h2(
                 // Refused its very first request: a failed dial unless it served something.
                 lease.conn().note_first_request_refused();
             }
+            if e.is_go_away() && e.is_remote() && e.reason() == Some(h2::Reason::NO_ERROR) {
+                lease.conn().note_peer_ended();
+            }
             let error = classify_h2(lease.conn(), e, true);
             if matches!(error, Error::Protocol { .. }) {
                 // An h2c server that does not speak HTTP/2: another connection would fail

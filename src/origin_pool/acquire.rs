@@ -168,8 +168,12 @@ impl OriginPool {
         self.lock().set_expiry_task(task.abort_handle());
     }
 
-    /// Wraps a leased slot (the acquire is already counted).
-    pub(super) fn leased(&self, conn: Arc<Connection>) -> Lease {
+    /// Wraps a leased slot (the acquire is already counted), and dials the connection's
+    /// replacement when this lease brought its end within a dial's time.
+    pub(super) fn leased(self: &Arc<Self>, conn: Arc<Connection>) -> Lease {
+        if conn.replacement_due() {
+            self.replace_ahead(&conn);
+        }
         if conn.leases() > 1 {
             debug!(
                 origin = %self.origin,

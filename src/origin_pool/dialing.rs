@@ -71,6 +71,16 @@ impl OriginPool {
         });
     }
 
+    /// Dials a replacement for `conn`, whose end is in sight or came early, if the other
+    /// connections cannot carry its streams (see `OriginState::plan_replacement`).
+    pub(super) fn replace_ahead(self: &Arc<Self>, conn: &Connection) {
+        let dials = self.lock().plan_replacement(conn, Instant::now());
+        self.start(DialPlan {
+            dials,
+            recheck_at: None,
+        });
+    }
+
     /// Opens connections up to `warm_min` (at least one) and keeps that many open.
     pub(crate) async fn prewarm(self: &Arc<Self>, warm_min: usize) -> Result<WarmedOrigin, Error> {
         let started = Instant::now();

@@ -39,6 +39,7 @@ use crate::protocol::Protocol;
 use crate::request_budget::RequestBudget;
 use crate::stats::OriginStats;
 
+use reserved_dials::ReservedDials;
 use state::DialPlan;
 use state::OriginState;
 use wait_queue::Aging;
@@ -250,6 +251,36 @@ impl OriginPool {
 /// for being idle, which is no sign of a failing server.
 const PROBATION: Duration = Duration::from_secs(10);
 
+/// A connection that carried a stream this recently when the server ended it was in use: it
+/// gets a replacement at once. One idle longer (a server's idle timeout) does not.
+const IN_USE_WITHIN: Duration = Duration::from_secs(1);
+
+/// `conn` left the table, ended by the server or an error (`not_a_failed_dial`: it did not
+/// count as a failed dial). If it served and was in use, its replacement is dialed now rather
+/// than when the next request finds nothing (`OriginState::plan_replacement`), and an end in
+/// good order is an observation of the server's budget (see `request_budget.rs`). Called when
+/// it closed or, if it was closed before its first response was read, once that was settled.
+fn replace_ended(
+    st: &mut OriginState<Connection>,
+    conn: &Connection,
+    not_a_failed_dial: bool,
+    now: Instant,
+) -> ReservedDials {
+    let in_use = not_a_failed_dial
+        && conn.responses() > 0
+        && (conn.slot.active() > 0 || conn.idle_for(now).is_some_and(|idle| idle < IN_USE_WITHIN));
+    if !in_use {
+        return ReservedDials::default();
+    }
+    if conn.peer_ended() {
+        conn.note_ended_in_use();
+    }
+    if conn.replacement_asked() {
+        return ReservedDials::default();
+    }
+    st.plan_replacement(conn, now)
+}
+
 // ===== impl SlotEvents =====
 
 impl SlotEvents for OriginPool {
@@ -259,7 +290,11 @@ impl SlotEvents for OriginPool {
             let released = st.release(conn);
             // The last request of a connection awaiting its verdict was classified.
             let plan = if released.replan {
-                st.plan_dials(&self.ctx.config, None, Instant::now())
+                let now = Instant::now();
+                let replacement = replace_ended(&mut st, conn, true, now);
+                let mut plan = st.plan_dials(&self.ctx.config, None, now);
+                plan.dials.merge(replacement);
+                plan
             } else {
                 DialPlan::default()
             };
@@ -323,7 +358,10 @@ impl SlotEvents for OriginPool {
             let plan = if undecided {
                 DialPlan::default()
             } else {
-                st.plan_dials(&self.ctx.config, None, now)
+                let replacement = replace_ended(&mut st, conn, failed_dial.is_none(), now);
+                let mut plan = st.plan_dials(&self.ctx.config, None, now);
+                plan.dials.merge(replacement);
+                plan
             };
             (removed, wakers, plan)
         };

@@ -23,6 +23,8 @@ pub(crate) trait Pooled: Send + Sync + 'static {
     /// Rotating out (lifetime, request budget): takes no new streams.
     fn is_draining(&self) -> bool;
     fn retire_at(&self) -> Option<Instant>;
+    /// Its end is in sight and a replacement was planned for it: not lasting capacity.
+    fn replacement_asked(&self) -> bool;
     fn idle_for(&self, now: Instant) -> Option<Duration>;
     /// Requests (leases) it has carried.
     fn leases(&self) -> u64;
@@ -71,6 +73,9 @@ impl Pooled for Connection {
     }
     fn retire_at(&self) -> Option<Instant> {
         Connection::retire_at(self)
+    }
+    fn replacement_asked(&self) -> bool {
+        Connection::replacement_asked(self)
     }
     fn idle_for(&self, now: Instant) -> Option<Duration> {
         Connection::idle_for(self, now)

@@ -30,6 +30,11 @@ impl ReservedDials {
         Some(ReservedDials(1))
     }
 
+    /// Takes `other`'s dials into this one: both were counted by the same state.
+    pub(crate) fn merge(&mut self, mut other: ReservedDials) {
+        self.0 += std::mem::take(&mut other.0);
+    }
+
     /// Given back to the state: `OriginState::dial_ended` uncounts it.
     pub(super) fn give_back(mut self) -> usize {
         std::mem::take(&mut self.0)

@@ -180,6 +180,16 @@ impl TestServer {
         killed
     }
 
+    /// Starts a graceful shutdown (hyper's: GOAWAY, then the requests in flight finish) on
+    /// every live connection, as a deploy or a restart does. Returns how many.
+    pub fn goaway_connections(&self) -> usize {
+        let live = self.live_connections();
+        for conn in &live {
+            conn.goaway.notify_one();
+        }
+        live.len()
+    }
+
     /// The server's base URL, `https://127.0.0.1:PORT` (`http://` when cleartext).
     pub fn url(&self) -> String {
         format!("{}://{}", self.scheme, self.addr)

@@ -289,12 +289,47 @@ impl<C: Pooled> OriginState<C> {
         let healthy = self
             .conns
             .iter()
-            .filter(|c| !c.is_draining() && c.retire_at().is_none_or(|at| at > now + lead))
+            .filter(|c| {
+                !c.is_draining()
+                    && !c.replacement_asked()
+                    && c.retire_at().is_none_or(|at| at > now + lead)
+            })
             .count();
         let n = self
             .keep_floor(config, now)
             .saturating_sub(healthy + self.dialing());
         self.reserve_dials(n)
+    }
+
+    /// A connection's end is in sight (`ending`: its request budget runs out within its
+    /// replacement's dial time; see `connection/ending.rs`) or came early (a server's GOAWAY):
+    /// dials one replacement unless the other connections that will last, and the dials in
+    /// flight, have room for the streams it carries now (at least one). The replacement may
+    /// take the origin one above its connection cap until the old one has drained.
+    pub(crate) fn plan_replacement(&mut self, ending: &C, now: Instant) -> ReservedDials {
+        if self.closed || !self.backoff.allows_dial(now) {
+            return ReservedDials::default();
+        }
+        let carried = ending.slot().active().max(1);
+        let lasting_free: usize = self
+            .conns
+            .iter()
+            .filter(|c| c.id() != ending.id() && c.accepts_streams() && !c.replacement_asked())
+            .map(|c| c.stream_limit().saturating_sub(c.slot().active()))
+            .sum();
+        let per_dial = self.planned_streams.unwrap_or(1).max(1);
+        let supply = lasting_free.saturating_add(self.dialing().saturating_mul(per_dial));
+        if carried <= supply {
+            return ReservedDials::default();
+        }
+        debug!(
+            conn_id = ending.id(),
+            carried,
+            lasting_free,
+            dialing = self.dialing(),
+            "dialing a replacement ahead of a connection's end"
+        );
+        self.reserve_dials(1)
     }
 
     /// A dial failed. When nothing else can serve the waiters (no connection, no other dial),

@@ -15,6 +15,7 @@ struct Fake {
     limit: AtomicUsize,
     closed: AtomicBool,
     draining: AtomicBool,
+    ending: AtomicBool,
 }
 
 impl Fake {
@@ -54,6 +55,9 @@ impl Pooled for Fake {
     }
     fn retire_at(&self) -> Option<Instant> {
         None
+    }
+    fn replacement_asked(&self) -> bool {
+        self.ending.load(Ordering::Relaxed)
     }
     fn idle_for(&self, _: Instant) -> Option<Duration> {
         (self.slot.active() == 0).then_some(Duration::ZERO)

@@ -26,7 +26,7 @@ pub struct Ctx<'a> {
 }
 
 /// Names accepted by `--only` (a criterion runs when its name starts with one of them).
-pub const NAMES: [&str; 15] = [
+pub const NAMES: [&str; 16] = [
     "memory",
     "latency",
     "multiplexing",
@@ -42,6 +42,7 @@ pub const NAMES: [&str; 15] = [
     "coalescing",
     "long-path",
     "hostile",
+    "steady-rtt",
 ];
 
 const SERVER_CONTROL: &str = "needs a server the harness controls (stream limit, kills, GOAWAY, \
@@ -144,6 +145,7 @@ mod multiplexing;
 mod priority;
 mod resumption;
 mod scaling;
+mod steady_rtt;
 
 pub use bursty::bursty;
 pub use chaos_churn::chaos_churn;
@@ -160,3 +162,4 @@ pub use multiplexing::multiplexing;
 pub use priority::priority;
 pub use resumption::resumption;
 pub use scaling::scaling;
+pub use steady_rtt::steady_rtt;

@@ -1,0 +1,122 @@
+//! Replacements dialed ahead: a connection that ends predictably (the server's per-connection
+//! budget, once seen) or that a server GOAWAYs while it is in use gets its replacement before
+//! a request has to wait for one. Runs through the testkit's RTT relay, so a dial costs round
+//! trips as it does on a real path.
+
+mod support;
+
+use std::time::Duration;
+
+use https_pool::Origin;
+use https_pool_testkit::{RttRelay, TestServer, TestServerConfig};
+use support::{body_len, get, trace_init};
+
+const RTT: Duration = Duration::from_millis(50);
+
+fn pool_for(server: &TestServer) -> https_pool::ConnectionPoolManager {
+    https_pool::ConnectionPoolManager::builder()
+        .tls_webpki_roots(false)
+        .tls_extra_ca_pem(server.ca_pem())
+        .build()
+        .expect("pool builds")
+}
+
+/// The server GOAWAYs every 20 requests. Once the pool has seen two rotations, a sequential
+/// caller never waits for a connection again: every replacement was dialed while the old
+/// connection still served, nothing was retried, and there is one dial per rotation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_the_budget_is_seen_no_request_waits_for_a_replacement() {
+    trace_init();
+    let server =
+        TestServer::start(TestServerConfig::default().goaway_after(20)).expect("server starts");
+    let relay = RttRelay::start(server.addr(), RTT).expect("relay starts");
+    let origin: Origin = relay.url().parse().expect("origin");
+    let pool = pool_for(&server);
+    let url = format!("{}/steady", relay.url());
+    for warmed in pool.prewarm_hosts(&[url.as_str()]).await {
+        warmed.result.expect("prewarm");
+    }
+    // Learning: until two rotations agree (bounded: 4 connections' worth).
+    let mut sent = 0;
+    while pool
+        .stats()
+        .origin(&origin)
+        .and_then(|o| o.learned_request_budget)
+        .is_none()
+    {
+        assert!(sent < 80, "no budget learned after {sent} requests");
+        body_len(pool.request(get(&url)).await.expect("request")).await;
+        sent += 1;
+    }
+    let before = pool.stats();
+    for _ in 0..60 {
+        body_len(pool.request(get(&url)).await.expect("request")).await;
+    }
+    let after = pool.stats();
+    let opened = after.connections_opened - before.connections_opened;
+    assert!(
+        opened >= 3,
+        "60 requests at a budget under 20 rotate ({opened} dials)"
+    );
+    assert!(
+        opened <= 5,
+        "one dial per rotation, no more ({opened} dials)"
+    );
+    assert_eq!(
+        after.time_in_queue.count, before.time_in_queue.count,
+        "no request waited for a connection"
+    );
+    assert_eq!(
+        after.requests_retried, before.requests_retried,
+        "nothing retried"
+    );
+    assert_eq!(after.requests_failed, 0);
+}
+
+/// A server GOAWAYs a connection while a request is on it (a deploy): the pool dials the
+/// replacement at once, before any request asks for one, and the request in flight finishes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_goaway_on_a_connection_in_use_dials_its_replacement_at_once() {
+    trace_init();
+    let server =
+        TestServer::start(TestServerConfig::default().response_delay(Duration::from_millis(300)))
+            .expect("server starts");
+    let origin: Origin = server.url().parse().expect("origin");
+    let pool = pool_for(&server);
+    let url = server.url_for("/slow");
+    let in_flight = tokio::spawn({
+        let pool = pool.clone();
+        async move { body_len(pool.request(get(&url)).await.expect("request")).await }
+    });
+    // Bounded: until the request is on the server.
+    for _ in 0..1000 {
+        if server.counters().requests() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let first = pool.stats().origin(&origin).expect("origin").connections[0].id;
+    assert_eq!(server.goaway_connections(), 1);
+    // The replacement comes without another request (bounded, well before a 10 s guard).
+    let mut replaced = false;
+    for _ in 0..1000 {
+        let stats = pool.stats();
+        let o = stats.origin(&origin).expect("origin");
+        if o.connections.iter().any(|c| c.id != first) {
+            replaced = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        replaced,
+        "a replacement was dialed before any request asked"
+    );
+    in_flight.await.expect("task");
+    assert_eq!(
+        server.counters().requests(),
+        1,
+        "only the one request was sent"
+    );
+    assert_eq!(pool.stats().requests_failed, 0);
+}
