@@ -296,3 +296,37 @@ async fn retry_leaves_alone_a_request_that_reached_the_server() {
     assert_eq!(server.counters().requests(), 1);
     assert_eq!(pool.stats().active_streams(), 0);
 }
+
+/// What `is_retry_safe` accepts: failures before the request left (no slot, a dial that may
+/// pass), and nothing the server may have seen or that would only fail again.
+#[test]
+fn is_retry_safe_accepts_only_failures_before_the_request_left() {
+    let origin: https_pool::Origin = "https://api.example.com".parse().expect("origin");
+    let timeout = |kind| Error::Timeout {
+        origin: origin.clone(),
+        kind,
+        after: Duration::from_secs(1),
+    };
+    for kind in [
+        TimeoutKind::Acquire,
+        TimeoutKind::Connect,
+        TimeoutKind::TlsHandshake,
+    ] {
+        assert!(timeout(kind).is_retry_safe(), "{kind:?}");
+    }
+    for kind in [
+        TimeoutKind::ResponseHead,
+        TimeoutKind::Read,
+        TimeoutKind::Write,
+        TimeoutKind::Request,
+    ] {
+        assert!(!timeout(kind).is_retry_safe(), "{kind:?}");
+    }
+    assert!(!Error::PoolClosed.is_retry_safe());
+    assert!(
+        !Error::CleartextDisabled {
+            origin: origin.clone()
+        }
+        .is_retry_safe()
+    );
+}
