@@ -200,8 +200,17 @@ pub fn verdict_table(results: &[CriterionResult]) -> String {
         .max()
         .unwrap_or(0);
     let verdict_width = headers[1].len();
+    // At most the room a 120-column line leaves, at least 20, and no wider than the longest
+    // measurement (so the rule under the header is no longer than the column).
+    let longest_measured = results
+        .iter()
+        .map(|r| r.measured.chars().count())
+        .chain([headers[2].len()])
+        .max()
+        .unwrap_or(0);
     let measured_width = TABLE_WIDTH
         .saturating_sub(name_width + verdict_width + 4)
+        .min(longest_measured)
         .max(20);
     let mut out = String::new();
     let row = |out: &mut String, name: &str, verdict: &str, measured: &str| {
