@@ -69,7 +69,8 @@ pub struct PoolService<B = http_body_util::Full<Bytes>> {
     /// The slot is leased by `call`'s future, and `poll_ready` is always ready.
     acquire_in_call: bool,
     state: ReadyState,
-    /// The request body type; `fn(B)` keeps the service `Send + Sync` whatever `B` is.
+    /// The request body type. The service holds no `B`: `fn(B)` keeps its auto traits (`Send`)
+    /// independent of `B`.
     body: PhantomData<fn(B)>,
 }
 

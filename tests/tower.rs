@@ -330,3 +330,12 @@ fn is_retry_safe_accepts_only_failures_before_the_request_left() {
         .is_retry_safe()
     );
 }
+
+/// The service is `Send` whatever its body type (it holds no body), so a stack built on it
+/// moves into spawned tasks.
+#[test]
+fn the_service_is_send_whatever_its_body_type() {
+    fn assert_send<T: Send>() {}
+    assert_send::<https_pool::PoolService>();
+    assert_send::<https_pool::PoolService<std::rc::Rc<()>>>();
+}
