@@ -316,7 +316,7 @@ async fn run_client(
 /// `HealthClient`.
 enum Client {
     Channel(HealthClient<Channel>),
-    Pool(HealthClient<PoolService>),
+    Pool(HealthClient<PoolService<tonic::body::Body>>),
 }
 
 impl Client {

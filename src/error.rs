@@ -304,6 +304,30 @@ impl Error {
         }
     }
 
+    /// True when the request provably never reached the server and another attempt may
+    /// succeed: no slot came (acquire timeout, full wait queue) or the dial failed in a way
+    /// that can pass (DNS, refused, connect or TLS handshake timeout, other connect error, an
+    /// origin backing off). Sending it again cannot process it twice, whatever its method, so
+    /// these are the errors a caller's own retry (a tower `Retry` policy, say) may retry.
+    ///
+    /// `false` proves nothing either way: the pool has already sent again, on another
+    /// connection, what it could prove unsent, and certificate, protocol and configuration
+    /// failures would only fail again.
+    pub fn is_retry_safe(&self) -> bool {
+        match self {
+            Error::Dns { .. }
+            | Error::ConnectionRefused { .. }
+            | Error::Connect { .. }
+            | Error::PoolExhausted { .. }
+            | Error::BackingOff { .. } => true,
+            Error::Timeout { kind, .. } => matches!(
+                kind,
+                TimeoutKind::Acquire | TimeoutKind::Connect | TimeoutKind::TlsHandshake
+            ),
+            _ => false,
+        }
+    }
+
     /// The origin the error is about, when it is about one.
     pub fn origin(&self) -> Option<&Origin> {
         match self {

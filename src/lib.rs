@@ -73,6 +73,12 @@
 //! # }
 //! ```
 //!
+//! The service is typed by its request body ([`PoolService<B>`](PoolService)), so
+//! `service.ready().await?.call(request)` infers it from the request. Under tower's `Timeout`,
+//! [`PoolService::acquire_in_call`] makes the wait for a slot part of the timed call; a `Retry`
+//! policy may send again what [`Error::is_retry_safe`] proves never reached the server.
+//! `examples/tower_stack.rs` layers `ConcurrencyLimit`, `Retry` and `Timeout` that way.
+//!
 //! # How it behaves
 //!
 //! - **Origins** are scheme, lower-cased host and port ([`Origin`]). `http://` is dialed only

@@ -6,8 +6,14 @@
 //! concurrency limit moves its permit; the response [`Body`] carries it on to the end of the
 //! stream, so a gRPC server stream holds its slot as long as it runs. Clones share the pool;
 //! each clone holds at most one unused slot at a time.
+//!
+//! The service is typed by its request body, as hyper-util's `Client<C, B>` is: a service that
+//! took every body type would leave `ServiceExt::ready` nothing to infer its request type from
+//! (`pool.service(origin)?.ready().await` needed a turbofish). [`PoolService::for_body`]
+//! re-types a service for another body.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -29,27 +35,43 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// A `tower::Service<http::Request<B>>` sending every request to one origin through the pool.
 ///
-/// Create it with [`ConnectionPoolManager::service`]. Requests may carry a path-only URI
-/// (`/v1/items`) or an absolute URI on the service's origin.
+/// Create it with [`ConnectionPoolManager::service`], which infers `B` from the requests the
+/// service is called with (the default, [`Full<Bytes>`](http_body_util::Full), only matters
+/// where the type is written out). Requests may carry a path-only URI (`/v1/items`) or an
+/// absolute URI on the service's origin.
 ///
 /// ```no_run
-/// use tower_service::Service;
+/// use bytes::Bytes;
+/// use http_body_util::Empty;
+/// use tower::{Service, ServiceExt};
 /// # async fn run() -> Result<(), https_pool::Error> {
 /// let pool = https_pool::ConnectionPoolManager::builder().build()?;
 /// let mut svc = pool.service("https://api.example.com")?;
-/// std::future::poll_fn(|cx| Service::<http::Request<String>>::poll_ready(&mut svc, cx)).await?;
-/// let request = http::Request::get("/v1/items").body(String::new()).expect("request");
-/// let response = svc.call(request).await?;
+/// let request = http::Request::get("/v1/items").body(Empty::<Bytes>::new()).expect("request");
+/// let response = svc.ready().await?.call(request).await?;
 /// # let _ = response;
 /// # Ok(())
 /// # }
 /// ```
-pub struct PoolService {
+///
+/// # Readiness and timeouts
+///
+/// By default `poll_ready` leases the slot, so readiness is the pool's backpressure. tower's
+/// `Timeout` starts its clock in `call`, so the wait for that slot is outside it (bounded by
+/// the pool's `acquire_timeout`). [`PoolService::acquire_in_call`] moves the wait into the
+/// response future, as hyper-util's `Client` checks out its connection there: a `Timeout`
+/// around the service then counts it, and a request it abandons leaves the wait queue.
+pub struct PoolService<B = http_body_util::Full<Bytes>> {
     pool: ConnectionPoolManager,
     origin: Origin,
     /// The priority slots are leased at (readiness comes before the request).
     priority: Priority,
+    /// The slot is leased by `call`'s future, and `poll_ready` is always ready.
+    acquire_in_call: bool,
     state: ReadyState,
+    /// The request body type. The service holds no `B`: `fn(B)` keeps its auto traits (`Send`)
+    /// independent of `B`.
+    body: PhantomData<fn(B)>,
 }
 
 type Leased = (Arc<OriginPool>, Lease);
@@ -60,7 +82,7 @@ enum ReadyState {
     Ready(Leased),
 }
 
-impl std::fmt::Debug for PoolService {
+impl<B> std::fmt::Debug for PoolService<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = match &self.state {
             ReadyState::Idle => "idle",
@@ -70,31 +92,60 @@ impl std::fmt::Debug for PoolService {
         f.debug_struct("PoolService")
             .field("origin", &self.origin)
             .field("priority", &self.priority)
+            .field("acquire_in_call", &self.acquire_in_call)
             .field("state", &state)
             .finish()
     }
 }
 
-impl Clone for PoolService {
+impl<B> Clone for PoolService<B> {
     /// A clone shares the pool and origin but not the slot: it starts unready.
     fn clone(&self) -> Self {
-        PoolService {
-            pool: self.pool.clone(),
-            origin: self.origin.clone(),
-            priority: self.priority,
-            state: ReadyState::Idle,
-        }
+        self.clone_for_body()
     }
 }
 
-impl PoolService {
-    pub(crate) fn new(pool: ConnectionPoolManager, origin: Origin) -> PoolService {
+impl<B> PoolService<B> {
+    pub(crate) fn new(pool: ConnectionPoolManager, origin: Origin) -> PoolService<B> {
         PoolService {
             pool,
             origin,
             priority: Priority::default(),
+            acquire_in_call: false,
             state: ReadyState::Idle,
+            body: PhantomData,
         }
+    }
+
+    /// A service on the same pool, origin and settings for requests with bodies of type
+    /// `B2`: one pool service can feed differently typed stacks (a tonic client and a plain
+    /// HTTP one, say). The new service starts unready; a slot this one holds stays with it.
+    #[must_use]
+    pub fn for_body<B2>(&self) -> PoolService<B2> {
+        self.clone_for_body()
+    }
+
+    fn clone_for_body<B2>(&self) -> PoolService<B2> {
+        PoolService {
+            pool: self.pool.clone(),
+            origin: self.origin.clone(),
+            priority: self.priority,
+            acquire_in_call: self.acquire_in_call,
+            state: ReadyState::Idle,
+            body: PhantomData,
+        }
+    }
+
+    /// The same service with the slot leased by `call`'s response future instead of by
+    /// `poll_ready`, which is then always ready. A `tower::timeout::Timeout` around the
+    /// service then counts the wait for a slot, and dropping the response future (the timeout
+    /// firing) takes the request out of the pool's wait queue. Readiness no longer reflects a
+    /// full origin: bound how many calls wait with a `ConcurrencyLimit` in front, or rely on
+    /// the pool's own bounded queue ([`Error::PoolExhausted`]).
+    #[must_use]
+    pub fn acquire_in_call(mut self) -> PoolService<B> {
+        self.acquire_in_call = true;
+        self
     }
 
     /// The same service with its slots leased at `priority`, and its requests sent with it
@@ -102,7 +153,7 @@ impl PoolService {
     /// before the request is known, so the service's priority is what orders the wait: give
     /// urgent calls (health checks, user-facing ones) a service of their own.
     #[must_use]
-    pub fn with_priority(mut self, priority: Priority) -> PoolService {
+    pub fn with_priority(mut self, priority: Priority) -> PoolService<B> {
         self.priority = priority;
         self
     }
@@ -113,7 +164,7 @@ impl PoolService {
     }
 }
 
-impl<B> tower_service::Service<Request<B>> for PoolService
+impl<B> tower_service::Service<Request<B>> for PoolService<B>
 where
     B: HttpBody<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
@@ -124,7 +175,11 @@ where
 
     /// Leases a stream slot. Pending while the origin is at its connection and stream limits;
     /// an error when the acquire fails (wait queue full, timeout, dial failure, pool closed).
+    /// Always ready with [`PoolService::acquire_in_call`].
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        if self.acquire_in_call {
+            return Poll::Ready(Ok(()));
+        }
         loop {
             match &mut self.state {
                 ReadyState::Ready(_) => return Poll::Ready(Ok(())),
@@ -197,16 +252,17 @@ where
 }
 
 impl ConnectionPoolManager {
-    /// A `tower::Service` sending requests to `origin` through this pool.
+    /// A `tower::Service` sending requests to `origin` through this pool, for request bodies
+    /// of type `B` (inferred from the calls; a tonic client makes it `tonic::body::Body`).
     ///
     /// # Errors
     ///
     /// [`Error::InvalidUrl`] or [`Error::UnsupportedScheme`] for a bad origin;
     /// [`Error::CleartextDisabled`] for an `http://` origin the configuration does not allow.
-    pub fn service(
+    pub fn service<B>(
         &self,
         origin: impl crate::into_origin::IntoOrigin,
-    ) -> Result<PoolService, Error> {
+    ) -> Result<PoolService<B>, Error> {
         let origin = origin.into_origin()?;
         self.check_cleartext(&origin)?;
         Ok(PoolService::new(self.clone(), origin))

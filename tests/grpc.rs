@@ -139,7 +139,7 @@ async fn cleartext_origins_are_refused_by_default() {
         other => panic!("expected CleartextDisabled, got {other:?}"),
     }
     assert!(matches!(
-        pool.service(url.as_str()),
+        pool.service::<tonic::body::Body>(url.as_str()),
         Err(Error::CleartextDisabled { .. })
     ));
     assert_eq!(pool.stats().connections_opened, 0);

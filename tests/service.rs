@@ -10,7 +10,7 @@ use https_pool_testkit::{TestServer, TestServerConfig};
 use support::{body_len, builder_for, get, trace_init};
 use tower_service::Service;
 
-async fn ready(svc: &mut PoolService) -> Result<(), Error> {
+async fn ready(svc: &mut PoolService<String>) -> Result<(), Error> {
     poll_fn(|cx| Service::<http::Request<String>>::poll_ready(svc, cx)).await
 }
 
@@ -115,7 +115,7 @@ fn service_for_a_bad_origin_is_an_error() {
         .build()
         .expect("pool builds");
     assert!(matches!(
-        pool.service("ht tp://x"),
+        pool.service::<String>("ht tp://x"),
         Err(Error::InvalidUrl { .. })
     ));
 }

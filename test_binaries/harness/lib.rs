@@ -9,6 +9,7 @@ pub mod captured;
 pub mod clients;
 pub mod criteria;
 pub mod machine;
+pub mod optimized_pool;
 pub mod report;
 
 use std::time::Duration;

@@ -10,6 +10,9 @@ use serde::Serialize;
 use super::machine::MachineInfo;
 use super::{CriterionResult, Scale, Thresholds};
 
+/// The terminal width the verdict table fits.
+pub const TABLE_WIDTH: usize = 120;
+
 /// A chart to draw next to the report.
 #[derive(Debug, Clone)]
 pub struct Chart {
@@ -50,43 +53,9 @@ impl RunReport {
         self.results.iter().all(|r| r.pass != Some(false))
     }
 
-    /// The verdict table, as printed to the terminal.
+    /// The verdict table, as printed to the terminal (see [`verdict_table`]).
     pub fn verdict_table(&self) -> String {
-        let rows: Vec<[String; 4]> = self
-            .results
-            .iter()
-            .map(|r| {
-                [
-                    r.name.to_owned(),
-                    r.target.clone(),
-                    r.measured.clone(),
-                    r.verdict().to_owned(),
-                ]
-            })
-            .collect();
-        let headers = ["criterion", "target", "measured", "verdict"];
-        let mut widths = headers.map(str::len);
-        for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        let mut out = String::new();
-        let line = |out: &mut String, cells: [&str; 4]| {
-            for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
-                let sep = if i == 3 { "\n" } else { "  " };
-                let _ = write!(out, "{cell:<w$}{sep}");
-            }
-        };
-        line(&mut out, headers);
-        line(
-            &mut out,
-            widths.map(|w| "-".repeat(w)).each_ref().map(String::as_str),
-        );
-        for row in &rows {
-            line(&mut out, row.each_ref().map(String::as_str));
-        }
-        out
+        verdict_table(&self.results)
     }
 
     /// Writes `<stamp>-success-criteria.md`, `.json` and the charts into `dir`; returns the
@@ -218,6 +187,115 @@ const COLORS: [RGBColor; 5] = [
     RGBColor(148, 103, 189),
 ];
 
+/// The verdict table for a terminal of [`TABLE_WIDTH`] columns: criterion, verdict and
+/// measurement, the measurement wrapped in its column; each criterion's target (a sentence,
+/// up to ~200 characters) is listed under the table rather than as a column, which made lines
+/// of ~350 characters.
+pub fn verdict_table(results: &[CriterionResult]) -> String {
+    let headers = ["criterion", "verdict", "measured"];
+    let name_width = results
+        .iter()
+        .map(|r| r.name.chars().count())
+        .chain([headers[0].len()])
+        .max()
+        .unwrap_or(0);
+    let verdict_width = headers[1].len();
+    // At most the room a 120-column line leaves, at least 20, and no wider than the longest
+    // measurement (so the rule under the header is no longer than the column).
+    let longest_measured = results
+        .iter()
+        .map(|r| r.measured.chars().count())
+        .chain([headers[2].len()])
+        .max()
+        .unwrap_or(0);
+    let measured_width = TABLE_WIDTH
+        .saturating_sub(name_width + verdict_width + 4)
+        .min(longest_measured)
+        .max(20);
+    let mut out = String::new();
+    let row = |out: &mut String, name: &str, verdict: &str, measured: &str| {
+        let _ = writeln!(
+            out,
+            "{name:<name_width$}  {verdict:<verdict_width$}  {measured}"
+        );
+    };
+    row(&mut out, headers[0], headers[1], headers[2]);
+    row(
+        &mut out,
+        &"-".repeat(name_width),
+        &"-".repeat(verdict_width),
+        &"-".repeat(measured_width),
+    );
+    for result in results {
+        let lines = wrap(&result.measured, measured_width);
+        for (i, line) in lines.iter().enumerate() {
+            let (name, verdict) = if i == 0 {
+                (result.name, result.verdict())
+            } else {
+                ("", "")
+            };
+            row(&mut out, name, verdict, line);
+        }
+    }
+    out.push_str("\ntargets:\n");
+    for result in results {
+        let indent = name_width + 4;
+        for (i, line) in wrap(&result.target, TABLE_WIDTH - indent)
+            .iter()
+            .enumerate()
+        {
+            if i == 0 {
+                let label = format!("{}:", result.name);
+                let _ = writeln!(out, "  {label:<w$}{line}", w = name_width + 2);
+            } else {
+                let _ = writeln!(out, "{:indent$}{line}", "");
+            }
+        }
+    }
+    // `{:<w$}` pads the last column of a short line; trim it so no line ends in blanks.
+    out.lines()
+        .map(str::trim_end)
+        .fold(String::new(), |mut acc, line| {
+            acc.push_str(line);
+            acc.push('\n');
+            acc
+        })
+}
+
+/// `text` cut into lines of at most `width` characters, at spaces; a word longer than `width`
+/// is cut inside. Never empty: an empty text is one empty line.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(1);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let mut word: Vec<char> = word.chars().collect();
+        loop {
+            let used = line.chars().count();
+            let gap = usize::from(used > 0);
+            if used + gap + word.len() <= width {
+                if gap == 1 {
+                    line.push(' ');
+                }
+                line.extend(word.iter());
+                break;
+            }
+            if used > 0 {
+                lines.push(std::mem::take(&mut line));
+                continue;
+            }
+            // A word wider than a whole line: its first `width` characters fill one.
+            let rest = word.split_off(width);
+            lines.push(word.into_iter().collect());
+            word = rest;
+        }
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
 fn draw(chart: &Chart, path: &Path) -> Result<()> {
     let root = SVGBackend::new(path, CHART_SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
@@ -304,4 +382,85 @@ fn draw(chart: &Chart, path: &Path) -> Result<()> {
 
 fn plot_err<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow::anyhow!("plotting failed: {e}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(name: &'static str, target: &str, measured: &str, pass: bool) -> CriterionResult {
+        CriterionResult {
+            name,
+            target: target.to_owned(),
+            measured: measured.to_owned(),
+            pass: Some(pass),
+            notes: Vec::new(),
+            figures: Vec::new(),
+            charts: Vec::new(),
+        }
+    }
+
+    /// Cells as long as the full run's (FINAL_PERFORMANCE_REPORT.md at 9fe1cf0), and a word
+    /// longer than a line: no line of the table is wider than 120 columns, and no word is lost.
+    #[test]
+    fn verdict_table_fits_a_120_column_terminal() {
+        let results = vec![
+            result(
+                "memory",
+                "< 3 MiB RSS for 100 held handles",
+                "0.066 MiB RSS (160 B heap, 1.6 B/handle)",
+                true,
+            ),
+            result(
+                "priority",
+                "256 bulk workers (urgency 6) saturate 8 streams: urgent (urgency 1) time in \
+                 queue p99 ≤ bulk p99 / 10; no bulk request queued past the aging bound (500ms) \
+                 + one service time",
+                "time in queue p50/p99: urgent 7.58 µs / 6.607 ms, bulk 225.313 ms / 235.667 \
+                 ms; bulk max 238.813 ms; 0 failed",
+                true,
+            ),
+            result(
+                "resumption",
+                "every replacement connection resumes its TLS session (1.3 and 1.2), none with \
+                 the cache off, and a resumed TLS 1.2 handshake is faster than a full one \
+                 (medians)",
+                "TLS 1.3: 200/200 resumed, 287.51 µs vs 392.74 µs full; TLS 1.2: 200/200 \
+                 resumed, 137.82 µs vs 450.67 µs full",
+                false,
+            ),
+            result("unbroken", &"t".repeat(300), &"m".repeat(300), true),
+        ];
+        let table = verdict_table(&results);
+        for line in table.lines() {
+            assert!(
+                line.chars().count() <= TABLE_WIDTH,
+                "a line of {} columns: {line}",
+                line.chars().count()
+            );
+        }
+        let words = |s: &str| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+        let printed = words(&table).concat();
+        for r in &results {
+            assert!(printed.contains(&words(&r.target).concat()), "{}", r.target);
+            assert!(
+                printed.contains(&words(&r.measured).concat()),
+                "{}",
+                r.measured
+            );
+        }
+        assert!(table.contains("resumption  FAIL"));
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with("memory") && l.contains("PASS"))
+        );
+    }
+
+    #[test]
+    fn wrap_cuts_at_spaces_and_inside_overlong_words() {
+        assert_eq!(wrap("a bb ccc", 4), ["a bb", "ccc"]);
+        assert_eq!(wrap("abcdefghij", 4), ["abcd", "efgh", "ij"]);
+        assert_eq!(wrap("", 4), [""]);
+    }
 }
