@@ -256,6 +256,31 @@ pub struct PoolConfig {
     ///
     /// [RFC 9113 §9.1.1]: https://www.rfc-editor.org/rfc/rfc9113#section-9.1.1
     pub http2_coalescing: bool,
+
+    // ----- Proxy
+    /// The HTTP proxy `https://` origins are reached through: TCP to the proxy, `CONNECT
+    /// host:port`, then TLS to the origin inside the tunnel (the certificate is verified for
+    /// the origin, as without a proxy). Credentials in the URL are sent as
+    /// `Proxy-Authorization: Basic`. A proxy that answers CONNECT with anything but 2xx fails
+    /// the dial with [`Error::ProxyRefused`](crate::Error::ProxyRefused), carrying its status
+    /// (407 when it wants credentials). Cleartext `http://` origins never use it. One proxy per
+    /// pool, so each origin's route is fixed when it is first used (see [`ProxyUrl`]).
+    /// Default: `None`.
+    ///
+    /// [`ProxyUrl`]: crate::ProxyUrl
+    pub proxy: Option<crate::proxy::ProxyUrl>,
+    /// Hosts dialed directly although a proxy is set, in `NO_PROXY` syntax, matched as curl
+    /// and reqwest do: comma-separated entries, whitespace trimmed, case ignored; a domain
+    /// (leading dot optional) matches itself and its subdomains, not names that merely end with
+    /// it; IP addresses and CIDR blocks (`10.0.0.0/8`, `::1`) match an origin written as an IP;
+    /// `*` matches every host. Ports are not matched: an entry with one matches nothing.
+    /// Default: `None` (no exclusions, or `NO_PROXY` with `proxy_from_env`).
+    pub no_proxy: Option<String>,
+    /// At `build()`, fill whichever of `proxy` and `no_proxy` is unset from the environment:
+    /// `https_proxy`, `HTTPS_PROXY`, `all_proxy`, `ALL_PROXY` (the first set, lower case first
+    /// as curl reads them) and `no_proxy` / `NO_PROXY`. Read once, not per request.
+    /// Default: false.
+    pub proxy_from_env: bool,
 }
 
 impl Default for PoolConfig {
@@ -304,6 +329,9 @@ impl Default for PoolConfig {
             http2_keep_alive_interval: Some(Duration::from_secs(30)),
             http2_keep_alive_timeout: Duration::from_secs(10),
             http2_coalescing: false,
+            proxy: None,
+            no_proxy: None,
+            proxy_from_env: false,
         }
     }
 }
