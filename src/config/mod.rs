@@ -251,7 +251,8 @@ pub struct PoolConfig {
     /// `421 Misdirected Request` on such a stream is sent again (by
     /// [`request`](crate::ConnectionPoolManager::request) and the tower service, when the
     /// body can be replayed) on a connection dialed for the request's own origin, and that
-    /// pair of origins is not coalesced again. Counted in
+    /// pair of origins is not coalesced again. Only directly dialed origins coalesce: one
+    /// routed through a [`proxy`](Self::proxy) neither uses nor lends connections. Counted in
     /// [`PoolStats::leases_coalesced`](crate::PoolStats::leases_coalesced). Default: false.
     ///
     /// [RFC 9113 §9.1.1]: https://www.rfc-editor.org/rfc/rfc9113#section-9.1.1
