@@ -210,7 +210,7 @@ pub struct ConnectionStats {
     /// Whether the TLS handshake resumed an earlier session; `None` for cleartext.
     pub tls_resumed: Option<bool>,
     /// How long name resolution plus the TCP connect race took when this connection was
-    /// dialed.
+    /// dialed (through a proxy: those to the proxy, plus the CONNECT exchange).
     pub tcp_connect: Duration,
     /// How long its TLS handshake took (zero for cleartext).
     pub tls_handshake: Duration,

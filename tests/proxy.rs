@@ -290,3 +290,62 @@ async fn proxied_origins_are_not_coalesced() {
     assert_eq!(proxy.tunnels(), 2);
     assert_eq!(pool.stats().leases_coalesced, 0);
 }
+
+/// Set in the child process of `proxy_from_env_reads_the_environment_at_build`.
+const CHILD_MARK: &str = "HTTPS_POOL_PROXY_ENV_CHILD";
+
+/// `proxy_from_env(true)` reads `https_proxy` and `no_proxy` at `build()`. The environment is
+/// the process's and shared by parallel tests, so this one runs itself again as a child
+/// process with the variables set, rather than changing its own: the child's request to
+/// `origin.test` (a name only the proxy resolves) must go through the proxy, and its request
+/// to 127.0.0.1 (in `no_proxy`) must not.
+#[tokio::test]
+async fn proxy_from_env_reads_the_environment_at_build() {
+    trace_init();
+    if let Ok(port) = std::env::var(CHILD_MARK) {
+        // The child: a pool whose proxy comes from the environment.
+        let ca = std::env::var("HTTPS_POOL_PROXY_ENV_CA").expect("the parent passes its CA");
+        let pool = ConnectionPoolManager::builder()
+            .tls_webpki_roots(false)
+            .tls_extra_ca_pem(ca)
+            .proxy_from_env(true)
+            .build()
+            .expect("pool builds");
+        assert!(pool.config().proxy.is_some(), "{:?}", pool.config());
+        for host in ["origin.test", "127.0.0.1"] {
+            let url = format!("https://{host}:{port}/");
+            let response = pool.request(get(&url)).await.expect("request");
+            body_len(response).await;
+        }
+        return;
+    }
+    let server = origin_server(&["origin.test", "127.0.0.1"]);
+    let proxy = proxy_for(&["origin.test"], ConnectProxyConfig::new());
+    let test = "proxy_from_env_reads_the_environment_at_build";
+    let child = tokio::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", test, "--nocapture"])
+        .env(CHILD_MARK, server.port().to_string())
+        .env("HTTPS_POOL_PROXY_ENV_CA", server.ca_pem())
+        .env("https_proxy", proxy.url())
+        .env("no_proxy", "127.0.0.1")
+        .env_remove("HTTPS_PROXY")
+        .env_remove("NO_PROXY")
+        .env_remove("ALL_PROXY")
+        .env_remove("all_proxy")
+        .output()
+        .await
+        .expect("the test binary runs");
+    assert!(
+        child.status.success(),
+        "child failed:\n{}\n{}",
+        String::from_utf8_lossy(&child.stdout),
+        String::from_utf8_lossy(&child.stderr)
+    );
+    assert!(String::from_utf8_lossy(&child.stdout).contains("1 passed"));
+    assert_eq!(
+        proxy.tunnels(),
+        1,
+        "only origin.test went through the proxy"
+    );
+    assert_eq!(server.counters().accepted(), 2);
+}
