@@ -23,7 +23,8 @@ pub(crate) type SharedError = Arc<dyn StdError + Send + Sync>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TimeoutKind {
-    /// The TCP connect (DNS included) took longer than `connect_timeout`.
+    /// The TCP connect (DNS included; through a proxy, the CONNECT exchange too) took longer
+    /// than `connect_timeout`.
     Connect,
     /// The TLS handshake took longer than `tls_handshake_timeout`.
     TlsHandshake,

@@ -6,10 +6,13 @@
 mod support;
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
 
 use http::StatusCode;
-use https_pool::{ConnectionPoolManager, Error, Origin};
-use https_pool_testkit::{ConnectProxy, ConnectProxyConfig, TestServer, TestServerConfig};
+use https_pool::{ConnectionPoolManager, Error, Origin, TimeoutKind};
+use https_pool_testkit::{
+    ConnectProxy, ConnectProxyConfig, SilentListener, TestServer, TestServerConfig,
+};
 use support::{body_len, builder_for, get, server_named, trace_init};
 use tokio::task::JoinSet;
 
@@ -251,6 +254,36 @@ async fn an_unreachable_proxy_is_a_proxy_connect_error_naming_it() {
     }
     assert!(error.is_connect() && !error.is_timeout());
     assert!(error.to_string().contains(&proxy.to_string()), "{error}");
+}
+
+/// A proxy that accepts TCP and never answers CONNECT holds the dial only until
+/// `connect_timeout`: `ProxyConnect` whose source is a connect timeout naming the proxy.
+#[tokio::test]
+async fn a_proxy_that_never_answers_is_a_connect_timeout() {
+    trace_init();
+    let silent = SilentListener::start().expect("listener starts");
+    let proxy_url = silent.url().replacen("https://", "http://", 1);
+    let pool = ConnectionPoolManager::builder()
+        .proxy(proxy_url.as_str())
+        .connect_timeout(Duration::from_millis(300))
+        .build()
+        .expect("pool builds");
+    let error = pool
+        .request(get("https://origin.test/"))
+        .await
+        .expect_err("no answer");
+    match &error {
+        Error::ProxyConnect { source, .. } => assert!(
+            matches!(
+                &**source,
+                Error::Timeout { origin, kind: TimeoutKind::Connect, .. }
+                    if origin.to_string() == proxy_url
+            ),
+            "{source:?}"
+        ),
+        other => panic!("expected ProxyConnect, got {other:?}"),
+    }
+    assert!(error.is_timeout() && error.is_connect());
 }
 
 /// A proxy URL the pool cannot use fails `build()` with a config error naming `proxy`.

@@ -164,7 +164,8 @@ pub struct PoolConfig {
     /// curl's `--resolve` does; the port is the origin's. Set with
     /// [`PoolBuilder::resolve`](crate::PoolBuilder::resolve). Default: none.
     pub resolve_overrides: BTreeMap<String, Vec<IpAddr>>,
-    /// Deadline for DNS resolution plus TCP connect (every address raced). Default: 10 s.
+    /// Deadline for DNS resolution plus TCP connect (every address raced); through a
+    /// [`proxy`](Self::proxy), for the proxy's and the CONNECT exchange. Default: 10 s.
     pub connect_timeout: Duration,
     /// Deadline for the TLS handshake once TCP is connected. Default: 10 s.
     pub tls_handshake_timeout: Duration,
