@@ -262,12 +262,15 @@ pub struct PoolConfig {
     // ----- Proxy
     /// The HTTP proxy `https://` origins are reached through: TCP to the proxy, `CONNECT
     /// host:port`, then TLS to the origin inside the tunnel (the certificate is verified for
-    /// the origin, as without a proxy). Credentials in the URL are sent as
+    /// the origin, as without a proxy). The proxy's host is looked up as an origin's is
+    /// (overrides, then the resolver) and its addresses raced; the origin's name is left to
+    /// the proxy to resolve. Credentials in the URL are sent as
     /// `Proxy-Authorization: Basic`. A proxy that answers CONNECT with anything but 2xx fails
     /// the dial with [`Error::ProxyRefused`](crate::Error::ProxyRefused), carrying its status
     /// (407 when it wants credentials). Cleartext `http://` origins never use it. One proxy per
-    /// pool, so each origin's route is fixed when it is first used (see [`ProxyUrl`]).
-    /// Default: `None`.
+    /// pool: each origin's route (direct or tunnelled, by [`no_proxy`](Self::no_proxy)) is
+    /// fixed when the origin is first used, and its connections all take it. The URL's form
+    /// and checks: [`ProxyUrl`]. Default: `None`.
     ///
     /// [`ProxyUrl`]: crate::ProxyUrl
     pub proxy: Option<crate::proxy::ProxyUrl>,
