@@ -9,16 +9,20 @@
 #   nginx  h1         :18446  HTTP/1.1 only, keepalive_timeout 1s
 #   nghttpd tls-ms8   :18447  HTTP/2 over TLS, max concurrent streams 8
 #   nghttpd h2c       :18448  cleartext HTTP/2 with prior knowledge
+#   tinyproxy proxy      :18880  HTTP CONNECT proxy to the nginx ports 18443 and 18446
+#   tinyproxy proxy-auth :18881  the same, requiring Basic credentials interop:s3cret
 #
 #   scripts/peers.sh start   # prints the environment the suite reads (also in target/interop/peers.env)
 #   scripts/peers.sh stop    # stops them all by PID
 #
-# nginx, nghttpd and openssl come from Debian packages and are installed when missing.
+# nginx, nghttpd, tinyproxy and openssl come from Debian packages and are installed when
+# missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base="target/interop"
 nginx_peers=(h2 h2-ms8 h2-rotate h1)
 nghttpd_peers=(tls-ms8 h2c)
+tinyproxy_peers=(proxy proxy-auth)
 
 case "${1:-}" in
     start)
@@ -35,6 +39,12 @@ case "${1:-}" in
             scripts/nghttpd-peer.sh start --dir "$base/$name" --port "$port" "$@" \
                 | sed -n 's/^url=\(.*\)\/$/\1/p'
         }
+        tinyproxy() { # name port options...
+            local name="$1" port="$2"
+            shift 2
+            scripts/tinyproxy-peer.sh start --dir "$base/$name" --port "$port" \
+                --connect-ports "18443 18446" "$@" | sed -n 's/^url=//p'
+        }
         {
             echo "export HTTPS_POOL_INTEROP=1"
             echo "export HTTPS_POOL_NGINX_H2=$(nginx h2 18443 --max-streams 128)"
@@ -44,6 +54,10 @@ case "${1:-}" in
             echo "export HTTPS_POOL_NGINX_H1=$(nginx h1 18446 --http1-only --keepalive-timeout 1s)"
             echo "export HTTPS_POOL_NGHTTPD_MS8=$(nghttpd tls-ms8 18447 --max-streams 8)"
             echo "export HTTPS_POOL_NGHTTPD_H2C=$(nghttpd h2c 18448 --no-tls)"
+            echo "export HTTPS_POOL_TINYPROXY=$(tinyproxy proxy 18880)"
+            echo "export HTTPS_POOL_TINYPROXY_LOG=$(pwd)/$base/proxy/tinyproxy.log"
+            echo "export HTTPS_POOL_TINYPROXY_AUTH=$(tinyproxy proxy-auth 18881 --basic-auth interop:s3cret)"
+            echo "export HTTPS_POOL_TINYPROXY_CREDENTIALS=interop:s3cret"
             # Each TLS peer has its own CA; the suite trusts all of them.
             cas=""
             for p in "${nginx_peers[@]}" tls-ms8; do cas="$cas$(pwd)/$base/$p/ca.pem:"; done
@@ -54,9 +68,10 @@ case "${1:-}" in
     stop)
         for p in "${nginx_peers[@]}"; do scripts/nginx-peer.sh stop --dir "$base/$p" || true; done
         for p in "${nghttpd_peers[@]}"; do scripts/nghttpd-peer.sh stop --dir "$base/$p" || true; done
+        for p in "${tinyproxy_peers[@]}"; do scripts/tinyproxy-peer.sh stop --dir "$base/$p" || true; done
         ;;
     *)
-        sed -n '2,16p' "$0" >&2
+        sed -n '2,19p' "$0" >&2
         exit 2
         ;;
 esac

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::config::{Cleartext, PoolConfig, SelectionPolicy};
 use crate::error::Error;
 use crate::manager::ConnectionPoolManager;
+use crate::proxy::{EnvProxy, ProxyUrl, read_env};
 use crate::resolver::{Resolve, SharedResolver};
 
 // Here rather than in manager.rs: the builder builds the manager, so the manager does not
@@ -329,6 +330,30 @@ impl PoolBuilder {
         self
     }
 
+    // ----- Proxy
+
+    /// Tunnels `https://` origins through this HTTP proxy (`http://[user:password@]host[:port]`)
+    /// with CONNECT. See [`PoolConfig::proxy`]; a bad URL fails [`build`](Self::build).
+    pub fn proxy(mut self, url: impl Into<ProxyUrl>) -> Self {
+        self.config.proxy = Some(url.into());
+        self
+    }
+
+    /// Hosts dialed directly despite the proxy, in `NO_PROXY` syntax. See
+    /// [`PoolConfig::no_proxy`].
+    pub fn no_proxy(mut self, hosts: impl Into<String>) -> Self {
+        self.config.no_proxy = Some(hosts.into());
+        self
+    }
+
+    /// Reads `HTTPS_PROXY` / `ALL_PROXY` and `NO_PROXY` at [`build`](Self::build) for what
+    /// [`proxy`](Self::proxy) and [`no_proxy`](Self::no_proxy) left unset. See
+    /// [`PoolConfig::proxy_from_env`].
+    pub fn proxy_from_env(mut self, enabled: bool) -> Self {
+        self.config.proxy_from_env = enabled;
+        self
+    }
+
     /// The configuration as set so far.
     pub fn config(&self) -> &PoolConfig {
         &self.config
@@ -338,9 +363,23 @@ impl PoolBuilder {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] for an out-of-range value or an unusable CA certificate.
-    pub fn build(self) -> Result<ConnectionPoolManager, Error> {
+    /// [`Error::InvalidConfig`] for an out-of-range value, an unusable CA certificate or proxy
+    /// URL (one read from the environment included).
+    pub fn build(mut self) -> Result<ConnectionPoolManager, Error> {
+        if self.config.proxy_from_env {
+            fill_from_env(&mut self.config, read_env(|name| std::env::var(name).ok()));
+        }
         ConnectionPoolManager::from_parts(self.config, self.resolver)
+    }
+}
+
+/// `proxy_from_env`: the environment fills what the builder left unset.
+fn fill_from_env(config: &mut PoolConfig, env: EnvProxy) {
+    if config.proxy.is_none() {
+        config.proxy = env.proxy;
+    }
+    if config.no_proxy.is_none() {
+        config.no_proxy = env.no_proxy;
     }
 }
 
@@ -392,6 +431,11 @@ mod tests {
                 "cleartext",
                 PoolBuilder::new().h2_only(true).cleartext(Cleartext::Http1),
             ),
+            ("proxy", PoolBuilder::new().proxy("https://proxy.test:3128")),
+            (
+                "proxy",
+                PoolBuilder::new().proxy("http://proxy.test:3128/path"),
+            ),
         ];
         for (field, builder) in cases {
             match builder.config().validate() {
@@ -399,5 +443,22 @@ mod tests {
                 other => panic!("{field}: expected InvalidConfig, got {other:?}"),
             }
         }
+    }
+
+    /// The environment fills only what was not set explicitly.
+    #[test]
+    fn explicit_proxy_settings_win_over_the_environment() {
+        let env = EnvProxy {
+            proxy: Some(ProxyUrl::from("http://env:1")),
+            no_proxy: Some("env.test".to_owned()),
+        };
+        let mut config = PoolBuilder::new().no_proxy("mine.test").config().clone();
+        fill_from_env(&mut config, env.clone());
+        assert_eq!(config.proxy, Some(ProxyUrl::from("http://env:1")));
+        assert_eq!(config.no_proxy.as_deref(), Some("mine.test"));
+        let mut config = PoolBuilder::new().proxy("http://mine:1").config().clone();
+        fill_from_env(&mut config, env);
+        assert_eq!(config.proxy, Some(ProxyUrl::from("http://mine:1")));
+        assert_eq!(config.no_proxy.as_deref(), Some("env.test"));
     }
 }

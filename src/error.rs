@@ -23,7 +23,8 @@ pub(crate) type SharedError = Arc<dyn StdError + Send + Sync>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum TimeoutKind {
-    /// The TCP connect (DNS included) took longer than `connect_timeout`.
+    /// The TCP connect (DNS included; through a proxy, the CONNECT exchange too) took longer
+    /// than `connect_timeout`.
     Connect,
     /// The TLS handshake took longer than `tls_handshake_timeout`.
     TlsHandshake,
@@ -271,6 +272,35 @@ pub enum Error {
         source: SharedError,
     },
 
+    /// The HTTP proxy answered `CONNECT` for the origin with a status other than 2xx: 407
+    /// when it wants (other) credentials, 403 when its rules forbid the destination, 502 or
+    /// 504 when it could not reach the origin. Nothing reached the origin.
+    #[error("proxy {proxy} refused to tunnel to {origin}: {status}")]
+    ProxyRefused {
+        /// The origin the tunnel was for.
+        origin: Origin,
+        /// The proxy (`http://host:port`, without credentials).
+        proxy: Origin,
+        /// The status the proxy answered with.
+        status: http::StatusCode,
+    },
+
+    /// The tunnel through the HTTP proxy could not be opened: the proxy's name did not
+    /// resolve, its TCP connect failed or ran past `connect_timeout` (CONNECT included), or it
+    /// answered `CONNECT` with something that is not an HTTP response head. `source` is that
+    /// failure, in its own variant ([`Error::Dns`], [`Error::ConnectionRefused`],
+    /// [`Error::Connect`], [`Error::Timeout`], [`Error::Protocol`]) naming the proxy.
+    #[error("could not open a tunnel to {origin} through proxy {proxy}")]
+    ProxyConnect {
+        /// The origin the tunnel was for.
+        origin: Origin,
+        /// The proxy (`http://host:port`, without credentials).
+        proxy: Origin,
+        /// What failed, naming the proxy as its origin.
+        #[source]
+        source: Box<Error>,
+    },
+
     /// The pool was shut down; no new streams are handed out.
     #[error("the connection pool is shut down")]
     PoolClosed,
@@ -278,14 +308,18 @@ pub enum Error {
 
 impl Error {
     /// True when a deadline expired (connect, TLS handshake, acquire, response head, read,
-    /// write, or the whole request).
+    /// write, or the whole request; or the connect to a proxy).
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Timeout { .. })
+        match self {
+            Error::Timeout { .. } => true,
+            Error::ProxyConnect { source, .. } => source.is_timeout(),
+            _ => false,
+        }
     }
 
     /// True when the failure happened while establishing a connection (DNS, TCP, TLS,
-    /// protocol negotiation, a connect / handshake timeout, or an origin backing off after
-    /// such failures).
+    /// protocol negotiation, a connect / handshake timeout, a proxy's tunnel, or an origin
+    /// backing off after such failures).
     pub fn is_connect(&self) -> bool {
         match self {
             Error::Dns { .. }
@@ -296,6 +330,8 @@ impl Error {
             | Error::NotTls { .. }
             | Error::Tls { .. }
             | Error::Protocol { .. }
+            | Error::ProxyRefused { .. }
+            | Error::ProxyConnect { .. }
             | Error::BackingOff { .. } => true,
             Error::Timeout { kind, .. } => {
                 matches!(kind, TimeoutKind::Connect | TimeoutKind::TlsHandshake)
@@ -344,6 +380,8 @@ impl Error {
             | Error::PoolExhausted { origin, .. }
             | Error::BackingOff { origin, .. }
             | Error::CleartextDisabled { origin }
+            | Error::ProxyRefused { origin, .. }
+            | Error::ProxyConnect { origin, .. }
             | Error::ConnectionClosed { origin, .. }
             | Error::Request { origin, .. } => Some(origin),
             Error::InvalidUrl { .. }

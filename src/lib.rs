@@ -113,6 +113,11 @@
 //!   the addresses are raced per RFC 8305, so a black-holed address costs 250 ms, not the
 //!   connect timeout. Replacement connections resume their TLS session
 //!   ([`OriginStats::tls_resumed_handshakes`]).
+//! - **Proxies**: `https://` origins can go through an HTTP proxy's CONNECT tunnel
+//!   ([`PoolBuilder::proxy`], or `HTTPS_PROXY` / `NO_PROXY` with
+//!   [`PoolBuilder::proxy_from_env`]), TLS still verified for the origin; a refusal is
+//!   [`Error::ProxyRefused`] with the proxy's status, and [`ConnectionStats::proxy`] says
+//!   which connections go through it.
 //! - **Opt-in**: HTTP/2 connection coalescing across origins one certificate covers
 //!   ([`PoolConfig::http2_coalescing`]), and demand-driven warm-up that keeps the
 //!   connections recent bursts needed ([`PoolConfig::demand_window`]).
@@ -161,6 +166,7 @@ mod prewarm;
 mod priority;
 mod prometheus;
 mod protocol;
+mod proxy;
 mod request_budget;
 mod resolver;
 mod retry;
@@ -181,6 +187,7 @@ pub use origin::{Origin, Scheme};
 pub use prewarm::{HostWarmup, WarmedOrigin};
 pub use priority::Priority;
 pub use protocol::Protocol;
+pub use proxy::ProxyUrl;
 pub use resolver::{Resolve, Resolving, SystemResolver};
 pub use service::PoolService;
 pub use stats::{ConnectionStats, LatencySummary, OriginStats, PoolStats};

@@ -201,12 +201,16 @@ pub struct ConnectionStats {
     /// HTTP/2 or HTTP/1.1.
     pub protocol: Protocol,
     /// The address the connection's socket is connected to (the one that won the connect
-    /// race among the origin's addresses).
+    /// race among the origin's addresses, or the proxy's when tunnelled).
     pub peer_addr: std::net::SocketAddr,
+    /// The HTTP proxy (`http://host:port`) the connection is tunnelled through with CONNECT;
+    /// `None` when it goes to the origin directly (see
+    /// [`PoolConfig::proxy`](crate::PoolConfig::proxy)).
+    pub proxy: Option<Origin>,
     /// Whether the TLS handshake resumed an earlier session; `None` for cleartext.
     pub tls_resumed: Option<bool>,
     /// How long name resolution plus the TCP connect race took when this connection was
-    /// dialed.
+    /// dialed (through a proxy: those to the proxy, plus the CONNECT exchange).
     pub tcp_connect: Duration,
     /// How long its TLS handshake took (zero for cleartext).
     pub tls_handshake: Duration,

@@ -1,4 +1,4 @@
-//! Interop with third-party servers (nginx and nghttpd from Debian) on 127.0.0.1. Every test
+//! Interop with third-party servers (nginx, nghttpd and tinyproxy from Debian) on 127.0.0.1. Every test
 //! is `#[ignore]`d, so a plain `cargo test` lists them as ignored rather than passed;
 //! `scripts/interop.sh` starts the servers (`scripts/peers.sh`) and runs them with
 //! `--include-ignored`.
@@ -378,4 +378,113 @@ async fn nghttpd_h2c_prior_knowledge_multiplexes() {
         stats.connections_opened, 1,
         "100 streams fit one connection"
     );
+}
+
+/// CONNECTs to `target` tinyproxy has logged so far (`Request (file descriptor N): CONNECT
+/// target HTTP/1.1` lines).
+fn tinyproxy_connects(target: &str) -> usize {
+    let log = peer("HTTPS_POOL_TINYPROXY_LOG");
+    let text = std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("reading {log}: {e}"));
+    let needle = format!("CONNECT {target} HTTP/1.1");
+    text.lines()
+        .filter(|l| l.contains("Request (") && l.contains(&needle))
+        .count()
+}
+
+/// nginx (HTTP/2) through tinyproxy: 150 concurrent requests succeed over at most two
+/// tunnels, one CONNECT per connection the pool opened (tinyproxy's log), each connection
+/// reporting the proxy and connected to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the servers of scripts/interop.sh"]
+async fn nginx_h2_through_tinyproxy() {
+    let url = peer("HTTPS_POOL_NGINX_H2");
+    let proxy_url = peer("HTTPS_POOL_TINYPROXY");
+    trace_init();
+    let origin: Origin = url.parse().expect("origin");
+    let target = format!("{}:{}", origin.host(), origin.port());
+    let before = tinyproxy_connects(&target);
+    let pool = builder()
+        .proxy(proxy_url.as_str())
+        .build()
+        .expect("pool builds");
+    let stats = h2_burst(&pool, &url, 150, 128, |i| format!("{url}/interop/{i}")).await;
+    assert!(stats.connections_opened <= 2);
+    assert_eq!(
+        tinyproxy_connects(&target) - before,
+        stats.connections_opened as usize,
+        "one CONNECT per connection"
+    );
+    let proxy: Origin = proxy_url.parse().expect("proxy origin");
+    for conn in &stats.origin(&origin).expect("origin").connections {
+        assert_eq!(conn.proxy.as_ref(), Some(&proxy));
+        assert_eq!(conn.peer_addr.port(), proxy.port());
+    }
+}
+
+/// nginx (HTTP/1.1 only) through tinyproxy: sequential requests reuse one tunnelled
+/// keep-alive connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the servers of scripts/interop.sh"]
+async fn nginx_http1_through_tinyproxy_reuses_its_tunnel() {
+    let url = peer("HTTPS_POOL_NGINX_H1");
+    trace_init();
+    let pool = builder()
+        .proxy(peer("HTTPS_POOL_TINYPROXY"))
+        .build()
+        .expect("pool builds");
+    for i in 0..10 {
+        let response = pool
+            .request(get(&format!("{url}/proxied/{i}")))
+            .await
+            .expect("request through tinyproxy");
+        assert_eq!(body_len(response).await, 3);
+    }
+    let stats = pool.stats();
+    assert_eq!(stats.connections_opened, 1);
+    let conn = &stats.origins[0].connections[0];
+    assert_eq!(conn.protocol, Protocol::Http1);
+    assert!(conn.proxy.is_some());
+}
+
+/// tinyproxy with `BasicAuth`: without credentials it answers 407, which is
+/// `ProxyRefused { status: 407 }`; with them in the proxy URL the request succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the servers of scripts/interop.sh"]
+async fn tinyproxy_basic_auth_407_then_credentials() {
+    let url = peer("HTTPS_POOL_NGINX_H2");
+    let proxy_url = peer("HTTPS_POOL_TINYPROXY_AUTH");
+    trace_init();
+    let anonymous = builder()
+        .proxy(proxy_url.as_str())
+        .build()
+        .expect("pool builds");
+    match anonymous.request(get(&url)).await {
+        Err(Error::ProxyRefused { status, .. }) => assert_eq!(status.as_u16(), 407),
+        other => panic!("expected ProxyRefused(407), got {other:?}"),
+    }
+    let credentials = peer("HTTPS_POOL_TINYPROXY_CREDENTIALS");
+    let with_credentials = proxy_url.replacen("http://", &format!("http://{credentials}@"), 1);
+    let pool = builder()
+        .proxy(with_credentials)
+        .build()
+        .expect("pool builds");
+    let response = pool.request(get(&url)).await.expect("authorized tunnel");
+    assert_eq!(body_len(response).await, 3);
+}
+
+/// tinyproxy refuses CONNECT to a port outside its `ConnectPort` list with 403:
+/// `ProxyRefused { status: 403 }`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the servers of scripts/interop.sh"]
+async fn tinyproxy_forbidden_port_is_a_403_refusal() {
+    let url = peer("HTTPS_POOL_NGINX_H2_MS8");
+    trace_init();
+    let pool = builder()
+        .proxy(peer("HTTPS_POOL_TINYPROXY"))
+        .build()
+        .expect("pool builds");
+    match pool.request(get(&url)).await {
+        Err(Error::ProxyRefused { status, .. }) => assert_eq!(status.as_u16(), 403),
+        other => panic!("expected ProxyRefused(403), got {other:?}"),
+    }
 }

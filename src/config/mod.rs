@@ -164,7 +164,8 @@ pub struct PoolConfig {
     /// curl's `--resolve` does; the port is the origin's. Set with
     /// [`PoolBuilder::resolve`](crate::PoolBuilder::resolve). Default: none.
     pub resolve_overrides: BTreeMap<String, Vec<IpAddr>>,
-    /// Deadline for DNS resolution plus TCP connect (every address raced). Default: 10 s.
+    /// Deadline for DNS resolution plus TCP connect (every address raced); through a
+    /// [`proxy`](Self::proxy), for the proxy's and the CONNECT exchange. Default: 10 s.
     pub connect_timeout: Duration,
     /// Deadline for the TLS handshake once TCP is connected. Default: 10 s.
     pub tls_handshake_timeout: Duration,
@@ -251,11 +252,40 @@ pub struct PoolConfig {
     /// `421 Misdirected Request` on such a stream is sent again (by
     /// [`request`](crate::ConnectionPoolManager::request) and the tower service, when the
     /// body can be replayed) on a connection dialed for the request's own origin, and that
-    /// pair of origins is not coalesced again. Counted in
+    /// pair of origins is not coalesced again. Only directly dialed origins coalesce: one
+    /// routed through a [`proxy`](Self::proxy) neither uses nor lends connections. Counted in
     /// [`PoolStats::leases_coalesced`](crate::PoolStats::leases_coalesced). Default: false.
     ///
     /// [RFC 9113 §9.1.1]: https://www.rfc-editor.org/rfc/rfc9113#section-9.1.1
     pub http2_coalescing: bool,
+
+    // ----- Proxy
+    /// The HTTP proxy `https://` origins are reached through: TCP to the proxy, `CONNECT
+    /// host:port`, then TLS to the origin inside the tunnel (the certificate is verified for
+    /// the origin, as without a proxy). The proxy's host is looked up as an origin's is
+    /// (overrides, then the resolver) and its addresses raced; the origin's name is left to
+    /// the proxy to resolve. Credentials in the URL are sent as
+    /// `Proxy-Authorization: Basic`. A proxy that answers CONNECT with anything but 2xx fails
+    /// the dial with [`Error::ProxyRefused`](crate::Error::ProxyRefused), carrying its status
+    /// (407 when it wants credentials). Cleartext `http://` origins never use it. One proxy per
+    /// pool: each origin's route (direct or tunnelled, by [`no_proxy`](Self::no_proxy)) is
+    /// fixed when the origin is first used, and its connections all take it. The URL's form
+    /// and checks: [`ProxyUrl`]. Default: `None`.
+    ///
+    /// [`ProxyUrl`]: crate::ProxyUrl
+    pub proxy: Option<crate::proxy::ProxyUrl>,
+    /// Hosts dialed directly although a proxy is set, in `NO_PROXY` syntax, matched as curl
+    /// and reqwest do: comma-separated entries, whitespace trimmed, case ignored; a domain
+    /// (leading dot optional) matches itself and its subdomains, not names that merely end with
+    /// it; IP addresses and CIDR blocks (`10.0.0.0/8`, `::1`) match an origin written as an IP;
+    /// `*` matches every host. Ports are not matched: an entry with one matches nothing.
+    /// Default: `None` (no exclusions, or `NO_PROXY` with `proxy_from_env`).
+    pub no_proxy: Option<String>,
+    /// At `build()`, fill whichever of `proxy` and `no_proxy` is unset from the environment:
+    /// `https_proxy`, `HTTPS_PROXY`, `all_proxy`, `ALL_PROXY` (the first set, lower case first
+    /// as curl reads them) and `no_proxy` / `NO_PROXY`. Read once, not per request.
+    /// Default: false.
+    pub proxy_from_env: bool,
 }
 
 impl Default for PoolConfig {
@@ -304,6 +334,9 @@ impl Default for PoolConfig {
             http2_keep_alive_interval: Some(Duration::from_secs(30)),
             http2_keep_alive_timeout: Duration::from_secs(10),
             http2_coalescing: false,
+            proxy: None,
+            no_proxy: None,
+            proxy_from_env: false,
         }
     }
 }

@@ -161,6 +161,9 @@ impl PoolConfig {
                 format!("{host} has no address"),
             ));
         }
+        if let Some(proxy) = &self.proxy {
+            proxy.origin()?;
+        }
         if self.tls_native_roots && !cfg!(feature = "native-roots") {
             return Err(Error::invalid_config(
                 "tls_native_roots",

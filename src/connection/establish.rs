@@ -37,6 +37,7 @@ impl Connection {
             origin: origin.clone(),
             protocol: dialed.protocol,
             peer: dialed.peer,
+            proxy: dialed.proxy.clone(),
             tls_resumed: dialed.resumed,
             dial_times: (dialed.tcp_time, dialed.tls_time),
             settings_at: AtomicU64::new(u64::MAX),

@@ -85,8 +85,10 @@ pub(crate) struct Connection {
     pub(crate) id: u64,
     pub(crate) origin: Origin,
     pub(crate) protocol: Protocol,
-    /// The address the socket is connected to.
+    /// The address the socket is connected to (the proxy's, when tunnelled).
     pub(crate) peer: std::net::SocketAddr,
+    /// The proxy this connection is tunnelled through; `None` when direct.
+    pub(crate) proxy: Option<Origin>,
     /// The TLS handshake resumed a session (`None`: cleartext).
     tls_resumed: Option<bool>,
     /// The server's end-entity certificate, kept only for HTTP/2 coalescing.
@@ -375,6 +377,7 @@ impl Connection {
             id: self.id,
             protocol: self.protocol,
             peer_addr: self.peer,
+            proxy: self.proxy.clone(),
             tls_resumed: self.tls_resumed,
             tcp_connect: self.dial_times.0,
             tls_handshake: self.dial_times.1,

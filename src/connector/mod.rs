@@ -1,6 +1,9 @@
 //! Dialing: the origin's addresses (overrides, then the pool's [`Resolve`](crate::Resolve)r),
 //! TCP raced across them per RFC 8305 ([`race`]), then TLS through rustls with ALPN, or, for a
 //! cleartext `http://` origin the configuration allows, no TLS and the configured protocol.
+//! An origin routed through an HTTP proxy ([`Route::Tunnel`]) races the *proxy's* addresses
+//! instead, opens a CONNECT tunnel to the origin ([`tunnel`]) within the same connect
+//! deadline, and runs TLS to the origin inside it (server name and certificate the origin's).
 //!
 //! The two phases run under separate deadlines so a slow TCP connect and a server that accepts
 //! TCP but never answers TLS are told apart ([`TimeoutKind::Connect`] vs
@@ -10,6 +13,7 @@
 mod classify;
 mod race;
 mod roots;
+mod tunnel;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,15 +22,17 @@ use std::time::{Duration, Instant};
 use pki_types::{CertificateDer, ServerName};
 use rustls::ClientConfig;
 use rustls::client::Resumption;
+use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tracing::{debug, instrument};
 
 use self::classify::{classify_connect_error, classify_tls_error};
 use self::race::{ATTEMPT_DELAY, TcpOptions, interleave, race};
 use crate::config::{Cleartext, PoolConfig};
-use crate::error::{Error, TimeoutKind};
+use crate::error::{Error, TimeoutKind, shared};
 use crate::origin::{Origin, Scheme};
 use crate::protocol::Protocol;
+use crate::proxy::{Route, Routes, Tunnel};
 use crate::resolver::{Lookup, SharedResolver};
 use crate::transport::Transport;
 
@@ -45,8 +51,10 @@ pub(crate) struct Dialed {
     /// The TLS handshake resumed an earlier session (no certificate was sent or verified);
     /// `None` for cleartext.
     pub(crate) resumed: Option<bool>,
-    /// The address the TCP race was won by.
+    /// The address the TCP race was won by (the proxy's, for a tunnel).
     pub(crate) peer: SocketAddr,
+    /// The proxy the connection is tunnelled through; `None` when dialed directly.
+    pub(crate) proxy: Option<Origin>,
     /// The server's end-entity certificate, kept only for HTTP/2 coalescing.
     pub(crate) end_entity: Option<CertificateDer<'static>>,
 }
@@ -70,6 +78,7 @@ pub(crate) struct Connector {
     h2_only: bool,
     cleartext: Cleartext,
     keep_end_entity: bool,
+    routes: Routes,
 }
 
 impl std::fmt::Debug for Connector {
@@ -79,6 +88,7 @@ impl std::fmt::Debug for Connector {
             .field("tls_handshake_timeout", &self.tls_handshake_timeout)
             .field("h2_only", &self.h2_only)
             .field("cleartext", &self.cleartext)
+            .field("routes", &self.routes)
             .finish_non_exhaustive()
     }
 }
@@ -101,7 +111,9 @@ impl Connector {
             n => Resumption::in_memory_sessions(n),
         };
 
+        let routes = Routes::new(config.proxy.as_ref(), config.no_proxy.as_deref())?;
         Ok(Connector {
+            routes,
             lookup: Lookup::new(config.resolve_overrides.clone(), resolver),
             tcp: TcpOptions {
                 nodelay: config.tcp_nodelay,
@@ -121,9 +133,16 @@ impl Connector {
         self.lookup.addresses(origin).await
     }
 
-    /// Resolves, connects and completes TLS to `origin` (for `http://`, only connects).
-    #[instrument(level = "debug", skip(self), fields(origin = %origin))]
-    pub(crate) async fn dial(&self, origin: &Origin) -> Result<Dialed, Error> {
+    /// How connections to `origin` are dialed: directly, or through the pool's proxy. Fixed
+    /// for the pool's lifetime, so an origin's pool decides it once.
+    pub(crate) fn route(&self, origin: &Origin) -> Route {
+        self.routes.route(origin)
+    }
+
+    /// Resolves, connects and completes TLS to `origin` (for `http://`, only connects), on
+    /// `route`.
+    #[instrument(level = "debug", skip(self, route), fields(origin = %origin, proxy = ?route.proxy()))]
+    pub(crate) async fn dial(&self, origin: &Origin, route: &Route) -> Result<Dialed, Error> {
         // Checked before dialing, so a name TLS cannot use never opens a socket.
         let security = match cleartext_protocol(self.cleartext, origin)? {
             None => {
@@ -138,24 +157,12 @@ impl Connector {
             }
             Some(protocol) => Security::Plain(protocol),
         };
-        // One deadline over the lookup and the whole race: a timeout is TimeoutKind::Connect.
         let started = Instant::now();
-        let connect = async {
-            let addrs = interleave(self.lookup.addresses(origin).await?);
-            race(&addrs, self.tcp, ATTEMPT_DELAY)
-                .await
-                .map_err(|attempts| classify_connect_error(origin, attempts))
+        let (tcp, peer) = match route {
+            Route::Direct => self.connect(origin).await?,
+            Route::Tunnel(tunnel) => self.connect_through(origin, tunnel).await?,
         };
-        let (tcp, peer) = match tokio::time::timeout(self.connect_timeout, connect).await {
-            Err(_) => {
-                return Err(Error::Timeout {
-                    origin: origin.clone(),
-                    kind: TimeoutKind::Connect,
-                    after: self.connect_timeout,
-                });
-            }
-            Ok(result) => result?,
-        };
+        let proxy = route.proxy().cloned();
         let tcp_time = started.elapsed();
         let server_name = match security {
             Security::Tls(name) => name,
@@ -168,6 +175,7 @@ impl Connector {
                     tls_time: Duration::ZERO,
                     resumed: None,
                     peer,
+                    proxy,
                     end_entity: None,
                 });
             }
@@ -224,8 +232,75 @@ impl Connector {
             tls_time,
             resumed: Some(resumed),
             peer,
+            proxy,
             end_entity,
         })
+    }
+
+    /// TCP to `origin`: one deadline over the lookup and the whole race, a timeout being
+    /// [`TimeoutKind::Connect`].
+    async fn connect(&self, origin: &Origin) -> Result<(TcpStream, SocketAddr), Error> {
+        let connect = async {
+            let addrs = interleave(self.lookup.addresses(origin).await?);
+            race(&addrs, self.tcp, ATTEMPT_DELAY)
+                .await
+                .map_err(|attempts| classify_connect_error(origin, attempts))
+        };
+        match tokio::time::timeout(self.connect_timeout, connect).await {
+            Err(_) => Err(Error::Timeout {
+                origin: origin.clone(),
+                kind: TimeoutKind::Connect,
+                after: self.connect_timeout,
+            }),
+            Ok(result) => result,
+        }
+    }
+
+    /// TCP to the proxy (its addresses raced as an origin's are), then CONNECT to `origin`,
+    /// all under the one connect deadline. A refusal is [`Error::ProxyRefused`]; any other
+    /// failure is [`Error::ProxyConnect`] wrapping the failure named after the proxy.
+    async fn connect_through(
+        &self,
+        origin: &Origin,
+        tunnel: &Tunnel,
+    ) -> Result<(TcpStream, SocketAddr), Error> {
+        let proxy = &tunnel.proxy;
+        let through = |source: Error| Error::ProxyConnect {
+            origin: origin.clone(),
+            proxy: proxy.clone(),
+            source: Box::new(source),
+        };
+        let connect = async {
+            let (mut tcp, peer) = self.connect(proxy).await.map_err(through)?;
+            tunnel::open(&mut tcp, origin, tunnel.authorization.as_ref())
+                .await
+                .map_err(|failure| match failure {
+                    tunnel::TunnelFailure::Refused(status) => Error::ProxyRefused {
+                        origin: origin.clone(),
+                        proxy: proxy.clone(),
+                        status,
+                    },
+                    tunnel::TunnelFailure::Io(error) => through(Error::Connect {
+                        origin: proxy.clone(),
+                        source: shared(error),
+                    }),
+                    tunnel::TunnelFailure::Malformed(reason) => through(Error::Protocol {
+                        origin: proxy.clone(),
+                        reason: reason.to_owned(),
+                        source: None,
+                    }),
+                })?;
+            debug!(%proxy, %peer, "tunnel open");
+            Ok((tcp, peer))
+        };
+        match tokio::time::timeout(self.connect_timeout, connect).await {
+            Err(_) => Err(through(Error::Timeout {
+                origin: proxy.clone(),
+                kind: TimeoutKind::Connect,
+                after: self.connect_timeout,
+            })),
+            Ok(result) => result,
+        }
     }
 }
 

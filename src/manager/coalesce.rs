@@ -28,6 +28,8 @@ impl ConnectionPoolManager {
     ) -> Option<Coalesced<'a>> {
         if !self.config().http2_coalescing
             || pool.origin().scheme() != Scheme::Https
+            // Only direct origins share connections: one never crosses routes.
+            || pool.is_tunnelled()
             || pool.has_own_connections()
         {
             return None;

@@ -5,6 +5,8 @@
 //! A connection serves origin B when it speaks HTTP/2 over TLS to B's scheme and port, its
 //! socket is connected to an address B resolves to, and its server's certificate is valid for
 //! B's host. A server that answers `421 Misdirected Request` all the same is not asked again.
+//! Connections tunnelled through a proxy take no part: their socket's address is the proxy's,
+//! and a request must stay on its origin's route.
 
 use std::net::IpAddr;
 use std::sync::{Arc, MutexGuard, Weak};
@@ -36,7 +38,10 @@ struct Target {
 
 /// True when `conn` may carry requests for `origin`, whose host resolves to `ips`.
 pub(crate) fn serves(conn: &Connection, origin: &Origin, ips: &[IpAddr]) -> bool {
+    // A tunnelled connection's socket goes to the proxy, so its address says nothing about
+    // the server behind it; and a connection must not carry requests across routes.
     if conn.protocol != Protocol::Http2
+        || conn.proxy.is_some()
         || conn.is_closed()
         || conn.origin.scheme() != Scheme::Https
         || origin.scheme() != Scheme::Https

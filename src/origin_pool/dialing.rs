@@ -209,7 +209,7 @@ impl OriginPool {
     }
 
     async fn dial(self: &Arc<Self>) -> Result<(Arc<Connection>, DialReport), Error> {
-        let dialed = self.ctx.connector.dial(&self.origin).await?;
+        let dialed = self.ctx.connector.dial(&self.origin, &self.route).await?;
         match dialed.resumed {
             Some(true) => self.handshakes.resumed.fetch_add(1, Ordering::Relaxed),
             Some(false) => self.handshakes.full.fetch_add(1, Ordering::Relaxed),

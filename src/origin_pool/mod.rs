@@ -36,6 +36,7 @@ use crate::counters::PoolCounters;
 use crate::error::Error;
 use crate::origin::Origin;
 use crate::protocol::Protocol;
+use crate::proxy::Route;
 use crate::request_budget::RequestBudget;
 use crate::stats::OriginStats;
 
@@ -70,6 +71,9 @@ impl PoolContext {
 #[derive(Debug)]
 pub(crate) struct OriginPool {
     origin: Origin,
+    /// Direct or through the proxy: decided once, when the pool is made (see `proxy/`), and
+    /// taken by every connection dialed here.
+    route: Route,
     ctx: Arc<PoolContext>,
     state: Mutex<OriginState<Connection>>,
     /// The server's per-connection request limit, once learned.
@@ -102,6 +106,7 @@ impl OriginPool {
             demand::DemandWindow::new(ctx.config.demand_window),
         );
         OriginPool {
+            route: ctx.connector.route(&origin),
             budget: Arc::new(RequestBudget::new(ctx.config.learn_request_budget)),
             origin,
             ctx,
@@ -116,6 +121,11 @@ impl OriginPool {
     /// The origin this pool serves.
     pub(crate) fn origin(&self) -> &Origin {
         &self.origin
+    }
+
+    /// True when this origin's connections go through a proxy's tunnel.
+    pub(crate) fn is_tunnelled(&self) -> bool {
+        self.route.proxy().is_some()
     }
 
     /// The pool-wide counters.

@@ -17,6 +17,9 @@
 //! an HTTP/1.1 head that never ends. It counts the streams clients open, reset and leave open,
 //! so a test can prove a client bounds every phase of a request and cleans up after itself.
 //!
+//! [`ConnectProxy`] is an HTTP CONNECT proxy (credentials, refusals, names only it resolves)
+//! that counts the tunnels it opens.
+//!
 //! [`RttRelay`] forwards TCP to a target with a fixed delay each way (a stand-in for
 //! `tc netem`, which is not available everywhere) and can turn into a black hole.
 //!
@@ -28,6 +31,7 @@
 mod certs;
 mod client_side;
 mod config;
+mod connect_proxy;
 mod counters;
 mod hostile;
 mod listener;
@@ -40,6 +44,7 @@ mod syn_drop;
 pub use certs::TestCertificates;
 pub use client_side::{EndlessBody, most_dials_within};
 pub use config::{Alpn, TestServerConfig};
+pub use connect_proxy::{ConnectProxy, ConnectProxyConfig};
 pub use counters::ServerCounters;
 pub use hostile::{Hostile, HostileServer};
 pub use relay::{RttRelay, SilentListener};
