@@ -10,6 +10,7 @@ use hyper_util::rt::TokioIo;
 
 use super::driver::{spawn_h1_driver, spawn_h2_driver};
 use super::{Connection, ConnectionParams, PROVISIONAL, Wire};
+use crate::connection_info::ConnectionInfo;
 use crate::connector::Dialed;
 use crate::error::{Error, shared};
 use crate::ping::Pinger;
@@ -37,7 +38,15 @@ impl Connection {
             origin: origin.clone(),
             protocol: dialed.protocol,
             peer: dialed.peer,
-            tls_resumed: dialed.resumed,
+            // The proxy is wired in where dials learn to tunnel.
+            info: ConnectionInfo::new(
+                id,
+                dialed.peer,
+                dialed.local,
+                dialed.protocol,
+                dialed.tls,
+                None,
+            ),
             dial_times: (dialed.tcp_time, dialed.tls_time),
             end_entity: dialed.end_entity.clone(),
             wire,

@@ -22,8 +22,9 @@ use tokio_rustls::TlsConnector;
 use tracing::{debug, instrument};
 
 use self::classify::{classify_connect_error, classify_tls_error};
-use self::race::{ATTEMPT_DELAY, TcpOptions, interleave, race};
+use self::race::{ATTEMPT_DELAY, ConnectAttempts, TcpOptions, interleave, race};
 use crate::config::{Cleartext, PoolConfig};
+use crate::connection_info::{TlsInfo, TlsVersion};
 use crate::error::{Error, TimeoutKind};
 use crate::origin::{Origin, Scheme};
 use crate::protocol::Protocol;
@@ -47,6 +48,10 @@ pub(crate) struct Dialed {
     pub(crate) resumed: Option<bool>,
     /// The address the TCP race was won by.
     pub(crate) peer: SocketAddr,
+    /// The socket's local address.
+    pub(crate) local: SocketAddr,
+    /// What the TLS handshake settled (version, ALPN, resumption); `None` for cleartext.
+    pub(crate) tls: Option<TlsInfo>,
     /// The server's end-entity certificate, kept only for HTTP/2 coalescing.
     pub(crate) end_entity: Option<CertificateDer<'static>>,
 }
@@ -122,8 +127,12 @@ impl Connector {
     }
 
     /// Resolves, connects and completes TLS to `origin` (for `http://`, only connects).
+    ///
+    /// `nth` is how many dials the origin started before this one: the race starts at the
+    /// `nth` address (modulo their number, within each family; see [`interleave`]), so an
+    /// origin's connections spread over the addresses its name has.
     #[instrument(level = "debug", skip(self), fields(origin = %origin))]
-    pub(crate) async fn dial(&self, origin: &Origin) -> Result<Dialed, Error> {
+    pub(crate) async fn dial(&self, origin: &Origin, nth: usize) -> Result<Dialed, Error> {
         // Checked before dialing, so a name TLS cannot use never opens a socket.
         let security = match cleartext_protocol(self.cleartext, origin)? {
             None => {
@@ -141,12 +150,21 @@ impl Connector {
         // One deadline over the lookup and the whole race: a timeout is TimeoutKind::Connect.
         let started = Instant::now();
         let connect = async {
-            let addrs = interleave(self.lookup.addresses(origin).await?);
-            race(&addrs, self.tcp, ATTEMPT_DELAY)
+            let addrs = interleave(self.lookup.addresses(origin).await?, nth);
+            let (tcp, peer) = race(&addrs, self.tcp, ATTEMPT_DELAY)
                 .await
-                .map_err(|attempts| classify_connect_error(origin, attempts))
+                .map_err(|attempts| classify_connect_error(origin, attempts))?;
+            // Read once here, for the connection's info; a socket whose own address cannot be
+            // read is not one to send on.
+            match tcp.local_addr() {
+                Ok(local) => Ok((tcp, peer, local)),
+                Err(e) => Err(classify_connect_error(
+                    origin,
+                    ConnectAttempts(vec![(peer, e)]),
+                )),
+            }
         };
-        let (tcp, peer) = match tokio::time::timeout(self.connect_timeout, connect).await {
+        let (tcp, peer, local) = match tokio::time::timeout(self.connect_timeout, connect).await {
             Err(_) => {
                 return Err(Error::Timeout {
                     origin: origin.clone(),
@@ -168,6 +186,8 @@ impl Connector {
                     tls_time: Duration::ZERO,
                     resumed: None,
                     peer,
+                    local,
+                    tls: None,
                     end_entity: None,
                 });
             }
@@ -189,10 +209,13 @@ impl Connector {
         let tls_time = tls_started.elapsed();
         let resumed = stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
 
-        let protocol = match stream.get_ref().1.alpn_protocol() {
-            Some(ALPN_H2) => Protocol::Http2,
+        // The selected protocol as the pool's own constant, so the connection's info keeps it
+        // without an allocation.
+        let (protocol, alpn) = match stream.get_ref().1.alpn_protocol() {
+            Some(ALPN_H2) => (Protocol::Http2, Some(ALPN_H2)),
+            Some(ALPN_HTTP1) => (Protocol::Http1, Some(ALPN_HTTP1)),
             // No ALPN at all means the server predates it: HTTP/1.1.
-            Some(ALPN_HTTP1) | None => Protocol::Http1,
+            None => (Protocol::Http1, None),
             Some(other) => {
                 return Err(Error::Protocol {
                     origin: origin.clone(),
@@ -217,6 +240,15 @@ impl Connector {
             .then(|| stream.get_ref().1.peer_certificates()?.first().cloned())
             .flatten()
             .map(CertificateDer::into_owned);
+        let tls = TlsInfo {
+            version: stream
+                .get_ref()
+                .1
+                .protocol_version()
+                .and_then(TlsVersion::from_rustls),
+            alpn,
+            resumed,
+        };
         Ok(Dialed {
             stream: Transport::Tls(Box::new(stream)),
             protocol,
@@ -224,6 +256,8 @@ impl Connector {
             tls_time,
             resumed: Some(resumed),
             peer,
+            local,
+            tls: Some(tls),
             end_entity,
         })
     }

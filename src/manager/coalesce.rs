@@ -49,7 +49,7 @@ impl ConnectionPoolManager {
                 conn_id = lease.conn().id,
                 "coalesced lease"
             );
-            Some(lease)
+            Some(lease.into_coalesced())
         }))
     }
 
