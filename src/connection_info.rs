@@ -11,7 +11,10 @@
 //! Attaching it costs what any response extension costs: `http::Extensions` boxes the value and,
 //! on a response that has no extension yet (every response h2 and hyper hand over), allocates
 //! its map. hyper-util's legacy `Client` (and so reqwest) pays the same for the `HttpInfo` it
-//! inserts into every response.
+//! inserts into every response. Measured with `scripts/callgrind-pool-bench.sh` against nginx
+//! (1,024 clients, 4 connections): 35,933 instructions per request before, 36,773 after, of
+//! which the insert is ~420 and dropping the map ~270; hyper-util's row spends ~400 and ~280
+//! on the same two steps for its `HttpInfo`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

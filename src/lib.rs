@@ -105,7 +105,8 @@
 //! - **Dialing**: names resolve on every dial, through the system resolver, a [`Resolve`]
 //!   of your own ([`PoolBuilder::resolver`]) or static overrides ([`PoolBuilder::resolve`]);
 //!   the addresses are raced per RFC 8305, so a black-holed address costs 250 ms, not the
-//!   connect timeout. Replacement connections resume their TLS session
+//!   connect timeout, and an origin's k-th dial starts at its k-th address, so its
+//!   connections spread over the addresses a name has. Replacement connections resume their TLS session
 //!   ([`OriginStats::tls_resumed_handshakes`]).
 //! - **Opt-in**: HTTP/2 connection coalescing across origins one certificate covers
 //!   ([`PoolConfig::http2_coalescing`]), and demand-driven warm-up that keeps the
@@ -115,7 +116,8 @@
 //! - **Errors**: one [`Error`] enum, a variant per failure, each naming the origin.
 //! - **Observability**: [`ConnectionPoolManager::stats`] (per origin and connection;
 //!   [`PoolStats::to_prometheus`] renders it), the `metrics` facade with the `metrics`
-//!   feature, and `tracing` events at debug level.
+//!   feature, and `tracing` events at debug level. Every response names the connection it
+//!   came on in a [`ConnectionInfo`] extension.
 //!
 //! Every option, with its default, is a field of [`PoolConfig`].
 //!

@@ -1,5 +1,6 @@
 //! TCP connection racing, per RFC 8305 ("Happy Eyeballs v2") §4–§5: the resolved addresses
-//! are interleaved by family, an attempt starts every [`ATTEMPT_DELAY`] (or at once when the
+//! are interleaved by family (each family rotated by the origin's dial count, so its
+//! connections spread over the addresses; see [`interleave`]), an attempt starts every [`ATTEMPT_DELAY`] (or at once when the
 //! previous one fails) while earlier attempts keep running, the first to connect wins and the
 //! others are dropped, which closes their sockets.
 //!
