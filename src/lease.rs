@@ -18,12 +18,25 @@ pub(crate) struct Lease {
     conn: Arc<Connection>,
     /// False once the slot moved to another `Lease` (see [`Lease::transfer`]).
     armed: bool,
+    /// The slot is on another origin's connection (HTTP/2 coalescing): what its responses'
+    /// [`ConnectionInfo`](crate::ConnectionInfo) says.
+    coalesced: bool,
 }
 
 impl Lease {
     /// Wraps a slot the origin's table has already counted as taken.
     pub(crate) fn new(conn: Arc<Connection>) -> Lease {
-        Lease { conn, armed: true }
+        Lease {
+            conn,
+            armed: true,
+            coalesced: false,
+        }
+    }
+
+    /// Marks the lease as taken on another origin's connection, for the origin being served.
+    pub(crate) fn into_coalesced(mut self) -> Lease {
+        self.coalesced = true;
+        self
     }
 
     pub(crate) fn conn(&self) -> &Arc<Connection> {
@@ -48,6 +61,7 @@ impl Lease {
         Lease {
             conn: Arc::clone(&self.conn),
             armed,
+            coalesced: self.coalesced,
         }
     }
 }
@@ -75,6 +89,15 @@ impl LeaseRef {
             LeaseRef::Owned(lease) => lease.conn(),
             LeaseRef::Shared(lease) => lease.conn(),
         }
+    }
+
+    /// The info for a response received on this slot.
+    pub(crate) fn connection_info(&self) -> crate::ConnectionInfo {
+        let lease = match self {
+            LeaseRef::Owned(lease) => lease,
+            LeaseRef::Shared(lease) => lease,
+        };
+        lease.conn.info_for_response(lease.coalesced)
     }
 
     /// Another reference to the same slot, for a response body: an owned lease becomes shared

@@ -111,7 +111,8 @@
 //! - **Dialing**: names resolve on every dial, through the system resolver, a [`Resolve`]
 //!   of your own ([`PoolBuilder::resolver`]) or static overrides ([`PoolBuilder::resolve`]);
 //!   the addresses are raced per RFC 8305, so a black-holed address costs 250 ms, not the
-//!   connect timeout. Replacement connections resume their TLS session
+//!   connect timeout, and an origin's k-th dial starts at its k-th address, so its
+//!   connections spread over the addresses a name has. Replacement connections resume their TLS session
 //!   ([`OriginStats::tls_resumed_handshakes`]).
 //! - **Proxies**: `https://` origins can go through an HTTP proxy's CONNECT tunnel
 //!   ([`PoolBuilder::proxy`], or `HTTPS_PROXY` / `NO_PROXY` with
@@ -126,7 +127,8 @@
 //! - **Errors**: one [`Error`] enum, a variant per failure, each naming the origin.
 //! - **Observability**: [`ConnectionPoolManager::stats`] (per origin and connection;
 //!   [`PoolStats::to_prometheus`] renders it), the `metrics` facade with the `metrics`
-//!   feature, and `tracing` events at debug level.
+//!   feature, and `tracing` events at debug level. Every response names the connection it
+//!   came on in a [`ConnectionInfo`] extension.
 //!
 //! Every option, with its default, is a field of [`PoolConfig`].
 //!
@@ -149,6 +151,7 @@ mod body;
 mod builder;
 mod config;
 mod connection;
+mod connection_info;
 mod connector;
 mod counters;
 mod error;
@@ -179,6 +182,7 @@ mod transport;
 pub use body::Body;
 pub use builder::PoolBuilder;
 pub use config::{Cleartext, PoolConfig, SelectionPolicy};
+pub use connection_info::{ConnectionInfo, TlsVersion};
 pub use error::{BoxError, Error, TimeoutKind};
 pub use handle::StreamHandle;
 pub use into_origin::IntoOrigin;

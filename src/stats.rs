@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
+use crate::connection_info::TlsVersion;
 use crate::metrics::OriginGauges;
 use crate::origin::Origin;
 use crate::protocol::Protocol;
@@ -207,6 +208,10 @@ pub struct ConnectionStats {
     /// `None` when it goes to the origin directly (see
     /// [`PoolConfig::proxy`](crate::PoolConfig::proxy)).
     pub proxy: Option<Origin>,
+    /// The local address of the connection's socket.
+    pub local_addr: std::net::SocketAddr,
+    /// The TLS version negotiated; `None` for cleartext.
+    pub tls_version: Option<TlsVersion>,
     /// Whether the TLS handshake resumed an earlier session; `None` for cleartext.
     pub tls_resumed: Option<bool>,
     /// How long name resolution plus the TCP connect race took when this connection was

@@ -488,3 +488,50 @@ async fn tinyproxy_forbidden_port_is_a_403_refusal() {
         other => panic!("expected ProxyRefused(403), got {other:?}"),
     }
 }
+
+/// Responses from nginx (OpenSSL) name their connection: h2 or http/1.1 by ALPN, the TLS
+/// version nginx chose, nginx's address, and the id the stats list. The peers set no
+/// `ssl_protocols`, and nginx's default gained TLSv1.3 only in 1.23.4 (Debian 12 ships 1.22,
+/// which answers with TLS 1.2), so either version is nginx's to pick.
+#[tokio::test]
+#[ignore = "needs the servers of scripts/interop.sh"]
+async fn nginx_responses_carry_their_connection_info() {
+    use https_pool::{ConnectionInfo, TlsVersion};
+    trace_init();
+    let pool = builder().build().expect("pool builds");
+    for (var, protocol, alpn) in [
+        ("HTTPS_POOL_NGINX_H2", Protocol::Http2, &b"h2"[..]),
+        ("HTTPS_POOL_NGINX_H1", Protocol::Http1, &b"http/1.1"[..]),
+    ] {
+        let url = peer(var);
+        let response = pool
+            .request(get(&format!("{url}/info")))
+            .await
+            .expect("request");
+        let info = response
+            .extensions()
+            .get::<ConnectionInfo>()
+            .expect("connection info")
+            .clone();
+        assert_eq!(body_len(response).await, 3);
+        let origin: Origin = url.parse().expect("origin");
+        let stats = pool.stats();
+        let conn = &stats.origin(&origin).expect("origin stats").connections[0];
+        assert_eq!(info.id(), conn.id, "{var}");
+        assert_eq!(info.peer_addr(), conn.peer_addr, "{var}");
+        assert_eq!(info.peer_addr().port(), origin.port(), "{var}");
+        assert_eq!(info.local_addr(), conn.local_addr, "{var}");
+        assert_eq!(info.protocol(), protocol, "{var}");
+        assert_eq!(info.alpn(), Some(alpn), "{var}");
+        assert!(
+            matches!(
+                info.tls_version(),
+                Some(TlsVersion::Tls12 | TlsVersion::Tls13)
+            ),
+            "{var}: {:?}",
+            info.tls_version()
+        );
+        assert_eq!(info.tls_version(), conn.tls_version, "{var}");
+        assert_eq!(info.tls_resumed(), Some(false), "{var}");
+    }
+}

@@ -168,3 +168,88 @@ fn an_empty_override_is_invalid() {
         other => panic!("expected InvalidConfig, got {other:?}"),
     }
 }
+
+/// Three servers for `spread.test`, on 127.0.0.1, 127.0.0.2 and 127.0.0.3 (one port), and a
+/// pool that maps the name to all three and trusts their CAs.
+fn spread_servers(config: &TestServerConfig) -> (Vec<TestServer>, https_pool::PoolBuilder) {
+    let first = server_named(&["spread.test"], SocketAddr::new(V4, 0), config.clone());
+    let port = first.port();
+    let mut servers = vec![first];
+    for last in [2, 3] {
+        let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, last));
+        servers.push(server_named(
+            &["spread.test"],
+            SocketAddr::new(ip, port),
+            config.clone(),
+        ));
+    }
+    let ips: Vec<IpAddr> = servers.iter().map(|s| s.addr().ip()).collect();
+    let mut builder = builder_for(&servers[0]).resolve("spread.test", ips);
+    for server in &servers[1..] {
+        builder = builder.tls_extra_ca_pem(server.ca_pem());
+    }
+    (servers, builder)
+}
+
+/// Connection k of an origin starts its address race at address k mod n: prewarming three
+/// connections to a name with three addresses puts one on each.
+#[tokio::test]
+async fn prewarmed_connections_spread_over_the_names_addresses() {
+    trace_init();
+    let (servers, builder) = spread_servers(&TestServerConfig::default());
+    let pool = builder
+        .min_connections_per_origin(3)
+        .max_connections_per_origin(3)
+        .build()
+        .expect("pool");
+    let url = format!("https://spread.test:{}", servers[0].port());
+    for host in pool.prewarm_hosts(&[url.as_str()]).await {
+        host.result.expect("prewarm");
+    }
+    let stats = pool.stats();
+    let mut peers: Vec<SocketAddr> = stats.origins[0]
+        .connections
+        .iter()
+        .map(|c| c.peer_addr)
+        .collect();
+    peers.sort();
+    let want: Vec<SocketAddr> = servers.iter().map(TestServer::addr).collect();
+    assert_eq!(peers, want);
+    for server in &servers {
+        assert_eq!(server.counters().accepted(), 1, "{}", server.addr());
+    }
+}
+
+/// The same when demand opens the connections: three slots held at once on servers that allow
+/// one stream each take three connections, one per address, and each response's
+/// `ConnectionInfo` names its own.
+#[tokio::test]
+async fn connections_opened_by_demand_spread_over_the_names_addresses() {
+    trace_init();
+    let (servers, builder) = spread_servers(&TestServerConfig::default().max_concurrent_streams(1));
+    let pool = builder.max_connections_per_origin(3).build().expect("pool");
+    let url = format!("https://spread.test:{}", servers[0].port());
+    let (a, b, c) = tokio::join!(
+        pool.acquire(url.as_str()),
+        pool.acquire(url.as_str()),
+        pool.acquire(url.as_str())
+    );
+    let mut peers = Vec::new();
+    for handle in [a, b, c] {
+        let mut handle = handle.expect("acquire");
+        let response = handle.send(get("/spread")).await.expect("send");
+        let info = response
+            .extensions()
+            .get::<https_pool::ConnectionInfo>()
+            .expect("connection info")
+            .clone();
+        assert_eq!(info.id(), handle.connection_id());
+        peers.push(info.peer_addr());
+    }
+    peers.sort();
+    let want: Vec<SocketAddr> = servers.iter().map(TestServer::addr).collect();
+    assert_eq!(peers, want);
+    for server in &servers {
+        assert_eq!(server.counters().accepted(), 1, "{}", server.addr());
+    }
+}

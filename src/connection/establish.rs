@@ -10,6 +10,7 @@ use hyper_util::rt::TokioIo;
 
 use super::driver::{spawn_h1_driver, spawn_h2_driver};
 use super::{Connection, ConnectionParams, PROVISIONAL, Wire};
+use crate::connection_info::ConnectionInfo;
 use crate::connector::Dialed;
 use crate::error::{Error, shared};
 use crate::ping::Pinger;
@@ -38,7 +39,14 @@ impl Connection {
             protocol: dialed.protocol,
             peer: dialed.peer,
             proxy: dialed.proxy.clone(),
-            tls_resumed: dialed.resumed,
+            info: ConnectionInfo::new(
+                id,
+                dialed.peer,
+                dialed.local,
+                dialed.protocol,
+                dialed.tls,
+                dialed.proxy.as_ref().map(|p| Arc::from(p.to_string())),
+            ),
             dial_times: (dialed.tcp_time, dialed.tls_time),
             settings_at: AtomicU64::new(u64::MAX),
             end_entity: dialed.end_entity.clone(),

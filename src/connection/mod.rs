@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use tracing::debug;
 
 use crate::config::PoolConfig;
+use crate::connection_info::ConnectionInfo;
 use crate::counters::PoolCounters;
 use crate::error::{Error, shared};
 use crate::origin::Origin;
@@ -89,8 +90,8 @@ pub(crate) struct Connection {
     pub(crate) peer: std::net::SocketAddr,
     /// The proxy this connection is tunnelled through; `None` when direct.
     pub(crate) proxy: Option<Origin>,
-    /// The TLS handshake resumed a session (`None`: cleartext).
-    tls_resumed: Option<bool>,
+    /// What every response on it carries (addresses, TLS, proxy), built once.
+    info: ConnectionInfo,
     /// The server's end-entity certificate, kept only for HTTP/2 coalescing.
     pub(crate) end_entity: Option<pki_types::CertificateDer<'static>>,
     /// How long the dial's TCP connect (DNS included) and TLS handshake took.
@@ -363,6 +364,12 @@ impl Connection {
         }
     }
 
+    /// The info a response on this connection carries; `coalesced` when the request was
+    /// another origin's.
+    pub(crate) fn info_for_response(&self, coalesced: bool) -> ConnectionInfo {
+        self.info.for_response(coalesced)
+    }
+
     /// How long the connection has had no active stream; `None` while busy.
     pub(crate) fn idle_for(&self, now: Instant) -> Option<Duration> {
         if self.slot.active() > 0 {
@@ -378,7 +385,9 @@ impl Connection {
             protocol: self.protocol,
             peer_addr: self.peer,
             proxy: self.proxy.clone(),
-            tls_resumed: self.tls_resumed,
+            local_addr: self.info.local_addr(),
+            tls_version: self.info.tls_version(),
+            tls_resumed: self.info.tls_resumed(),
             tcp_connect: self.dial_times.0,
             tls_handshake: self.dial_times.1,
             active_streams: self.slot.active(),

@@ -27,8 +27,9 @@ use tokio_rustls::TlsConnector;
 use tracing::{debug, instrument};
 
 use self::classify::{classify_connect_error, classify_tls_error};
-use self::race::{ATTEMPT_DELAY, TcpOptions, interleave, race};
+use self::race::{ATTEMPT_DELAY, ConnectAttempts, TcpOptions, interleave, race};
 use crate::config::{Cleartext, PoolConfig};
+use crate::connection_info::{TlsInfo, TlsVersion};
 use crate::error::{Error, TimeoutKind, shared};
 use crate::origin::{Origin, Scheme};
 use crate::protocol::Protocol;
@@ -55,6 +56,10 @@ pub(crate) struct Dialed {
     pub(crate) peer: SocketAddr,
     /// The proxy the connection is tunnelled through; `None` when dialed directly.
     pub(crate) proxy: Option<Origin>,
+    /// The socket's local address.
+    pub(crate) local: SocketAddr,
+    /// What the TLS handshake settled (version, ALPN, resumption); `None` for cleartext.
+    pub(crate) tls: Option<TlsInfo>,
     /// The server's end-entity certificate, kept only for HTTP/2 coalescing.
     pub(crate) end_entity: Option<CertificateDer<'static>>,
 }
@@ -141,8 +146,17 @@ impl Connector {
 
     /// Resolves, connects and completes TLS to `origin` (for `http://`, only connects), on
     /// `route`.
+    ///
+    /// `nth` is how many dials the origin started before this one: the race starts at the
+    /// `nth` address (modulo their number, within each family; see [`interleave`]), so an
+    /// origin's connections spread over the addresses its name (or its proxy's) has.
     #[instrument(level = "debug", skip(self, route), fields(origin = %origin, proxy = ?route.proxy()))]
-    pub(crate) async fn dial(&self, origin: &Origin, route: &Route) -> Result<Dialed, Error> {
+    pub(crate) async fn dial(
+        &self,
+        origin: &Origin,
+        route: &Route,
+        nth: usize,
+    ) -> Result<Dialed, Error> {
         // Checked before dialing, so a name TLS cannot use never opens a socket.
         let security = match cleartext_protocol(self.cleartext, origin)? {
             None => {
@@ -159,9 +173,14 @@ impl Connector {
         };
         let started = Instant::now();
         let (tcp, peer) = match route {
-            Route::Direct => self.connect(origin).await?,
-            Route::Tunnel(tunnel) => self.connect_through(origin, tunnel).await?,
+            Route::Direct => self.connect(origin, nth).await?,
+            Route::Tunnel(tunnel) => self.connect_through(origin, tunnel, nth).await?,
         };
+        // Read once here, for the connection's info; a socket whose own address cannot be
+        // read is not one to send on.
+        let local = tcp
+            .local_addr()
+            .map_err(|e| classify_connect_error(origin, ConnectAttempts(vec![(peer, e)])))?;
         let proxy = route.proxy().cloned();
         let tcp_time = started.elapsed();
         let server_name = match security {
@@ -176,6 +195,8 @@ impl Connector {
                     resumed: None,
                     peer,
                     proxy,
+                    local,
+                    tls: None,
                     end_entity: None,
                 });
             }
@@ -197,10 +218,13 @@ impl Connector {
         let tls_time = tls_started.elapsed();
         let resumed = stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
 
-        let protocol = match stream.get_ref().1.alpn_protocol() {
-            Some(ALPN_H2) => Protocol::Http2,
+        // The selected protocol as the pool's own constant, so the connection's info keeps it
+        // without an allocation.
+        let (protocol, alpn) = match stream.get_ref().1.alpn_protocol() {
+            Some(ALPN_H2) => (Protocol::Http2, Some(ALPN_H2)),
+            Some(ALPN_HTTP1) => (Protocol::Http1, Some(ALPN_HTTP1)),
             // No ALPN at all means the server predates it: HTTP/1.1.
-            Some(ALPN_HTTP1) | None => Protocol::Http1,
+            None => (Protocol::Http1, None),
             Some(other) => {
                 return Err(Error::Protocol {
                     origin: origin.clone(),
@@ -225,6 +249,15 @@ impl Connector {
             .then(|| stream.get_ref().1.peer_certificates()?.first().cloned())
             .flatten()
             .map(CertificateDer::into_owned);
+        let tls = TlsInfo {
+            version: stream
+                .get_ref()
+                .1
+                .protocol_version()
+                .and_then(TlsVersion::from_rustls),
+            alpn,
+            resumed,
+        };
         Ok(Dialed {
             stream: Transport::Tls(Box::new(stream)),
             protocol,
@@ -233,15 +266,17 @@ impl Connector {
             resumed: Some(resumed),
             peer,
             proxy,
+            local,
+            tls: Some(tls),
             end_entity,
         })
     }
 
     /// TCP to `origin`: one deadline over the lookup and the whole race, a timeout being
     /// [`TimeoutKind::Connect`].
-    async fn connect(&self, origin: &Origin) -> Result<(TcpStream, SocketAddr), Error> {
+    async fn connect(&self, origin: &Origin, nth: usize) -> Result<(TcpStream, SocketAddr), Error> {
         let connect = async {
-            let addrs = interleave(self.lookup.addresses(origin).await?);
+            let addrs = interleave(self.lookup.addresses(origin).await?, nth);
             race(&addrs, self.tcp, ATTEMPT_DELAY)
                 .await
                 .map_err(|attempts| classify_connect_error(origin, attempts))
@@ -263,6 +298,7 @@ impl Connector {
         &self,
         origin: &Origin,
         tunnel: &Tunnel,
+        nth: usize,
     ) -> Result<(TcpStream, SocketAddr), Error> {
         let proxy = &tunnel.proxy;
         let through = |source: Error| Error::ProxyConnect {
@@ -271,7 +307,7 @@ impl Connector {
             source: Box::new(source),
         };
         let connect = async {
-            let (mut tcp, peer) = self.connect(proxy).await.map_err(through)?;
+            let (mut tcp, peer) = self.connect(proxy, nth).await.map_err(through)?;
             tunnel::open(&mut tcp, origin, tunnel.authorization.as_ref())
                 .await
                 .map_err(|failure| match failure {

@@ -1,5 +1,6 @@
 //! TCP connection racing, per RFC 8305 ("Happy Eyeballs v2") §4–§5: the resolved addresses
-//! are interleaved by family, an attempt starts every [`ATTEMPT_DELAY`] (or at once when the
+//! are interleaved by family (each family rotated by the origin's dial count, so its
+//! connections spread over the addresses; see [`interleave`]), an attempt starts every [`ATTEMPT_DELAY`] (or at once when the
 //! previous one fails) while earlier attempts keep running, the first to connect wins and the
 //! others are dropped, which closes their sockets.
 //!
@@ -61,15 +62,28 @@ impl std::error::Error for ConnectAttempts {
     }
 }
 
-/// Puts the addresses in racing order: the first address's family first, then alternating
-/// families (RFC 8305 §4), each family keeping the resolver's order.
-pub(crate) fn interleave(addrs: Vec<SocketAddr>) -> Vec<SocketAddr> {
+/// Puts the addresses in racing order for an origin's `nth` dial (counted from 0): the first
+/// address's family first, then alternating families (RFC 8305 §4), each family in the
+/// resolver's order rotated left by `nth` (modulo the family's size).
+///
+/// The rotation spreads an origin's connections over the addresses its name has: with three
+/// addresses of one family, dials 0, 1 and 2 start their races at the first, second and third,
+/// and each wins where it starts unless that address is slow or down, when the race moves on
+/// as usual. Rotating within each family keeps the resolver's family preference (the family of
+/// its first answer is tried first, RFC 8305 §4) for every dial.
+pub(crate) fn interleave(addrs: Vec<SocketAddr>, nth: usize) -> Vec<SocketAddr> {
     let Some(first) = addrs.first() else {
         return addrs;
     };
     let first_v6 = first.is_ipv6();
-    let (preferred, other): (Vec<_>, Vec<_>) =
+    let (mut preferred, mut other): (Vec<_>, Vec<_>) =
         addrs.into_iter().partition(|a| a.is_ipv6() == first_v6);
+    for family in [&mut preferred, &mut other] {
+        if !family.is_empty() {
+            let start = nth % family.len();
+            family.rotate_left(start);
+        }
+    }
     let mut out = Vec::with_capacity(preferred.len() + other.len());
     let (mut p, mut o) = (preferred.into_iter(), other.into_iter());
     loop {
@@ -185,8 +199,47 @@ mod tests {
             "127.0.0.1:2",
             "[::1]:3",
         ]);
-        assert_eq!(interleave(given), want);
-        assert_eq!(interleave(Vec::new()), Vec::<SocketAddr>::new());
+        assert_eq!(interleave(given, 0), want);
+        assert_eq!(interleave(Vec::new(), 3), Vec::<SocketAddr>::new());
+    }
+
+    /// Dial k starts at address k mod n of each family; the families still alternate, the
+    /// resolver's first family first.
+    #[test]
+    fn the_nth_dial_starts_at_the_nth_address_of_each_family() {
+        let one_family = addrs(&["127.0.0.1:1", "127.0.0.2:1", "127.0.0.3:1"]);
+        let firsts: Vec<SocketAddr> = (0..6)
+            .map(|k| interleave(one_family.clone(), k)[0])
+            .collect();
+        let want = addrs(&[
+            "127.0.0.1:1",
+            "127.0.0.2:1",
+            "127.0.0.3:1",
+            "127.0.0.1:1",
+            "127.0.0.2:1",
+            "127.0.0.3:1",
+        ]);
+        assert_eq!(firsts, want);
+        assert_eq!(
+            interleave(one_family.clone(), 2),
+            addrs(&["127.0.0.3:1", "127.0.0.1:1", "127.0.0.2:1"])
+        );
+
+        let mixed = addrs(&[
+            "[::1]:1",
+            "[::1]:2",
+            "127.0.0.1:1",
+            "127.0.0.2:1",
+            "127.0.0.3:1",
+        ]);
+        let want = addrs(&[
+            "[::1]:2",
+            "127.0.0.2:1",
+            "[::1]:1",
+            "127.0.0.3:1",
+            "127.0.0.1:1",
+        ]);
+        assert_eq!(interleave(mixed, 1), want);
     }
 
     /// Two addresses of one family, the first dropping SYNs: the second attempt starts after

@@ -59,7 +59,8 @@ pub(super) fn send_h1(
         match outcome {
             Ok(response) => {
                 conn.record_response();
-                let (parts, incoming) = response.into_parts();
+                let (mut parts, incoming) = response.into_parts();
+                parts.extensions.insert(lease.connection_info());
                 Ok(Response::from_parts(
                     parts,
                     Body::h1(incoming, lease, limits),

@@ -411,7 +411,8 @@ fn finish_h2(
                 // request's own origin.
                 return Err(SendFailure::misdirected(conn, replay));
             }
-            let (parts, recv) = response.into_parts();
+            let (mut parts, recv) = response.into_parts();
+            parts.extensions.insert(lease.connection_info());
             let body = Body::h2(recv, &parts.headers, lease, limits);
             Ok(Response::from_parts(parts, body))
         }

@@ -51,7 +51,7 @@ impl ConnectionPoolManager {
                 conn_id = lease.conn().id,
                 "coalesced lease"
             );
-            Some(lease)
+            Some(lease.into_coalesced())
         }))
     }
 

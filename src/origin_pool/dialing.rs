@@ -209,7 +209,13 @@ impl OriginPool {
     }
 
     async fn dial(self: &Arc<Self>) -> Result<(Arc<Connection>, DialReport), Error> {
-        let dialed = self.ctx.connector.dial(&self.origin, &self.route).await?;
+        // Dial k starts its race at the origin's k-th address (see `connector::race`).
+        let nth = self.dials_started.fetch_add(1, Ordering::Relaxed);
+        let dialed = self
+            .ctx
+            .connector
+            .dial(&self.origin, &self.route, nth)
+            .await?;
         match dialed.resumed {
             Some(true) => self.handshakes.resumed.fetch_add(1, Ordering::Relaxed),
             Some(false) => self.handshakes.full.fetch_add(1, Ordering::Relaxed),

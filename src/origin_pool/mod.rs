@@ -84,6 +84,9 @@ pub(crate) struct OriginPool {
     waiting: Arc<AtomicUsize>,
     /// TLS handshakes of this origin's dials, full and resumed.
     handshakes: dialing::HandshakeCounts,
+    /// Dials started so far: the next one starts its address race at this index, so the
+    /// origin's connections spread over its addresses.
+    dials_started: AtomicUsize,
     /// Which other origin's HTTP/2 connections this one's requests may use.
     coalescing: Mutex<coalesce::Coalescing>,
 }
@@ -114,6 +117,7 @@ impl OriginPool {
             state: Mutex::new(state),
             drained: Notify::new(),
             handshakes: dialing::HandshakeCounts::default(),
+            dials_started: AtomicUsize::new(0),
             coalescing: Mutex::default(),
         }
     }
