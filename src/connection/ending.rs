@@ -30,18 +30,20 @@ pub(super) fn lead(dial: Duration) -> Duration {
 }
 
 /// True when `leases` of `expected_end`, the first `elapsed` ago, leave no more than `lead`
-/// at the rate so far (`leases - 1` intervals in `elapsed`). A spent budget is always due.
+/// at the rate so far (`leases - 1` intervals in `elapsed`). A single lease shows no rate, so
+/// it is never due, not even when it spends the budget (`max_requests_per_connection(1)`:
+/// nothing says another request will come); a spent budget with a rate always is.
 pub(super) fn ends_within(
     expected_end: u64,
     leases: u64,
     elapsed: Duration,
     lead: Duration,
 ) -> bool {
-    if leases >= expected_end {
-        return true;
-    }
     if leases < 2 {
         return false;
+    }
+    if leases >= expected_end {
+        return true;
     }
     let left = expected_end - leases;
     let remaining = elapsed.as_secs_f64() * left as f64 / (leases - 1) as f64;
