@@ -257,7 +257,7 @@ pub async fn steady_rtt(ctx: &Ctx<'_>) -> Result<CriterionResult> {
         rtt.as_millis(),
         TICK.as_millis()
     );
-    let length = Duration::from_secs(ctx.scale.pick(3, 6, 10));
+    let length = Duration::from_secs(ctx.scale.pick(5, 6, 10));
     let mut figures = Vec::new();
     let mut table = String::from(
         "| client | requests | failed | dials | p50 | p99 | max | > 2 RTT | after the first \
