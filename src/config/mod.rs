@@ -152,9 +152,10 @@ pub struct PoolConfig {
     /// Learn a server's per-connection request limit (nginx `keepalive_requests` and the
     /// like) from its GOAWAYs and rotate connections a tenth before reaching it, so rotation
     /// stops failing in-flight requests. Learned only when two consecutive connections
-    /// end after about the same number of requests; it only ever lowers the budget below
-    /// `max_requests_per_connection`. See [`OriginStats::learned_request_budget`].
-    /// Default: true.
+    /// in use end after about the same number of requests; it only ever lowers the budget
+    /// below `max_requests_per_connection`. Until then, the count the server ended the last
+    /// connection at is used to dial each replacement ahead of time (never to drain). See
+    /// [`OriginStats::learned_request_budget`]. Default: true.
     ///
     /// [`OriginStats::learned_request_budget`]: crate::OriginStats::learned_request_budget
     pub learn_request_budget: bool,
