@@ -185,6 +185,29 @@ pub enum Error {
         source: SharedError,
     },
 
+    /// The server requires a client certificate (mutual TLS) and the pool presented none: it
+    /// answered with TLS's `certificate_required` alert. Give the pool an identity with
+    /// [`PoolBuilder::tls_client_auth_pem`](crate::PoolBuilder::tls_client_auth_pem) (or a
+    /// [`tls_config`](crate::PoolBuilder::tls_config) that has one). With TLS 1.3 the alert
+    /// comes after the client's side of the handshake, so it fails the connection's first
+    /// request rather than the dial; either way this is the error, and it is not retried.
+    ///
+    /// A server speaking TLS 1.2 answers with a generic `handshake_failure` alert instead
+    /// ([`Error::Tls`]): nothing in it says what the server missed. nginx with
+    /// `ssl_verify_client on` completes the handshake and answers each request with
+    /// `400 No required SSL certificate was sent`, a response, not an error.
+    #[error(
+        "tls with {origin} failed: the server requires a client certificate and none was \
+         presented (see PoolBuilder::tls_client_auth_pem)"
+    )]
+    ClientCertificateRequired {
+        /// The origin being dialed.
+        origin: Origin,
+        /// The rustls error (the alert), possibly under the h2 or I/O error it surfaced in.
+        #[source]
+        source: SharedError,
+    },
+
     /// Any other TLS failure (protocol alert, expired certificate, unsupported parameters, …).
     #[error("tls handshake with {origin} failed")]
     Tls {
@@ -295,6 +318,7 @@ impl Error {
             | Error::CertificateNameMismatch { .. }
             | Error::NotTls { .. }
             | Error::Tls { .. }
+            | Error::ClientCertificateRequired { .. }
             | Error::Protocol { .. }
             | Error::BackingOff { .. } => true,
             Error::Timeout { kind, .. } => {
@@ -315,6 +339,7 @@ impl Error {
             | Error::CertificateNameMismatch { origin, .. }
             | Error::NotTls { origin, .. }
             | Error::Tls { origin, .. }
+            | Error::ClientCertificateRequired { origin, .. }
             | Error::Timeout { origin, .. }
             | Error::Protocol { origin, .. }
             | Error::PoolExhausted { origin, .. }

@@ -166,7 +166,7 @@ mod transport;
 
 pub use body::Body;
 pub use builder::PoolBuilder;
-pub use config::{Cleartext, PoolConfig, SelectionPolicy};
+pub use config::{Cleartext, CustomTlsConfig, PoolConfig, SelectionPolicy, TlsClientAuth};
 pub use error::{BoxError, Error, TimeoutKind};
 pub use handle::StreamHandle;
 pub use into_origin::IntoOrigin;
@@ -176,6 +176,8 @@ pub use prewarm::{HostWarmup, WarmedOrigin};
 pub use priority::Priority;
 pub use protocol::Protocol;
 pub use resolver::{Resolve, Resolving, SystemResolver};
+/// The rustls version the pool is built with, for [`PoolBuilder::tls_config`].
+pub use rustls;
 pub use service::PoolService;
 pub use stats::{ConnectionStats, LatencySummary, OriginStats, PoolStats};
 pub use timeouts::Timeouts;

@@ -52,6 +52,7 @@ impl Connection {
             responses: AtomicU64::new(0),
             rotation_failures: AtomicU64::new(0),
             dial_failure_claimed: AtomicBool::new(false),
+            client_certificate_required: Arc::clone(&dialed.client_certificate_required),
             retire_at: config
                 .max_connection_lifetime
                 .map(|lifetime| Instant::now() + lifetime),

@@ -2,7 +2,7 @@
 
 use std::io;
 
-use rustls::CertificateError;
+use rustls::{AlertDescription, CertificateError};
 
 use super::race::ConnectAttempts;
 use crate::error::{Error, shared};
@@ -42,6 +42,12 @@ pub(super) fn classify_tls_error(origin: &Origin, error: io::Error) -> Error {
             origin: origin.clone(),
             source: shared(error),
         },
+        Some(rustls::Error::AlertReceived(AlertDescription::CertificateRequired)) => {
+            Error::ClientCertificateRequired {
+                origin: origin.clone(),
+                source: shared(error),
+            }
+        }
         // The first record's type byte is not a TLS one: "HTTP/1.1 400" starts with 'H'.
         Some(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)) => {
             Error::NotTls {

@@ -8,30 +8,29 @@
 //! variant. Certificates are always verified; there is no switch to turn that off.
 
 mod classify;
+mod client_auth;
 mod race;
 mod roots;
+mod tls_config;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use pki_types::{CertificateDer, ServerName};
-use rustls::ClientConfig;
-use rustls::client::Resumption;
 use tokio_rustls::TlsConnector;
 use tracing::{debug, instrument};
 
 use self::classify::{classify_connect_error, classify_tls_error};
 use self::race::{ATTEMPT_DELAY, TcpOptions, interleave, race};
+use self::tls_config::{ALPN_H2, ALPN_HTTP1};
 use crate::config::{Cleartext, PoolConfig};
 use crate::error::{Error, TimeoutKind};
 use crate::origin::{Origin, Scheme};
 use crate::protocol::Protocol;
 use crate::resolver::{Lookup, SharedResolver};
-use crate::transport::Transport;
-
-const ALPN_H2: &[u8] = b"h2";
-const ALPN_HTTP1: &[u8] = b"http/1.1";
+use crate::transport::{TlsTransport, Transport};
 
 /// A stream ready for HTTP, with the protocol to speak and how long the phases took.
 pub(crate) struct Dialed {
@@ -49,6 +48,9 @@ pub(crate) struct Dialed {
     pub(crate) peer: SocketAddr,
     /// The server's end-entity certificate, kept only for HTTP/2 coalescing.
     pub(crate) end_entity: Option<CertificateDer<'static>>,
+    /// Set by the transport when the server refuses the connection for want of a client
+    /// certificate after the handshake (see [`TlsTransport`]).
+    pub(crate) client_certificate_required: Arc<AtomicBool>,
 }
 
 /// What a dial puts on top of TCP.
@@ -84,22 +86,9 @@ impl std::fmt::Debug for Connector {
 }
 
 impl Connector {
-    /// Builds the connector; fails on CA material that does not parse.
+    /// Builds the connector; fails on TLS material (CA, client identity) that does not parse.
     pub(crate) fn new(config: &PoolConfig, resolver: SharedResolver) -> Result<Connector, Error> {
-        let roots = roots::root_store(config)?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut tls = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Error::invalid_config("tls", e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        // Offer http/1.1 too even when h2_only is set, so a server without h2 completes the
-        // handshake and the caller gets a clear Error::Protocol rather than a TLS alert.
-        tls.alpn_protocols = vec![ALPN_H2.to_vec(), ALPN_HTTP1.to_vec()];
-        tls.resumption = match config.tls_session_cache_size {
-            0 => Resumption::disabled(),
-            n => Resumption::in_memory_sessions(n),
-        };
+        let tls = tls_config::client_config(config)?;
 
         Ok(Connector {
             lookup: Lookup::new(config.resolve_overrides.clone(), resolver),
@@ -163,6 +152,7 @@ impl Connector {
                 debug!(%protocol, ?tcp_time, "dialed cleartext");
                 return Ok(Dialed {
                     stream: Transport::Plain(tcp),
+                    client_certificate_required: Arc::default(),
                     protocol,
                     tcp_time,
                     tls_time: Duration::ZERO,
@@ -217,8 +207,13 @@ impl Connector {
             .then(|| stream.get_ref().1.peer_certificates()?.first().cloned())
             .flatten()
             .map(CertificateDer::into_owned);
+        let client_certificate_required = Arc::new(AtomicBool::new(false));
         Ok(Dialed {
-            stream: Transport::Tls(Box::new(stream)),
+            stream: Transport::Tls(Box::new(TlsTransport::new(
+                stream,
+                Arc::clone(&client_certificate_required),
+            ))),
+            client_certificate_required,
             protocol,
             tcp_time,
             tls_time,

@@ -131,7 +131,9 @@ pub(crate) struct Resend {
 /// Whether `failure`, on connection `sent_on`, sends its request again, and where.
 ///
 /// Again only when the failure proves the server never processed the request (see the module
-/// docs), the pool holds the whole request, and `budgets` have a re-send left; then on another
+/// docs), another connection could succeed (not after
+/// [`Error::ClientCertificateRequired`]), the pool holds the whole request, and `budgets` have
+/// a re-send left; then on another
 /// connection than `sent_on`, and after a rotation's GOAWAY only where it will be among the
 /// requests that server takes (see [`Placement`]).
 pub(crate) fn decide(failure: SendFailure, sent_on: u64, budgets: &mut Budgets) -> Decision {
@@ -141,7 +143,10 @@ pub(crate) fn decide(failure: SendFailure, sent_on: u64, budgets: &mut Budgets) 
         Evidence::Misdirected(origin) => (None, Some(origin.clone())),
         Evidence::None | Evidence::NeverSent | Evidence::Refused => (None, None),
     };
-    let proven = !matches!(evidence, Evidence::None);
+    // A server that wants a client certificate the pool does not have refuses every
+    // connection the same way: sending again would only meet the backoff.
+    let futile = matches!(error, Error::ClientCertificateRequired { .. });
+    let proven = !futile && !matches!(evidence, Evidence::None);
     let next = match replay {
         Some(request) if proven && budgets.spend(&evidence) => Ok(Resend {
             request,

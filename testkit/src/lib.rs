@@ -37,7 +37,7 @@ mod server;
 mod settings_injector;
 mod syn_drop;
 
-pub use certs::TestCertificates;
+pub use certs::{TestCertificates, TestClientCa, TestClientIdentity};
 pub use client_side::{EndlessBody, most_dials_within};
 pub use config::{Alpn, TestServerConfig};
 pub use counters::ServerCounters;
