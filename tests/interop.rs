@@ -379,3 +379,86 @@ async fn nghttpd_h2c_prior_knowledge_multiplexes() {
         "100 streams fit one connection"
     );
 }
+
+// ===== mutual TLS against nginx (`ssl_verify_client on`) =====
+
+/// A client identity from `scripts/peers.sh` (`rsa` or `ec`): certificate and key PEM.
+fn client_identity(kind: &str) -> (Vec<u8>, Vec<u8>) {
+    let dir = peer("HTTPS_POOL_INTEROP_CLIENTS");
+    let read = |ext: &str| {
+        let path = format!("{dir}/client-{kind}.{ext}");
+        std::fs::read(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
+    };
+    (read("pem"), read("key"))
+}
+
+/// nginx with `ssl_verify_client on` accepts the pool's client certificate, RSA or ECDSA,
+/// made and signed by openssl: the request is served and nginx says it verified the
+/// certificate (`$ssl_client_verify` is `SUCCESS`). Both nginx peers, over HTTP/2.
+#[tokio::test]
+#[ignore = "needs the peers of scripts/interop.sh"]
+async fn nginx_verify_client_accepts_the_pools_rsa_and_ec_certificates() {
+    trace_init();
+    for var in ["HTTPS_POOL_NGINX_MTLS", "HTTPS_POOL_NGINX_MTLS_HTTP"] {
+        let url = peer(var);
+        for kind in ["rsa", "ec"] {
+            let (cert, key) = client_identity(kind);
+            let pool = builder()
+                .tls_client_auth_pem(cert, key)
+                .build()
+                .expect("pool");
+            let response = pool
+                .request(get(&format!("{url}/")))
+                .await
+                .expect("request");
+            assert_eq!(response.status(), 200, "{var} {kind}");
+            let body = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .expect("body")
+                .to_bytes();
+            assert_eq!(&body[..], b"SUCCESS\n", "{var} {kind}");
+            let stats = pool.stats();
+            assert_eq!(stats.origins[0].connections[0].protocol, Protocol::Http2);
+        }
+    }
+}
+
+/// Without a client certificate, nginx set to require one in the handshake (OpenSSL's
+/// verify mode Require, TLS 1.3) refuses the connection with `certificate_required`: the
+/// request fails with `Error::ClientCertificateRequired`, and is not sent again.
+#[tokio::test]
+#[ignore = "needs the peers of scripts/interop.sh"]
+async fn nginx_refuses_a_pool_without_a_certificate_with_a_typed_error() {
+    trace_init();
+    let url = peer("HTTPS_POOL_NGINX_MTLS");
+    let pool = builder().build().expect("pool");
+    let error = pool
+        .request(get(&format!("{url}/")))
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(error, Error::ClientCertificateRequired { .. }),
+        "{error:?}"
+    );
+    let stats = pool.stats();
+    assert_eq!(
+        stats.origins[0].tls_full_handshakes, 1,
+        "one dial, no retry"
+    );
+}
+
+/// Plain `ssl_verify_client on` is not a TLS refusal: nginx completes the handshake without
+/// a certificate and answers `400 No required SSL certificate was sent` (what the pool's
+/// `ClientCertificateRequired` docs say to expect from it).
+#[tokio::test]
+#[ignore = "needs the peers of scripts/interop.sh"]
+async fn plain_nginx_verify_client_answers_400_without_a_certificate() {
+    trace_init();
+    let url = peer("HTTPS_POOL_NGINX_MTLS_HTTP");
+    let pool = builder().build().expect("pool");
+    let response = pool
+        .request(get(&format!("{url}/")))
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 400);
+}
