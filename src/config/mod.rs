@@ -335,6 +335,7 @@ mod tests {
     use super::*;
 
     /// The defaults validate, and match the documented values.
+    #[cfg(feature = "webpki-roots")]
     #[test]
     fn defaults_are_valid() {
         let c = PoolConfig::default();
@@ -344,5 +345,30 @@ mod tests {
         assert_eq!(c.http2_initial_connection_window_size, 8 * 1024 * 1024);
         assert!(c.http2_adaptive_window);
         assert_eq!(c.selection_policy, SelectionPolicy::Pack);
+    }
+
+    /// Without compiled-in roots the default configuration would trust nothing: `validate`
+    /// says so, naming the ways to get trust anchors, rather than every dial failing later.
+    #[cfg(not(feature = "webpki-roots"))]
+    #[test]
+    fn without_webpki_roots_the_default_trusts_nothing_and_says_so() {
+        match PoolConfig::default().validate() {
+            Err(crate::Error::InvalidConfig { field, reason }) => {
+                assert_eq!(field, "tls_webpki_roots");
+                assert!(reason.contains("no trusted roots"), "{reason}");
+            }
+            other => panic!("expected InvalidConfig, got {other:?}"),
+        }
+        let with_flag = PoolConfig {
+            tls_webpki_roots: true,
+            ..PoolConfig::default()
+        };
+        assert!(matches!(
+            with_flag.validate(),
+            Err(crate::Error::InvalidConfig {
+                field: "tls_webpki_roots",
+                ..
+            })
+        ));
     }
 }

@@ -73,8 +73,8 @@ pub(crate) trait SlotEvents: Send + Sync {
     fn closed(self: Arc<Self>, conn: &Arc<Connection>);
     /// A connection received its first response: the origin's dials succeed.
     fn first_response(self: Arc<Self>);
-    /// The server ended connection `conn_id` without processing anything on it (its GOAWAY
-    /// refused the first request): a failed dial.
+    /// The server ended `conn` without processing anything on it (its GOAWAY refused the
+    /// first request, or it wanted a client certificate): a failed dial.
     fn served_nothing(self: Arc<Self>, conn: &Connection);
 }
 

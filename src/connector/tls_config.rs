@@ -83,3 +83,39 @@ fn crypto_provider() -> Result<Arc<CryptoProvider>, Error> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The features pick the provider: AWS-LC whenever `aws-lc-rs` is on (its default
+    /// provider offers the post-quantum X25519MLKEM768 key exchange, *ring*'s does not).
+    #[cfg(any(feature = "ring", feature = "aws-lc-rs"))]
+    #[test]
+    fn the_features_pick_the_crypto_provider() {
+        let provider = crypto_provider().expect("a provider feature is on");
+        let post_quantum = provider
+            .kx_groups
+            .iter()
+            .any(|group| group.name() == rustls::NamedGroup::X25519MLKEM768);
+        assert_eq!(post_quantum, cfg!(feature = "aws-lc-rs"));
+    }
+
+    /// ALPN is the pool's, whatever a caller's configuration said.
+    #[test]
+    fn a_callers_alpn_is_replaced() {
+        let mut theirs =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("ring supports the default versions")
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth();
+        theirs.alpn_protocols = vec![b"spdy/3".to_vec()];
+        let config = PoolConfig {
+            tls_client_config: Some(crate::config::CustomTlsConfig::new(theirs)),
+            ..PoolConfig::default()
+        };
+        let tls = client_config(&config).expect("config");
+        assert_eq!(tls.alpn_protocols, [ALPN_H2.to_vec(), ALPN_HTTP1.to_vec()]);
+    }
+}
