@@ -183,7 +183,8 @@ pub struct PoolConfig {
     /// a replacement connection then resumes instead of a full handshake, skipping the
     /// certificate chain and its verification. `0` turns resumption off. Counted in
     /// [`OriginStats::tls_resumed_handshakes`](crate::OriginStats::tls_resumed_handshakes).
-    /// Default: 256 (rustls').
+    /// Not used with [`tls_client_config`](Self::tls_client_config), whose own `resumption`
+    /// applies. Default: 256 (rustls').
     pub tls_session_cache_size: usize,
     /// The client certificate and key presented to servers that ask for one (mutual TLS).
     /// Set with [`PoolBuilder::tls_client_auth_pem`](crate::PoolBuilder::tls_client_auth_pem).

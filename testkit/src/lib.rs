@@ -6,7 +6,8 @@
 //! `SETTINGS_MAX_CONCURRENT_STREAMS`, delays and sizes responses, can send GOAWAY after N
 //! requests per connection, and counts what it sees (connections accepted, requests, the most
 //! concurrent streams on any one connection). It runs on its own thread and runtime, binds
-//! `127.0.0.1:0` (or another loopback address), and shuts down when dropped.
+//! `127.0.0.1:0` (or another loopback address), and shuts down when dropped. It can require
+//! client certificates (mutual TLS) signed by a [`TestClientCa`].
 //!
 //! [`SilentListener`] accepts TCP and never answers: a TLS handshake against it times out.
 //!
