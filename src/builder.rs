@@ -243,7 +243,7 @@ impl PoolBuilder {
     /// private key (unencrypted PEM: PKCS#8, or PKCS#1 RSA / SEC1 EC; RSA, ECDSA or Ed25519) to
     /// servers that require one (mutual TLS). Both are checked by
     /// [`build`](Self::build), which fails with [`Error::InvalidConfig`] naming
-    /// `tls_client_auth_pem` for a chain without a certificate, a missing, encrypted or
+    /// `tls_client_auth` (the [`PoolConfig`] field) for a chain without a certificate, a missing, encrypted or
     /// unusable key, or a key that is not the certificate's. A server that requires a
     /// certificate from a pool without one fails with [`Error::ClientCertificateRequired`].
     /// See [`PoolConfig::tls_client_auth`].

@@ -136,7 +136,7 @@ async fn a_certificate_from_another_ca_is_refused_as_a_tls_failure() {
     assert_eq!(server.counters().requests(), 0);
 }
 
-/// Bad identity material fails `build()` with `InvalidConfig` naming `tls_client_auth_pem`:
+/// Bad identity material fails `build()` with `InvalidConfig` naming `tls_client_auth`:
 /// no certificate, garbage, no key, an encrypted key, a key that is not the certificate's.
 /// The key's bytes never appear in the message.
 #[test]
@@ -164,7 +164,7 @@ fn bad_client_identity_pem_fails_build_with_a_named_reason() {
             .build();
         match result {
             Err(Error::InvalidConfig { field, reason }) => {
-                assert_eq!(field, "tls_client_auth_pem");
+                assert_eq!(field, "tls_client_auth");
                 assert!(reason.contains(expected), "{expected}: {reason}");
                 let key_line = key.lines().nth(1).unwrap_or("-");
                 assert!(key.is_empty() || !reason.contains(key_line), "{reason}");

@@ -7,7 +7,7 @@ use pki_types::{CertificateDer, PrivateKeyDer};
 use crate::config::TlsClientAuth;
 use crate::error::Error;
 
-const FIELD: &str = "tls_client_auth_pem";
+const FIELD: &str = "tls_client_auth";
 
 /// The certificate chain and private key of `auth`.
 pub(super) fn parse(

@@ -53,7 +53,7 @@ fn own_config(config: &PoolConfig) -> Result<ClientConfig, Error> {
             // the certificate's key.
             builder.with_client_auth_cert(chain, key).map_err(|e| {
                 Error::invalid_config(
-                    "tls_client_auth_pem",
+                    "tls_client_auth",
                     format!("unusable certificate or key: {e}"),
                 )
             })?
