@@ -190,7 +190,11 @@ pub enum Error {
     /// [`PoolBuilder::tls_client_auth_pem`](crate::PoolBuilder::tls_client_auth_pem) (or a
     /// [`tls_config`](crate::PoolBuilder::tls_config) that has one). With TLS 1.3 the alert
     /// comes after the client's side of the handshake, so it fails the connection's first
-    /// request rather than the dial; either way this is the error, and it is not retried.
+    /// request rather than the dial; either way this is the error, and it is not retried. The
+    /// origin then backs off like after any failed dial: from the second refusal in a row,
+    /// requests fail at once with [`Error::BackingOff`], whose source is this error.
+    /// ([`prewarm_hosts`](crate::ConnectionPoolManager::prewarm_hosts) counts such a TLS 1.3
+    /// connection as opened: its handshake succeeded, the refusal comes after.)
     ///
     /// A server speaking TLS 1.2 answers with a generic `handshake_failure` alert instead
     /// ([`Error::Tls`]): nothing in it says what the server missed. nginx with
