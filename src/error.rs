@@ -191,8 +191,8 @@ pub enum Error {
     /// [`tls_config`](crate::PoolBuilder::tls_config) that has one). With TLS 1.3 the alert
     /// comes after the client's side of the handshake, so it fails the connection's first
     /// request rather than the dial; either way this is the error, and it is not retried. The
-    /// origin then backs off like after any failed dial: from the second refusal in a row,
-    /// requests fail at once with [`Error::BackingOff`], whose source is this error.
+    /// origin then backs off as after any failed dial, and while it does, requests may fail
+    /// with [`Error::BackingOff`] instead, whose source is this error.
     /// ([`prewarm_hosts`](crate::ConnectionPoolManager::prewarm_hosts) counts such a TLS 1.3
     /// connection as opened: its handshake succeeded, the refusal comes after.)
     ///

@@ -269,3 +269,31 @@ async fn a_callers_client_config_brings_its_identity_and_roots() {
         "{error:?}"
     );
 }
+
+/// Each refusal counts as a failed dial, and every later request says why it failed: the
+/// refusal itself, or, while the origin backs off, `BackingOff` whose source is the refusal.
+#[tokio::test]
+async fn repeated_refusals_back_off_naming_the_missing_certificate() {
+    trace_init();
+    let ca = TestClientCa::generate().expect("client CA");
+    let server = mtls_server(&ca, TestServerConfig::default());
+    let pool = builder_for(&server)
+        .dial_backoff_initial(std::time::Duration::from_millis(20))
+        .build()
+        .expect("pool");
+    let mut errors = Vec::new();
+    for _ in 0..3 {
+        errors.push(request(&pool, &server).await.expect_err("refused"));
+    }
+    assert!(
+        errors.iter().all(|error| match error {
+            Error::ClientCertificateRequired { .. } => true,
+            Error::BackingOff { source, .. } => {
+                matches!(**source, Error::ClientCertificateRequired { .. })
+            }
+            _ => false,
+        }),
+        "{errors:?}"
+    );
+    assert_eq!(server.counters().requests(), 0);
+}
