@@ -196,8 +196,9 @@ pub enum Error {
     /// ([`prewarm_hosts`](crate::ConnectionPoolManager::prewarm_hosts) counts such a TLS 1.3
     /// connection as opened: its handshake succeeded, the refusal comes after.)
     ///
-    /// A server speaking TLS 1.2 answers with a generic `handshake_failure` alert instead
-    /// ([`Error::Tls`]): nothing in it says what the server missed. nginx with
+    /// TLS 1.2 has no such alert: a server refuses with a bare `handshake_failure`, which is
+    /// reported as this error when that server had asked for a certificate the pool could not
+    /// give (otherwise [`Error::Tls`]). nginx with
     /// `ssl_verify_client on` completes the handshake and answers each request with
     /// `400 No required SSL certificate was sent`, a response, not an error.
     #[error(

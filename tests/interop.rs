@@ -462,3 +462,41 @@ async fn plain_nginx_verify_client_answers_400_without_a_certificate() {
         .expect("request");
     assert_eq!(response.status(), 400);
 }
+
+/// Over TLS 1.2 (the pool's own rustls config limited to it with `tls_config`), nginx refuses
+/// a pool without a certificate with a bare `handshake_failure`; the server had asked for a
+/// certificate the pool could not give, so that is `Error::ClientCertificateRequired` too.
+#[tokio::test]
+#[ignore = "needs the peers of scripts/interop.sh"]
+async fn nginx_refuses_a_tls12_pool_without_a_certificate_with_a_typed_error() {
+    use https_pool::rustls::pki_types::CertificateDer;
+    use https_pool::rustls::pki_types::pem::PemObject;
+
+    trace_init();
+    let url = peer("HTTPS_POOL_NGINX_MTLS");
+    let mut roots = https_pool::rustls::RootCertStore::empty();
+    let cas = std::env::var("HTTPS_POOL_INTEROP_CAS").expect("HTTPS_POOL_INTEROP_CAS");
+    for path in cas.split(':').filter(|p| !p.is_empty()) {
+        for cert in CertificateDer::pem_file_iter(path).expect("CA file") {
+            roots.add(cert.expect("CA PEM")).expect("CA");
+        }
+    }
+    let provider = Arc::new(https_pool::rustls::crypto::ring::default_provider());
+    let tls12 = https_pool::rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&https_pool::rustls::version::TLS12])
+        .expect("TLS 1.2")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let pool = ConnectionPoolManager::builder()
+        .tls_config(tls12)
+        .build()
+        .expect("pool");
+    let error = pool
+        .request(get(&format!("{url}/")))
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(error, Error::ClientCertificateRequired { .. }),
+        "{error:?}"
+    );
+}

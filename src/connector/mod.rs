@@ -7,6 +7,7 @@
 //! [`TimeoutKind::TlsHandshake`]), and each failure is classified into its own [`Error`]
 //! variant. Certificates are always verified; there is no switch to turn that off.
 
+mod certificate_request;
 mod classify;
 mod client_auth;
 mod race;
@@ -22,6 +23,7 @@ use pki_types::{CertificateDer, ServerName};
 use tokio_rustls::TlsConnector;
 use tracing::{debug, instrument};
 
+use self::certificate_request::WatchedHandshake;
 use self::classify::{classify_connect_error, classify_tls_error};
 use self::race::{ATTEMPT_DELAY, TcpOptions, interleave, race};
 use self::tls_config::{ALPN_H2, ALPN_HTTP1};
@@ -164,7 +166,7 @@ impl Connector {
         };
 
         let tls_started = Instant::now();
-        let handshake = self.tls.connect(server_name, tcp);
+        let handshake = WatchedHandshake::new(self.tls.connect(server_name, tcp));
         let stream = match tokio::time::timeout(self.tls_handshake_timeout, handshake).await {
             Err(_) => {
                 return Err(Error::Timeout {
@@ -173,8 +175,14 @@ impl Connector {
                     after: self.tls_handshake_timeout,
                 });
             }
-            Ok(Err(e)) => return Err(classify_tls_error(origin, e)),
-            Ok(Ok(stream)) => stream,
+            Ok((Err(e), certificate_request_unanswered)) => {
+                return Err(classify_tls_error(
+                    origin,
+                    e,
+                    certificate_request_unanswered,
+                ));
+            }
+            Ok((Ok(stream), _)) => stream,
         };
         let tls_time = tls_started.elapsed();
         let resumed = stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);

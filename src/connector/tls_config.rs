@@ -12,6 +12,7 @@ use rustls::client::Resumption;
 use rustls::crypto::CryptoProvider;
 use rustls::{ClientConfig, KeyLogFile};
 
+use super::certificate_request::Unanswered;
 use super::{client_auth, roots};
 use crate::config::PoolConfig;
 use crate::error::Error;
@@ -32,6 +33,9 @@ pub(super) fn client_config(config: &PoolConfig) -> Result<ClientConfig, Error> 
     // handshake and the caller gets a clear Error::Protocol rather than a TLS alert. Set over
     // a caller's config as well: the pool speaks only these two, and reads which one ALPN chose.
     tls.alpn_protocols = vec![ALPN_H2.to_vec(), ALPN_HTTP1.to_vec()];
+    // Noticed, so that a TLS 1.2 server's bare refusal can be named (see the module).
+    tls.client_auth_cert_resolver =
+        Arc::new(Unanswered(Arc::clone(&tls.client_auth_cert_resolver)));
     if config.tls_key_log {
         tls.key_log = Arc::new(KeyLogFile::new());
     }
