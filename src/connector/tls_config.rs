@@ -39,6 +39,13 @@ pub(super) fn client_config(config: &PoolConfig) -> Result<ClientConfig, Error> 
     if config.tls_key_log {
         tls.key_log = Arc::new(KeyLogFile::new());
     }
+    // The first use of a provider's random source starts its library up: 30 ms for AWS-LC in
+    // a debug build, measured here, which the pool's first handshake would pay otherwise (and
+    // with it the first request). Paid at build instead.
+    tls.crypto_provider()
+        .secure_random
+        .fill(&mut [0u8; 1])
+        .map_err(|_| Error::invalid_config("tls", "the crypto provider's random source failed"))?;
     Ok(tls)
 }
 
