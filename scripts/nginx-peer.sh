@@ -4,11 +4,19 @@
 #
 #   scripts/nginx-peer.sh start [--port 8443] [--max-streams 128] [--keepalive-requests 1000]
 #                               [--keepalive-timeout 75s] [--http1-only] [--access-log]
+#                               [--client-ca FILE [--client-cert-in-handshake]]
 #                               [--dir target/nginx-peer]
 #   scripts/nginx-peer.sh stop  [--dir target/nginx-peer]
 #
 # --access-log writes every request's URI, one per line, to DIR/access.log (the interop suite
 # counts repeats there to prove nothing was processed twice).
+#
+# --client-ca FILE turns on mutual TLS: `ssl_verify_client on` with FILE as the CA of client
+# certificates; every response body is then `$ssl_client_verify` (SUCCESS, or NONE without a
+# certificate). Plain `ssl_verify_client on` completes the handshake without a certificate and
+# answers 400; --client-cert-in-handshake also sets OpenSSL's verify mode to Require (through
+# `ssl_conf_command`), so a client without a certificate is refused in the handshake itself,
+# with TLS 1.3's certificate_required alert (--client-ca turns TLS 1.3 on for this).
 #
 # `start` prints the URL and the CA file, e.g.
 #   cargo run --release --bin test_connection_pool_success_criteria -- \
@@ -25,6 +33,8 @@ keepalive_timeout=75s
 http2="http2"
 access_log="access_log off;"
 dir="target/nginx-peer"
+client_ca=""
+cert_in_handshake=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --port) port="$2"; shift 2 ;;
@@ -33,6 +43,8 @@ while [ $# -gt 0 ]; do
         --keepalive-timeout) keepalive_timeout="$2"; shift 2 ;;
         --http1-only) http2=""; shift ;;
         --access-log) access_log="ACCESS_LOG"; shift ;;
+        --client-ca) client_ca="$2"; shift 2 ;;
+        --client-cert-in-handshake) cert_in_handshake=1; shift ;;
         --dir) dir="$2"; shift 2 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
@@ -45,6 +57,19 @@ fi
 
 # shellcheck source=scripts/peer-common.sh
 . "$(dirname "$0")/peer-common.sh"
+
+page='"ok\n"'
+mtls=""
+if [ -n "$client_ca" ]; then
+    client_ca="$(cd "$(dirname "$client_ca")" && pwd)/$(basename "$client_ca")"
+    page='"$ssl_client_verify\n"'
+    # TLS 1.3 as well: nginx 1.22 offers only up to TLS 1.2 unless told, and over TLS 1.2 a
+    # refusal is a bare handshake_failure alert that does not say what was missing.
+    mtls="ssl_protocols TLSv1.2 TLSv1.3; ssl_verify_client on; ssl_client_certificate $client_ca;"
+    if [ -n "$cert_in_handshake" ]; then
+        mtls="$mtls ssl_conf_command VerifyMode Require;"
+    fi
+fi
 
 case "$cmd" in
     start)
@@ -89,7 +114,8 @@ http {
         listen 127.0.0.1:$port ssl $http2;
         ssl_certificate $dir/server.pem;
         ssl_certificate_key $dir/server.key;
-        location / { default_type text/plain; return 200 "ok\n"; }
+        $mtls
+        location / { default_type text/plain; return 200 $page; }
         location = /big.bin { root $dir; }
         location /files/ { alias $dir/files/; }
     }

@@ -9,6 +9,10 @@
 #   nginx  h1         :18446  HTTP/1.1 only, keepalive_timeout 1s
 #   nghttpd tls-ms8   :18447  HTTP/2 over TLS, max concurrent streams 8
 #   nghttpd h2c       :18448  cleartext HTTP/2 with prior knowledge
+#   nginx  mtls       :18449  HTTP/2, ssl_verify_client on; a client without a certificate is
+#                             refused in the handshake (OpenSSL verify mode Require)
+#   nginx  mtls-http  :18450  HTTP/2, plain ssl_verify_client on (400 without a certificate)
+#                             Both trust the client CA of target/interop/clients/.
 #   tinyproxy proxy      :18880  HTTP CONNECT proxy to the nginx ports 18443 and 18446
 #   tinyproxy proxy-auth :18881  the same, requiring Basic credentials interop:s3cret
 #
@@ -20,7 +24,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base="target/interop"
-nginx_peers=(h2 h2-ms8 h2-rotate h1)
+nginx_peers=(h2 h2-ms8 h2-rotate h1 mtls mtls-http)
 nghttpd_peers=(tls-ms8 h2c)
 tinyproxy_peers=(proxy proxy-auth)
 
@@ -58,6 +62,13 @@ case "${1:-}" in
             echo "export HTTPS_POOL_TINYPROXY_LOG=$(pwd)/$base/proxy/tinyproxy.log"
             echo "export HTTPS_POOL_TINYPROXY_AUTH=$(tinyproxy proxy-auth 18881 --basic-auth interop:s3cret)"
             echo "export HTTPS_POOL_TINYPROXY_CREDENTIALS=interop:s3cret"
+            # Client identities for mutual TLS, and the nginx servers that ask for them.
+            clients="$(pwd)/$base/clients"
+            mkdir -p "$clients"
+            (. scripts/peer-common.sh && make_client_certs "$clients")
+            echo "export HTTPS_POOL_NGINX_MTLS=$(nginx mtls 18449 --client-ca "$clients/client-ca.pem" --client-cert-in-handshake)"
+            echo "export HTTPS_POOL_NGINX_MTLS_HTTP=$(nginx mtls-http 18450 --client-ca "$clients/client-ca.pem")"
+            echo "export HTTPS_POOL_INTEROP_CLIENTS=$clients"
             # Each TLS peer has its own CA; the suite trusts all of them.
             cas=""
             for p in "${nginx_peers[@]}" tls-ms8; do cas="$cas$(pwd)/$base/$p/ca.pem:"; done
@@ -71,7 +82,7 @@ case "${1:-}" in
         for p in "${tinyproxy_peers[@]}"; do scripts/tinyproxy-peer.sh stop --dir "$base/$p" || true; done
         ;;
     *)
-        sed -n '2,19p' "$0" >&2
+        sed -n '2,23p' "$0" >&2
         exit 2
         ;;
 esac

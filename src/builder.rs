@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{Cleartext, PoolConfig, SelectionPolicy};
+use crate::config::{Cleartext, CustomTlsConfig, PoolConfig, SelectionPolicy, TlsClientAuth};
 use crate::error::Error;
 use crate::manager::ConnectionPoolManager;
 use crate::proxy::{EnvProxy, ProxyUrl, read_env};
@@ -240,6 +240,55 @@ impl PoolBuilder {
         self
     }
 
+    /// Presents this client certificate chain (PEM, the client's certificate first) and
+    /// private key (unencrypted PEM: PKCS#8, or PKCS#1 RSA / SEC1 EC; RSA, ECDSA or Ed25519) to
+    /// servers that require one (mutual TLS). Both are checked by
+    /// [`build`](Self::build), which fails with [`Error::InvalidConfig`] naming
+    /// `tls_client_auth` (the [`PoolConfig`] field) for a chain without a certificate, a missing, encrypted or
+    /// unusable key, or a key that is not the certificate's. A server that requires a
+    /// certificate from a pool without one fails with [`Error::ClientCertificateRequired`].
+    /// See [`PoolConfig::tls_client_auth`].
+    pub fn tls_client_auth_pem(
+        mut self,
+        cert_chain_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.config.tls_client_auth = Some(TlsClientAuth::from_pem(cert_chain_pem, key_pem));
+        self
+    }
+
+    /// Dials with the caller's own rustls configuration instead of building one, for what the
+    /// other options do not cover (a custom certificate verifier or client-certificate
+    /// resolver, protocol versions, cipher suites, another crypto provider).
+    ///
+    /// What the pool still does with it:
+    /// - **ALPN is the pool's**: `alpn_protocols` is replaced by `h2, http/1.1`, since the
+    ///   pool reads ALPN's choice to pick the protocol it speaks.
+    /// - **Resumption is the caller's**: its `resumption` (rustls' default is an in-memory
+    ///   store of 256 sessions, as the pool's) is kept, and
+    ///   [`tls_session_cache_size`](Self::tls_session_cache_size) has no effect. Full and
+    ///   resumed handshakes are counted from each connection either way
+    ///   ([`OriginStats::tls_resumed_handshakes`](crate::OriginStats::tls_resumed_handshakes)).
+    /// - [`tls_key_log`](Self::tls_key_log), when set, replaces its `key_log`.
+    ///
+    /// Its roots and client identity are the caller's: with it, setting
+    /// [`tls_extra_ca_pem`](Self::tls_extra_ca_pem),
+    /// [`tls_native_roots`](Self::tls_native_roots) or
+    /// [`tls_client_auth_pem`](Self::tls_client_auth_pem) makes [`build`](Self::build) fail
+    /// with [`Error::InvalidConfig`] rather than be ignored, and
+    /// [`tls_webpki_roots`](Self::tls_webpki_roots) is ignored. Its certificate verifier is
+    /// the caller's responsibility.
+    pub fn tls_config(mut self, config: rustls::ClientConfig) -> Self {
+        self.config.tls_client_config = Some(CustomTlsConfig::new(config));
+        self
+    }
+
+    /// See [`PoolConfig::tls_key_log`].
+    pub fn tls_key_log(mut self, enabled: bool) -> Self {
+        self.config.tls_key_log = enabled;
+        self
+    }
+
     /// See [`PoolConfig::h2_only`].
     pub fn h2_only(mut self, enabled: bool) -> Self {
         self.config.h2_only = enabled;
@@ -387,6 +436,16 @@ fn fill_from_env(config: &mut PoolConfig, env: EnvProxy) {
 mod tests {
     use super::*;
 
+    fn test_client_config() -> rustls::ClientConfig {
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth()
+    }
+
     /// Each out-of-range value is rejected, naming its field.
     #[test]
     fn out_of_range_values_name_their_field() {
@@ -426,6 +485,18 @@ mod tests {
             (
                 "tls_webpki_roots",
                 PoolBuilder::new().tls_webpki_roots(false),
+            ),
+            (
+                "tls_extra_ca_pem",
+                PoolBuilder::new()
+                    .tls_config(test_client_config())
+                    .tls_extra_ca_pem("-----BEGIN CERTIFICATE-----"),
+            ),
+            (
+                "tls_client_auth",
+                PoolBuilder::new()
+                    .tls_config(test_client_config())
+                    .tls_client_auth_pem("cert", "key"),
             ),
             (
                 "cleartext",

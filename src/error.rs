@@ -186,6 +186,34 @@ pub enum Error {
         source: SharedError,
     },
 
+    /// The server requires a client certificate (mutual TLS) and the pool presented none: it
+    /// answered with TLS's `certificate_required` alert. Give the pool an identity with
+    /// [`PoolBuilder::tls_client_auth_pem`](crate::PoolBuilder::tls_client_auth_pem) (or a
+    /// [`tls_config`](crate::PoolBuilder::tls_config) that has one). With TLS 1.3 the alert
+    /// comes after the client's side of the handshake, so it fails the connection's first
+    /// request rather than the dial; either way this is the error, and it is not retried. The
+    /// origin then backs off as after any failed dial, and while it does, requests may fail
+    /// with [`Error::BackingOff`] instead, whose source is this error.
+    /// ([`prewarm_hosts`](crate::ConnectionPoolManager::prewarm_hosts) counts such a TLS 1.3
+    /// connection as opened: its handshake succeeded, the refusal comes after.)
+    ///
+    /// TLS 1.2 has no such alert: a server refuses with a bare `handshake_failure`, which is
+    /// reported as this error when that server had asked for a certificate the pool could not
+    /// give (otherwise [`Error::Tls`]). nginx with
+    /// `ssl_verify_client on` completes the handshake and answers each request with
+    /// `400 No required SSL certificate was sent`, a response, not an error.
+    #[error(
+        "tls with {origin} failed: the server requires a client certificate and none was \
+         presented (see PoolBuilder::tls_client_auth_pem)"
+    )]
+    ClientCertificateRequired {
+        /// The origin being dialed.
+        origin: Origin,
+        /// The rustls error (the alert), possibly under the h2 or I/O error it surfaced in.
+        #[source]
+        source: SharedError,
+    },
+
     /// Any other TLS failure (protocol alert, expired certificate, unsupported parameters, …).
     #[error("tls handshake with {origin} failed")]
     Tls {
@@ -329,6 +357,7 @@ impl Error {
             | Error::CertificateNameMismatch { .. }
             | Error::NotTls { .. }
             | Error::Tls { .. }
+            | Error::ClientCertificateRequired { .. }
             | Error::Protocol { .. }
             | Error::ProxyRefused { .. }
             | Error::ProxyConnect { .. }
@@ -375,6 +404,7 @@ impl Error {
             | Error::CertificateNameMismatch { origin, .. }
             | Error::NotTls { origin, .. }
             | Error::Tls { origin, .. }
+            | Error::ClientCertificateRequired { origin, .. }
             | Error::Timeout { origin, .. }
             | Error::Protocol { origin, .. }
             | Error::PoolExhausted { origin, .. }

@@ -123,7 +123,11 @@
 //!   ([`PoolConfig::http2_coalescing`]), and demand-driven warm-up that keeps the
 //!   connections recent bursts needed ([`PoolConfig::demand_window`]).
 //! - **TLS** is always verified: webpki roots, optionally the OS roots (`native-roots`), and
-//!   extra CAs from PEM. There is no insecure mode.
+//!   extra CAs from PEM. There is no insecure mode. A client identity for mutual TLS
+//!   ([`PoolBuilder::tls_client_auth_pem`]; a server that requires one the pool lacks is
+//!   [`Error::ClientCertificateRequired`]), or a whole rustls `ClientConfig` of the caller's
+//!   ([`PoolBuilder::tls_config`]: the pool still sets ALPN and counts handshakes), and
+//!   [`PoolBuilder::tls_key_log`] for Wireshark.
 //! - **Errors**: one [`Error`] enum, a variant per failure, each naming the origin.
 //! - **Observability**: [`ConnectionPoolManager::stats`] (per origin and connection;
 //!   [`PoolStats::to_prometheus`] renders it), the `metrics` facade with the `metrics`
@@ -134,9 +138,18 @@
 //!
 //! # Features
 //!
-//! None by default. `metrics` publishes counters, gauges and histograms through the
-//! [`metrics`](https://docs.rs/metrics) facade; `native-roots` trusts the OS certificate store
-//! as well.
+//! - `ring` (default): TLS cryptography from *ring*.
+//! - `aws-lc-rs`: TLS cryptography from AWS-LC instead; when both are enabled, `aws-lc-rs`
+//!   is used (`ring` comes with the defaults, so `aws-lc-rs` is the explicit choice). With
+//!   neither, the process default of rustls' `CryptoProvider::install_default` is used, or
+//!   [`build`](PoolBuilder::build) fails saying none is available.
+//! - `webpki-roots` (default): the Mozilla root certificates compiled in
+//!   ([`PoolConfig::tls_webpki_roots`]). Without it, and without `native-roots` or an extra
+//!   CA, [`build`](PoolBuilder::build) fails with [`Error::InvalidConfig`] saying the pool
+//!   would trust nothing; [`ConnectionPoolManager::global`] needs it.
+//! - `native-roots`: trust the operating system's certificate store as well.
+//! - `metrics`: publish counters, gauges and histograms through the
+//!   [`metrics`](https://docs.rs/metrics) facade.
 
 #![deny(
     missing_docs,
@@ -181,7 +194,7 @@ mod transport;
 
 pub use body::Body;
 pub use builder::PoolBuilder;
-pub use config::{Cleartext, PoolConfig, SelectionPolicy};
+pub use config::{Cleartext, CustomTlsConfig, PoolConfig, SelectionPolicy, TlsClientAuth};
 pub use connection_info::{ConnectionInfo, TlsVersion};
 pub use error::{BoxError, Error, TimeoutKind};
 pub use handle::StreamHandle;
@@ -193,6 +206,8 @@ pub use priority::Priority;
 pub use protocol::Protocol;
 pub use proxy::ProxyUrl;
 pub use resolver::{Resolve, Resolving, SystemResolver};
+/// The rustls version the pool is built with, for [`PoolBuilder::tls_config`].
+pub use rustls;
 pub use service::PoolService;
 pub use stats::{ConnectionStats, LatencySummary, OriginStats, PoolStats};
 pub use timeouts::Timeouts;

@@ -535,3 +535,124 @@ async fn nginx_responses_carry_their_connection_info() {
         assert_eq!(info.tls_resumed(), Some(false), "{var}");
     }
 }
+
+// ===== mutual TLS against nginx (`ssl_verify_client on`) =====
+
+/// A client identity from `scripts/peers.sh` (`rsa` or `ec`): certificate and key PEM.
+fn client_identity(kind: &str) -> (Vec<u8>, Vec<u8>) {
+    let dir = peer("HTTPS_POOL_INTEROP_CLIENTS");
+    let read = |ext: &str| {
+        let path = format!("{dir}/client-{kind}.{ext}");
+        std::fs::read(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
+    };
+    (read("pem"), read("key"))
+}
+
+/// nginx with `ssl_verify_client on` accepts the pool's client certificate, RSA or ECDSA,
+/// made and signed by openssl: the request is served and nginx says it verified the
+/// certificate (`$ssl_client_verify` is `SUCCESS`). Both nginx peers, over HTTP/2.
+#[tokio::test]
+#[ignore = "needs the peers of scripts/interop.sh"]
+async fn nginx_verify_client_accepts_the_pools_rsa_and_ec_certificates() {
+    trace_init();
+    for var in ["HTTPS_POOL_NGINX_MTLS", "HTTPS_POOL_NGINX_MTLS_HTTP"] {
+        let url = peer(var);
+        for kind in ["rsa", "ec"] {
+            let (cert, key) = client_identity(kind);
+            let pool = builder()
+                .tls_client_auth_pem(cert, key)
+                .build()
+                .expect("pool");
+            let response = pool
+                .request(get(&format!("{url}/")))
+                .await
+                .expect("request");
+            assert_eq!(response.status(), 200, "{var} {kind}");
+            let body = http_body_util::BodyExt::collect(response.into_body())
+                .await
+                .expect("body")
+                .to_bytes();
+            assert_eq!(&body[..], b"SUCCESS\n", "{var} {kind}");
+            let stats = pool.stats();
+            assert_eq!(stats.origins[0].connections[0].protocol, Protocol::Http2);
+        }
+    }
+}
+
+/// Without a client certificate, nginx set to require one in the handshake (OpenSSL's
+/// verify mode Require, TLS 1.3) refuses the connection with `certificate_required`: the
+/// request fails with `Error::ClientCertificateRequired`, and is not sent again.
+#[tokio::test]
+#[ignore = "needs the peers of scripts/interop.sh"]
+async fn nginx_refuses_a_pool_without_a_certificate_with_a_typed_error() {
+    trace_init();
+    let url = peer("HTTPS_POOL_NGINX_MTLS");
+    let pool = builder().build().expect("pool");
+    let error = pool
+        .request(get(&format!("{url}/")))
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(error, Error::ClientCertificateRequired { .. }),
+        "{error:?}"
+    );
+    let stats = pool.stats();
+    assert_eq!(
+        stats.origins[0].tls_full_handshakes, 1,
+        "one dial, no retry"
+    );
+}
+
+/// Plain `ssl_verify_client on` is not a TLS refusal: nginx completes the handshake without
+/// a certificate and answers `400 No required SSL certificate was sent` (what the pool's
+/// `ClientCertificateRequired` docs say to expect from it).
+#[tokio::test]
+#[ignore = "needs the peers of scripts/interop.sh"]
+async fn plain_nginx_verify_client_answers_400_without_a_certificate() {
+    trace_init();
+    let url = peer("HTTPS_POOL_NGINX_MTLS_HTTP");
+    let pool = builder().build().expect("pool");
+    let response = pool
+        .request(get(&format!("{url}/")))
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 400);
+}
+
+/// Over TLS 1.2 (the pool's own rustls config limited to it with `tls_config`), nginx refuses
+/// a pool without a certificate with a bare `handshake_failure`; the server had asked for a
+/// certificate the pool could not give, so that is `Error::ClientCertificateRequired` too.
+#[tokio::test]
+#[ignore = "needs the peers of scripts/interop.sh"]
+async fn nginx_refuses_a_tls12_pool_without_a_certificate_with_a_typed_error() {
+    use https_pool::rustls::pki_types::CertificateDer;
+    use https_pool::rustls::pki_types::pem::PemObject;
+
+    trace_init();
+    let url = peer("HTTPS_POOL_NGINX_MTLS");
+    let mut roots = https_pool::rustls::RootCertStore::empty();
+    let cas = std::env::var("HTTPS_POOL_INTEROP_CAS").expect("HTTPS_POOL_INTEROP_CAS");
+    for path in cas.split(':').filter(|p| !p.is_empty()) {
+        for cert in CertificateDer::pem_file_iter(path).expect("CA file") {
+            roots.add(cert.expect("CA PEM")).expect("CA");
+        }
+    }
+    let provider = Arc::new(https_pool::rustls::crypto::ring::default_provider());
+    let tls12 = https_pool::rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&https_pool::rustls::version::TLS12])
+        .expect("TLS 1.2")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let pool = ConnectionPoolManager::builder()
+        .tls_config(tls12)
+        .build()
+        .expect("pool");
+    let error = pool
+        .request(get(&format!("{url}/")))
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(error, Error::ClientCertificateRequired { .. }),
+        "{error:?}"
+    );
+}

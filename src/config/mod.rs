@@ -174,7 +174,8 @@ pub struct PoolConfig {
     pub tcp_nodelay: bool,
     /// TCP keepalive idle time; `None` leaves keepalive off. Default: 60 s.
     pub tcp_keepalive: Option<Duration>,
-    /// Trust the Mozilla root set compiled in from `webpki-roots`. Default: true.
+    /// Trust the Mozilla root set compiled in from `webpki-roots` (needs the `webpki-roots`
+    /// feature, on by default). Default: true with that feature, false without.
     pub tls_webpki_roots: bool,
     /// Trust the operating system's roots (needs the `native-roots` feature). Default: false.
     pub tls_native_roots: bool,
@@ -184,8 +185,22 @@ pub struct PoolConfig {
     /// a replacement connection then resumes instead of a full handshake, skipping the
     /// certificate chain and its verification. `0` turns resumption off. Counted in
     /// [`OriginStats::tls_resumed_handshakes`](crate::OriginStats::tls_resumed_handshakes).
-    /// Default: 256 (rustls').
+    /// Not used with [`tls_client_config`](Self::tls_client_config), whose own `resumption`
+    /// applies. Default: 256 (rustls').
     pub tls_session_cache_size: usize,
+    /// The client certificate and key presented to servers that ask for one (mutual TLS).
+    /// Set with [`PoolBuilder::tls_client_auth_pem`](crate::PoolBuilder::tls_client_auth_pem).
+    /// Default: none.
+    pub tls_client_auth: Option<TlsClientAuth>,
+    /// A whole rustls configuration of the caller's, used instead of the one the options
+    /// above build. Set with [`PoolBuilder::tls_config`](crate::PoolBuilder::tls_config),
+    /// which says what the pool still sets in it. Default: none.
+    pub tls_client_config: Option<CustomTlsConfig>,
+    /// Log TLS secrets to the file named by the `SSLKEYLOGFILE` environment variable (NSS key
+    /// log format, as browsers and curl write it), so Wireshark can decrypt a capture. For
+    /// debugging only: whoever reads that file can read the traffic. Without the variable
+    /// nothing is written. Default: false.
+    pub tls_key_log: bool,
     /// Fail with [`Error::Protocol`](crate::Error::Protocol) when ALPN does not select `h2`, instead of falling back to
     /// HTTP/1.1. Default: false.
     pub h2_only: bool,
@@ -318,10 +333,13 @@ impl Default for PoolConfig {
             tls_handshake_timeout: Duration::from_secs(10),
             tcp_nodelay: true,
             tcp_keepalive: Some(Duration::from_secs(60)),
-            tls_webpki_roots: true,
+            tls_webpki_roots: cfg!(feature = "webpki-roots"),
             tls_native_roots: false,
             tls_extra_ca_pem: Vec::new(),
             tls_session_cache_size: 256,
+            tls_client_auth: None,
+            tls_client_config: None,
+            tls_key_log: false,
             h2_only: false,
             cleartext: Cleartext::Disabled,
             h1_max_connections: 10,
@@ -342,13 +360,17 @@ impl Default for PoolConfig {
     }
 }
 
+mod tls;
 mod validate;
+
+pub use tls::{CustomTlsConfig, TlsClientAuth};
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// The defaults validate, and match the documented values.
+    #[cfg(feature = "webpki-roots")]
     #[test]
     fn defaults_are_valid() {
         let c = PoolConfig::default();
@@ -358,5 +380,30 @@ mod tests {
         assert_eq!(c.http2_initial_connection_window_size, 8 * 1024 * 1024);
         assert!(c.http2_adaptive_window);
         assert_eq!(c.selection_policy, SelectionPolicy::Pack);
+    }
+
+    /// Without compiled-in roots the default configuration would trust nothing: `validate`
+    /// says so, naming the ways to get trust anchors, rather than every dial failing later.
+    #[cfg(not(feature = "webpki-roots"))]
+    #[test]
+    fn without_webpki_roots_the_default_trusts_nothing_and_says_so() {
+        match PoolConfig::default().validate() {
+            Err(crate::Error::InvalidConfig { field, reason }) => {
+                assert_eq!(field, "tls_webpki_roots");
+                assert!(reason.contains("no trusted roots"), "{reason}");
+            }
+            other => panic!("expected InvalidConfig, got {other:?}"),
+        }
+        let with_flag = PoolConfig {
+            tls_webpki_roots: true,
+            ..PoolConfig::default()
+        };
+        assert!(matches!(
+            with_flag.validate(),
+            Err(crate::Error::InvalidConfig {
+                field: "tls_webpki_roots",
+                ..
+            })
+        ));
     }
 }

@@ -139,12 +139,7 @@ impl PoolConfig {
                 "must be at least 1",
             ));
         }
-        if !self.tls_webpki_roots && !self.tls_native_roots && self.tls_extra_ca_pem.is_empty() {
-            return Err(Error::invalid_config(
-                "tls_webpki_roots",
-                "no trusted roots: enable webpki or native roots, or add a CA certificate",
-            ));
-        }
+        self.validate_tls()?;
         if self.h2_only && self.cleartext == Cleartext::Http1 {
             return Err(Error::invalid_config(
                 "cleartext",
@@ -164,10 +159,51 @@ impl PoolConfig {
         if let Some(proxy) = &self.proxy {
             proxy.origin()?;
         }
+        Ok(())
+    }
+
+    /// The TLS options agree with each other and with the build's features. The material
+    /// itself (PEM) is parsed when the connector is built.
+    fn validate_tls(&self) -> Result<(), Error> {
         if self.tls_native_roots && !cfg!(feature = "native-roots") {
             return Err(Error::invalid_config(
                 "tls_native_roots",
                 "this build lacks the `native-roots` feature",
+            ));
+        }
+        if self.tls_webpki_roots && !cfg!(feature = "webpki-roots") {
+            return Err(Error::invalid_config(
+                "tls_webpki_roots",
+                "this build lacks the `webpki-roots` feature",
+            ));
+        }
+        if self.tls_client_config.is_some() {
+            // The caller's ClientConfig carries its own roots and identity: options that would
+            // build them are refused rather than silently ignored (`tls_webpki_roots` is on by
+            // default, so it alone is not held against the caller).
+            let conflict = if !self.tls_extra_ca_pem.is_empty() {
+                Some("tls_extra_ca_pem")
+            } else if self.tls_native_roots {
+                Some("tls_native_roots")
+            } else if self.tls_client_auth.is_some() {
+                Some("tls_client_auth")
+            } else {
+                None
+            };
+            if let Some(field) = conflict {
+                return Err(Error::invalid_config(
+                    field,
+                    "has no effect with tls_config: set it on the rustls ClientConfig instead",
+                ));
+            }
+            return Ok(());
+        }
+        if !self.tls_webpki_roots && !self.tls_native_roots && self.tls_extra_ca_pem.is_empty() {
+            return Err(Error::invalid_config(
+                "tls_webpki_roots",
+                "no trusted roots: no server certificate could be verified; enable webpki roots \
+                 (the `webpki-roots` feature) or native roots (`native-roots`), add a CA \
+                 certificate with tls_extra_ca_pem, or bring a rustls ClientConfig with tls_config",
             ));
         }
         Ok(())

@@ -64,6 +64,7 @@ impl Connection {
             peer_ended: AtomicBool::new(false),
             ended_in_use: AtomicBool::new(false),
             dial_failure_claimed: AtomicBool::new(false),
+            client_certificate_required: Arc::clone(&dialed.client_certificate_required),
             retire_at: config
                 .max_connection_lifetime
                 .map(|lifetime| Instant::now() + lifetime),

@@ -75,9 +75,9 @@ pub(crate) trait SlotEvents: Send + Sync {
     fn closed(self: Arc<Self>, conn: &Arc<Connection>);
     /// A connection received its first response: the origin's dials succeed.
     fn first_response(self: Arc<Self>);
-    /// The server ended connection `conn_id` without processing anything on it (its GOAWAY
-    /// refused the first request): a failed dial.
-    fn served_nothing(self: Arc<Self>, conn_id: u64);
+    /// The server ended `conn` without processing anything on it (its GOAWAY refused the
+    /// first request, or it wanted a client certificate): a failed dial.
+    fn served_nothing(self: Arc<Self>, conn: &Connection);
 }
 
 /// A pooled connection. Shared by the origin's table, every lease on it and, weakly, its
@@ -128,6 +128,12 @@ pub(crate) struct Connection {
     ended_in_use: AtomicBool,
     /// Counted as a failed dial already (see `claim_dial_failure`).
     dial_failure_claimed: AtomicBool,
+    /// The server refused the connection for want of a client certificate: its TLS 1.3
+    /// `certificate_required` alert came after the handshake and ended the connection. Set by
+    /// the transport when it reads the alert (h2 keeps only the text of an I/O error), so
+    /// requests that find the connection closed, and the failed dial it counts as, report
+    /// [`Error::ClientCertificateRequired`] rather than a bare close.
+    client_certificate_required: Arc<AtomicBool>,
     /// Creation + `max_connection_lifetime`.
     retire_at: Option<Instant>,
     /// Nanoseconds after `created` of the first lease (`u64::MAX` before it): from then on
@@ -341,13 +347,22 @@ impl Connection {
         }
     }
 
-    /// The pool's error for a request that failed on this connection: the connection failed
-    /// under it ([`Error::ConnectionClosed`]) or only the request's stream did
-    /// ([`Error::Request`]).
+    /// The pool's error for a request that failed on this connection: the server refused the
+    /// connection for want of a client certificate ([`Error::ClientCertificateRequired`]; in
+    /// TLS 1.3 that alert comes after the handshake), the connection failed under it
+    /// ([`Error::ConnectionClosed`]) or only the request's stream did ([`Error::Request`]).
     pub(crate) fn failure<E>(&self, connection_level: bool, source: E) -> Error
     where
         E: std::error::Error + Send + Sync + 'static,
     {
+        if self.client_certificate_required.load(Ordering::Acquire)
+            || crate::transport::client_certificate_required(&source)
+        {
+            return Error::ClientCertificateRequired {
+                origin: self.origin.clone(),
+                source: shared(source),
+            };
+        }
         let (origin, connection_id, source) = (self.origin.clone(), self.id, shared(source));
         if connection_level {
             Error::ConnectionClosed {
@@ -497,8 +512,21 @@ impl Connection {
             && self.claim_dial_failure()
             && let Some(events) = self.events.upgrade()
         {
-            events.served_nothing(self.id);
+            events.served_nothing(self);
         }
+    }
+
+    /// The server refused this connection for want of a client certificate: the error for
+    /// the dial it counts as failed, or `None` when that was not why it ended.
+    pub(crate) fn client_certificate_refusal(&self) -> Option<Error> {
+        self.client_certificate_required
+            .load(Ordering::Acquire)
+            .then(|| Error::ClientCertificateRequired {
+                origin: self.origin.clone(),
+                source: shared(std::io::Error::other(
+                    "the connection was ended by the server's certificate_required alert",
+                )),
+            })
     }
 
     /// True the first time it is called: the connection counts as a failed dial once, whichever

@@ -10,24 +10,28 @@
 //! [`TimeoutKind::TlsHandshake`]), and each failure is classified into its own [`Error`]
 //! variant. Certificates are always verified; there is no switch to turn that off.
 
+mod certificate_request;
 mod classify;
+mod client_auth;
 mod race;
 mod roots;
+mod tls_config;
 mod tunnel;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use pki_types::{CertificateDer, ServerName};
-use rustls::ClientConfig;
-use rustls::client::Resumption;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tracing::{debug, instrument};
 
+use self::certificate_request::WatchedHandshake;
 use self::classify::{classify_connect_error, classify_tls_error};
 use self::race::{ATTEMPT_DELAY, ConnectAttempts, TcpOptions, interleave, race};
+use self::tls_config::{ALPN_H2, ALPN_HTTP1};
 use crate::config::{Cleartext, PoolConfig};
 use crate::connection_info::{TlsInfo, TlsVersion};
 use crate::error::{Error, TimeoutKind, shared};
@@ -35,10 +39,7 @@ use crate::origin::{Origin, Scheme};
 use crate::protocol::Protocol;
 use crate::proxy::{Route, Routes, Tunnel};
 use crate::resolver::{Lookup, SharedResolver};
-use crate::transport::Transport;
-
-const ALPN_H2: &[u8] = b"h2";
-const ALPN_HTTP1: &[u8] = b"http/1.1";
+use crate::transport::{TlsTransport, Transport};
 
 /// A stream ready for HTTP, with the protocol to speak and how long the phases took.
 pub(crate) struct Dialed {
@@ -62,6 +63,9 @@ pub(crate) struct Dialed {
     pub(crate) tls: Option<TlsInfo>,
     /// The server's end-entity certificate, kept only for HTTP/2 coalescing.
     pub(crate) end_entity: Option<CertificateDer<'static>>,
+    /// Set by the transport when the server refuses the connection for want of a client
+    /// certificate after the handshake (see [`TlsTransport`]).
+    pub(crate) client_certificate_required: Arc<AtomicBool>,
 }
 
 /// What a dial puts on top of TCP.
@@ -99,22 +103,9 @@ impl std::fmt::Debug for Connector {
 }
 
 impl Connector {
-    /// Builds the connector; fails on CA material that does not parse.
+    /// Builds the connector; fails on TLS material (CA, client identity) that does not parse.
     pub(crate) fn new(config: &PoolConfig, resolver: SharedResolver) -> Result<Connector, Error> {
-        let roots = roots::root_store(config)?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut tls = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| Error::invalid_config("tls", e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        // Offer http/1.1 too even when h2_only is set, so a server without h2 completes the
-        // handshake and the caller gets a clear Error::Protocol rather than a TLS alert.
-        tls.alpn_protocols = vec![ALPN_H2.to_vec(), ALPN_HTTP1.to_vec()];
-        tls.resumption = match config.tls_session_cache_size {
-            0 => Resumption::disabled(),
-            n => Resumption::in_memory_sessions(n),
-        };
+        let tls = tls_config::client_config(config)?;
 
         let routes = Routes::new(config.proxy.as_ref(), config.no_proxy.as_deref())?;
         Ok(Connector {
@@ -189,6 +180,7 @@ impl Connector {
                 debug!(%protocol, ?tcp_time, "dialed cleartext");
                 return Ok(Dialed {
                     stream: Transport::Plain(tcp),
+                    client_certificate_required: Arc::default(),
                     protocol,
                     tcp_time,
                     tls_time: Duration::ZERO,
@@ -203,7 +195,7 @@ impl Connector {
         };
 
         let tls_started = Instant::now();
-        let handshake = self.tls.connect(server_name, tcp);
+        let handshake = WatchedHandshake::new(self.tls.connect(server_name, tcp));
         let stream = match tokio::time::timeout(self.tls_handshake_timeout, handshake).await {
             Err(_) => {
                 return Err(Error::Timeout {
@@ -212,8 +204,14 @@ impl Connector {
                     after: self.tls_handshake_timeout,
                 });
             }
-            Ok(Err(e)) => return Err(classify_tls_error(origin, e)),
-            Ok(Ok(stream)) => stream,
+            Ok((Err(e), certificate_request_unanswered)) => {
+                return Err(classify_tls_error(
+                    origin,
+                    e,
+                    certificate_request_unanswered,
+                ));
+            }
+            Ok((Ok(stream), _)) => stream,
         };
         let tls_time = tls_started.elapsed();
         let resumed = stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
@@ -258,8 +256,13 @@ impl Connector {
             alpn,
             resumed,
         };
+        let client_certificate_required = Arc::new(AtomicBool::new(false));
         Ok(Dialed {
-            stream: Transport::Tls(Box::new(stream)),
+            stream: Transport::Tls(Box::new(TlsTransport::new(
+                stream,
+                Arc::clone(&client_certificate_required),
+            ))),
+            client_certificate_required,
             protocol,
             tcp_time,
             tls_time,

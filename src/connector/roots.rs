@@ -10,6 +10,8 @@ use crate::error::Error;
 /// The root store `config` asks for; fails on CA material that does not parse.
 pub(super) fn root_store(config: &PoolConfig) -> Result<RootCertStore, Error> {
     let mut roots = RootCertStore::empty();
+    // Without the feature, `validate` has refused `tls_webpki_roots` already.
+    #[cfg(feature = "webpki-roots")]
     if config.tls_webpki_roots {
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     }

@@ -10,7 +10,7 @@ mod request;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use tracing::{Instrument, debug, debug_span};
@@ -71,7 +71,10 @@ impl std::fmt::Debug for ConnectionPoolManager {
     }
 }
 
-static GLOBAL: LazyLock<ConnectionPoolManager> = LazyLock::new(|| {
+/// The global pool's default configuration needs compiled-in roots and a crypto provider;
+/// without them there is no `global()` (a compile error, not a panic on first use).
+#[cfg(all(feature = "webpki-roots", any(feature = "ring", feature = "aws-lc-rs")))]
+static GLOBAL: std::sync::LazyLock<ConnectionPoolManager> = std::sync::LazyLock::new(|| {
     // A constant configuration (checked by `global_pool_has_default_config`) and the
     // compiled-in Mozilla roots: no input reaches this.
     #[allow(clippy::expect_used)]
@@ -84,6 +87,10 @@ impl ConnectionPoolManager {
     ///
     /// Its connections are driven by tasks on the runtime that first opened them; use it from
     /// one long-lived runtime (not from per-test runtimes, whose shutdown kills those tasks).
+    ///
+    /// Available with the `webpki-roots` feature and a crypto provider feature (`ring` or
+    /// `aws-lc-rs`), as in the defaults: its configuration trusts the Mozilla roots.
+    #[cfg(all(feature = "webpki-roots", any(feature = "ring", feature = "aws-lc-rs")))]
     pub fn global() -> &'static ConnectionPoolManager {
         &GLOBAL
     }
@@ -403,6 +410,7 @@ mod tests {
     }
 
     /// The global pool exists with the default configuration.
+    #[cfg(all(feature = "webpki-roots", any(feature = "ring", feature = "aws-lc-rs")))]
     #[test]
     fn global_pool_has_default_config() {
         assert_eq!(

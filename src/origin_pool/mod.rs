@@ -236,7 +236,11 @@ impl OriginPool {
 
 impl OriginPool {
     /// Why a connection that served nothing counts as a failed dial.
-    fn served_nothing_error(&self, conn_id: u64) -> Error {
+    fn served_nothing_error(&self, conn: &Connection) -> Error {
+        if let Some(refusal) = conn.client_certificate_refusal() {
+            return refusal;
+        }
+        let conn_id = conn.id;
         Error::Protocol {
             origin: self.origin.clone(),
             reason: format!(
@@ -350,7 +354,7 @@ impl SlotEvents for OriginPool {
             && conn.requests_sent() == 0
             && conn.age() < PROBATION
             && conn.claim_dial_failure())
-        .then(|| self.served_nothing_error(conn.id));
+        .then(|| self.served_nothing_error(conn));
         let (removed, wakers, plan) = {
             let mut st = self.lock();
             let removed = st.remove(conn);
@@ -386,9 +390,9 @@ impl SlotEvents for OriginPool {
         self.carry_out(wakers, plan);
     }
 
-    fn served_nothing(self: Arc<Self>, conn_id: u64) {
-        let error = self.served_nothing_error(conn_id);
-        debug!(conn_id, error = %error, "a failed dial");
+    fn served_nothing(self: Arc<Self>, conn: &Connection) {
+        let error = self.served_nothing_error(conn);
+        debug!(conn_id = conn.id, error = %error, "a failed dial");
         let wakers = self
             .lock()
             .dial_failed(&error, Instant::now(), &self.ctx.config);

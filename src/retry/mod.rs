@@ -131,8 +131,9 @@ pub(crate) struct Resend {
 /// Whether `failure`, on connection `sent_on`, sends its request again, and where.
 ///
 /// Again only when the failure proves the server never processed the request (see the module
-/// docs), the pool holds the whole request, and `budgets` have a re-send left; then on another
-/// connection than `sent_on`, and after a rotation's GOAWAY only where it will be among the
+/// docs), another connection could fare better (not after
+/// [`Error::ClientCertificateRequired`]), the pool holds the whole request, and `budgets`
+/// have a re-send left; then on another connection than `sent_on`, and after a rotation's GOAWAY only where it will be among the
 /// requests that server takes (see [`Placement`]).
 pub(crate) fn decide(failure: SendFailure, sent_on: u64, budgets: &mut Budgets) -> Decision {
     let (error, replay, evidence) = failure.into_parts();
@@ -141,7 +142,10 @@ pub(crate) fn decide(failure: SendFailure, sent_on: u64, budgets: &mut Budgets) 
         Evidence::Misdirected(origin) => (None, Some(origin.clone())),
         Evidence::None | Evidence::NeverSent | Evidence::Refused => (None, None),
     };
-    let proven = !matches!(evidence, Evidence::None);
+    // A server that wants a client certificate the pool does not have refuses every
+    // connection the same way: sending again would only meet the backoff.
+    let futile = matches!(error, Error::ClientCertificateRequired { .. });
+    let proven = !futile && !matches!(evidence, Evidence::None);
     let next = match replay {
         Some(request) if proven && budgets.spend(&evidence) => Ok(Resend {
             request,
@@ -292,6 +296,26 @@ mod tests {
         let give_up = decide(failure, 1, &mut budgets)
             .next
             .expect_err("no request");
+        assert!(!give_up.budget_spent);
+        assert_eq!(budgets, Budgets::new(3));
+    }
+
+    /// A server that wants a client certificate refuses every connection alike: a request it
+    /// refused is not sent again, though it never reached the server, and nothing is spent.
+    #[test]
+    fn a_missing_client_certificate_is_not_retried() {
+        let mut budgets = Budgets::new(3);
+        let origin: Origin = "https://a.test".parse().expect("origin");
+        let error = Error::ClientCertificateRequired {
+            origin,
+            source: crate::error::shared(std::io::Error::other("certificate_required")),
+        };
+        let failure = SendFailure::never_sent(error, held_request());
+        let give_up = decide(failure, 1, &mut budgets).next.expect_err("futile");
+        assert!(matches!(
+            give_up.error,
+            Error::ClientCertificateRequired { .. }
+        ));
         assert!(!give_up.budget_spent);
         assert_eq!(budgets, Budgets::new(3));
     }

@@ -65,6 +65,14 @@ pub struct TestServerConfig {
     /// Serve without TLS on an `http://` URL: HTTP/2 with prior knowledge ("h2c") for
     /// [`Alpn::H2`] and [`Alpn::Both`], HTTP/1.1 for [`Alpn::Http1`]. Default: false.
     pub cleartext: bool,
+    /// Require every client to present a certificate signed by this CA (PEM; see
+    /// [`TestClientCa`](crate::TestClientCa)), as a server doing mutual TLS does. A client
+    /// without one is refused in the handshake: in TLS 1.3 with a `certificate_required`
+    /// alert, which the client reads after its side of the handshake is done. Counted in
+    /// [`ServerCounters::client_certificates`](crate::ServerCounters::client_certificates)
+    /// and [`tls_failures`](crate::ServerCounters::tls_failures). Default: none (no client
+    /// certificate asked for).
+    pub client_auth_ca_pem: Option<String>,
 }
 
 impl Default for TestServerConfig {
@@ -84,6 +92,7 @@ impl Default for TestServerConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls12_only: false,
             misdirect_other_hosts: false,
+            client_auth_ca_pem: None,
         }
     }
 }
@@ -177,6 +186,13 @@ impl TestServerConfig {
     #[must_use]
     pub fn misdirect_other_hosts(mut self, on: bool) -> Self {
         self.misdirect_other_hosts = on;
+        self
+    }
+
+    /// Sets [`client_auth_ca_pem`](Self::client_auth_ca_pem).
+    #[must_use]
+    pub fn client_auth_ca_pem(mut self, ca_pem: impl Into<String>) -> Self {
+        self.client_auth_ca_pem = Some(ca_pem.into());
         self
     }
 

@@ -12,6 +12,9 @@ pub struct ServerCounters {
     pub connections_open: AtomicUsize,
     /// TLS handshakes that failed.
     pub tls_failures: AtomicU64,
+    /// TLS connections whose client presented a certificate the server verified (with
+    /// [`client_auth_ca_pem`](crate::TestServerConfig::client_auth_ca_pem)).
+    pub client_certificates: AtomicU64,
     /// Connections that negotiated HTTP/2.
     pub connections_h2: AtomicU64,
     /// Connections that negotiated HTTP/1.1.

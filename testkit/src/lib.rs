@@ -6,7 +6,8 @@
 //! `SETTINGS_MAX_CONCURRENT_STREAMS`, delays and sizes responses, can send GOAWAY after N
 //! requests per connection, and counts what it sees (connections accepted, requests, the most
 //! concurrent streams on any one connection). It runs on its own thread and runtime, binds
-//! `127.0.0.1:0` (or another loopback address), and shuts down when dropped.
+//! `127.0.0.1:0` (or another loopback address), and shuts down when dropped. It can require
+//! client certificates (mutual TLS) signed by a [`TestClientCa`].
 //!
 //! [`SilentListener`] accepts TCP and never answers: a TLS handshake against it times out.
 //!
@@ -41,7 +42,7 @@ mod server;
 mod settings_injector;
 mod syn_drop;
 
-pub use certs::TestCertificates;
+pub use certs::{TestCertificates, TestClientCa, TestClientIdentity};
 pub use client_side::{EndlessBody, most_dials_within};
 pub use config::{Alpn, TestServerConfig};
 pub use connect_proxy::{ConnectProxy, ConnectProxyConfig};

@@ -138,6 +138,9 @@ async fn serve_connection(
             return;
         }
     };
+    if tls.get_ref().1.peer_certificates().is_some() {
+        counters.client_certificates.fetch_add(1, Ordering::SeqCst);
+    }
     if let Some(name) = tls.get_ref().1.server_name() {
         let _ = conn.sni.set(name.to_owned());
     }

@@ -52,10 +52,14 @@ impl TestServer {
         } else {
             rustls::DEFAULT_VERSIONS
         };
-        let mut tls = ServerConfig::builder_with_provider(provider)
+        let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(versions)
-            .map_err(io::Error::other)?
-            .with_no_client_auth()
+            .map_err(io::Error::other)?;
+        let builder = match &config.client_auth_ca_pem {
+            None => builder.with_no_client_auth(),
+            Some(ca_pem) => builder.with_client_cert_verifier(client_verifier(ca_pem, provider)?),
+        };
+        let mut tls = builder
             .with_single_cert(
                 certs.chain.clone(),
                 PrivateKeyDer::Pkcs8(certs.key.clone_key()),
@@ -224,6 +228,25 @@ impl TestServer {
     pub fn counters_arc(&self) -> Arc<ServerCounters> {
         Arc::clone(&self.counters)
     }
+}
+
+/// A verifier that requires a client certificate signed by the CA in `ca_pem`.
+fn client_verifier(
+    ca_pem: &str,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> io::Result<Arc<dyn rustls::server::danger::ClientCertVerifier>> {
+    use pki_types::CertificateDer;
+    use pki_types::pem::PemObject;
+
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots
+            .add(cert.map_err(io::Error::other)?)
+            .map_err(io::Error::other)?;
+    }
+    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map_err(io::Error::other)
 }
 
 impl Drop for TestServer {
