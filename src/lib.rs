@@ -149,6 +149,7 @@ mod manager;
 mod metrics;
 mod origin;
 mod origin_pool;
+mod otel;
 mod outgoing;
 mod ping;
 mod prewarm;

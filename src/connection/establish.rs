@@ -31,6 +31,7 @@ impl Connection {
             waiting,
             counters,
             budget,
+            telemetry,
         } = params;
         let make = |wire| Connection {
             id,
@@ -63,6 +64,7 @@ impl Connection {
             events: events.clone(),
             waiting: Arc::clone(&waiting),
             counters: Arc::clone(&counters),
+            telemetry: Arc::clone(&telemetry),
         };
 
         match dialed.protocol {

@@ -6,6 +6,7 @@ use std::future::Future;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body as HttpBody;
+use tracing::Instrument;
 
 use super::ConnectionPoolManager;
 use crate::body::Body;
@@ -13,6 +14,7 @@ use crate::error::{BoxError, Error};
 use crate::exchange;
 use crate::lease::{Lease, LeaseRef};
 use crate::origin_pool::OriginPool;
+use crate::otel::{self, RequestClock};
 use crate::outgoing;
 use crate::priority::Priority;
 use crate::retry;
@@ -55,7 +57,13 @@ impl ConnectionPoolManager {
         // its future (the argument, and the binding its body moves it into), and the request
         // is most of the future, which is moved whenever the task that awaits it is. Nested
         // async blocks would each keep a copy too.
+        //
+        // The request's span (disabled, and so a few checks, when nobody listens at debug) is
+        // entered on every poll; a copy of it is kept to record how the request ended.
+        let span = otel::span::for_uri(request.method(), request.uri());
+        let outcome_span = span.clone();
         async move {
+            let clock = RequestClock::start(request.method());
             let fail = |error: Error| {
                 self.count_failed_request();
                 error
@@ -65,11 +73,15 @@ impl ConnectionPoolManager {
                 Ok(pool) => pool,
                 // A URI that names no origin is the request's fault, not an acquire's.
                 Err(e @ (Error::InvalidUrl { .. } | Error::UnsupportedScheme { .. })) => {
-                    return Err(fail(e));
+                    let result = Err(e);
+                    otel::span::record_outcome(&outcome_span, &result);
+                    return result.map_err(fail);
                 }
                 Err(e) => {
                     self.count_failed_acquire();
-                    return Err(fail(e));
+                    let result = Err(e);
+                    otel::span::record_outcome(&outcome_span, &result);
+                    return result.map_err(fail);
                 }
             };
             let urgency = request
@@ -77,19 +89,32 @@ impl ConnectionPoolManager {
                 .get::<Priority>()
                 .map_or(Priority::DEFAULT_URGENCY, Priority::urgency);
             let limits = self.request_limits(&request);
-            let lease = self.lease(&pool, urgency, &limits).await.map_err(fail)?;
-            let retries = self.config().max_unprocessed_retries;
-            let (mut exchange, sent_on) = self
-                .dispatch(&pool, lease, request, retries, limits.clone())
-                .map_err(fail)?;
-            let failure = match (&mut exchange).await {
-                Ok(response) => return Ok(response),
-                Err(failure) => failure,
+            let mut leased_on = None;
+            let result = 'sent: {
+                let lease = match self.lease(&pool, urgency, &limits).await {
+                    Ok(lease) => lease,
+                    Err(e) => break 'sent Err(e),
+                };
+                leased_on = Some(lease.conn().protocol);
+                let retries = self.config().max_unprocessed_retries;
+                let (mut exchange, sent_on) =
+                    match self.dispatch(&pool, lease, request, retries, limits.clone()) {
+                        Ok(dispatched) => dispatched,
+                        Err(e) => break 'sent Err(e),
+                    };
+                otel::span::record_connection(&outcome_span, sent_on);
+                match (&mut exchange).await {
+                    Ok(response) => Ok(response),
+                    Err(failure) => {
+                        retry::after_failure(&pool, failure, sent_on, retries, limits).await
+                    }
+                }
             };
-            retry::after_failure(&pool, failure, sent_on, retries, limits)
-                .await
-                .map_err(fail)
+            clock.finish(pool.telemetry(), &result, leased_on);
+            otel::span::record_outcome(&outcome_span, &result);
+            result.map_err(fail)
         }
+        .instrument(span)
     }
 
     /// Shapes `request` for `lease`'s connection and starts sending it; returns the exchange

@@ -35,6 +35,7 @@ use crate::connector::Connector;
 use crate::counters::PoolCounters;
 use crate::error::Error;
 use crate::origin::Origin;
+use crate::otel::OriginTelemetry;
 use crate::protocol::Protocol;
 use crate::request_budget::RequestBudget;
 use crate::stats::OriginStats;
@@ -81,6 +82,8 @@ pub(crate) struct OriginPool {
     handshakes: dialing::HandshakeCounts,
     /// Which other origin's HTTP/2 connections this one's requests may use.
     coalescing: Mutex<coalesce::Coalescing>,
+    /// The origin's OpenTelemetry histograms, shared with its connections.
+    telemetry: Arc<OriginTelemetry>,
 }
 
 impl Drop for OriginPool {
@@ -102,6 +105,7 @@ impl OriginPool {
         );
         OriginPool {
             budget: Arc::new(RequestBudget::new(ctx.config.learn_request_budget)),
+            telemetry: Arc::new(OriginTelemetry::new(&origin)),
             origin,
             ctx,
             waiting: state.queue().hint(),
@@ -115,6 +119,11 @@ impl OriginPool {
     /// The origin this pool serves.
     pub(crate) fn origin(&self) -> &Origin {
         &self.origin
+    }
+
+    /// The origin's OpenTelemetry histograms.
+    pub(crate) fn telemetry(&self) -> &Arc<OriginTelemetry> {
+        &self.telemetry
     }
 
     /// The pool-wide counters.
@@ -215,6 +224,7 @@ impl OriginPool {
             tls_full_handshakes: self.handshakes.full.load(Ordering::Relaxed),
             tls_resumed_handshakes: self.handshakes.resumed.load(Ordering::Relaxed),
             dial_failures_in_row: st.dial_failures_in_row(),
+            telemetry: self.telemetry.snapshot(),
         }
     }
 }
