@@ -185,3 +185,35 @@ async fn requests_and_connections_render_as_otel_histograms() {
         "{text}"
     );
 }
+
+/// Over HTTP/1.1 the series carry `network.protocol.version` 1.1.
+#[tokio::test]
+async fn http1_requests_carry_protocol_version_1_1() {
+    let server =
+        TestServer::start(TestServerConfig::default().alpn(https_pool_testkit::Alpn::Http1))
+            .expect("server starts");
+    let pool = builder_for(&server).build().expect("pool builds");
+    for i in 0..2 {
+        let response = pool
+            .request(get(&server.url_for(&format!("/h1/{i}"))))
+            .await
+            .expect("request succeeds");
+        body_len(response).await;
+    }
+    let text = pool.stats().to_prometheus();
+    let labels = format!(
+        "server_address=\"127.0.0.1\",server_port=\"{}\",url_scheme=\"https\",\
+         http_request_method=\"GET\",network_protocol_version=\"1.1\",\
+         http_response_status_code=\"200\"",
+        server.port()
+    );
+    assert_eq!(
+        sample(
+            &text,
+            &format!("http_client_request_duration_seconds_count{{{labels}}}")
+        )
+        .as_deref(),
+        Some("2"),
+        "{text}"
+    );
+}

@@ -278,3 +278,51 @@ async fn each_request_has_a_span_with_otel_attributes() {
         "{leased:?}"
     );
 }
+
+/// A request sent again on another connection (here: answered 421 on a.test's connection,
+/// which b.test's request rode by coalescing) counts the re-send in its span, which names
+/// the connection that finally served it.
+#[tokio::test]
+async fn a_resent_request_counts_its_resends_in_its_span() {
+    let spans = RequestSpans::default();
+    let subscriber = Registry::default().with(
+        spans
+            .clone()
+            .with_filter(tracing_subscriber::filter::LevelFilter::DEBUG),
+    );
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let v4 = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    let server = support::server_named(
+        &["a.test", "b.test"],
+        std::net::SocketAddr::new(v4, 0),
+        TestServerConfig::default().misdirect_other_hosts(true),
+    );
+    let pool = builder_for(&server)
+        .resolve("a.test", [v4])
+        .resolve("b.test", [v4])
+        .http2_coalescing(true)
+        .build()
+        .expect("pool builds");
+    let port = server.port();
+    for host in ["a.test", "b.test"] {
+        let response = pool
+            .request(get(&format!("https://{host}:{port}/resent")))
+            .await
+            .expect("request succeeds");
+        assert_eq!(response.status(), 200);
+        body_len(response).await;
+    }
+    assert_eq!(pool.stats().requests_retried, 1);
+
+    let recorded = spans.0.lock().expect("span lock").clone();
+    assert_eq!(recorded.len(), 2, "{recorded:?}");
+    let resent = &recorded[1];
+    let field = |name: &str| resent.get(name).cloned().unwrap_or_default();
+    assert_eq!(field("server.address"), "b.test", "{resent:?}");
+    assert_eq!(field("http.request.resend_count"), "1", "{resent:?}");
+    assert_eq!(field("http.response.status_code"), "200", "{resent:?}");
+    // Connection 1 is a.test's (it answered 421); b.test's own is 2.
+    assert_eq!(field("conn_id"), "2", "{resent:?}");
+    assert!(!recorded[0].contains_key("http.request.resend_count"));
+}
