@@ -116,27 +116,29 @@ impl StreamHandle {
         let counters = Arc::clone(&self.conn().counters);
         let clock = RequestClock::start(request.method());
         let span = otel::span::for_origin(request.method(), self.origin(), request.uri());
-        otel::span::record_connection(&span, self.connection_id());
         let protocol = self.protocol();
+        let conn_id = self.connection_id();
         let result = async {
+            otel::span::record_connection(conn_id);
             let limits = RequestLimits::new(
                 request.extensions().get::<Timeouts>(),
                 self.conn().timeouts.request,
             );
             let request = outgoing::prepare(self.origin(), self.protocol(), request)?;
             let lease = self.lease.share();
-            exchange::start(lease, request, false, limits)
+            let result = exchange::start(lease, request, false, limits)
                 .await
-                .map_err(exchange::SendFailure::into_error)
+                .map_err(exchange::SendFailure::into_error);
+            otel::span::record_outcome(&result);
+            result
         }
-        .instrument(span.clone())
+        .instrument(span)
         .await;
         let telemetry = match &self.coalesced_for {
             Some((_, telemetry)) => telemetry,
             None => &self.conn().telemetry,
         };
         clock.finish(telemetry, &result, Some(protocol));
-        otel::span::record_outcome(&span, &result);
         if result.is_err() {
             counters.requests_failed.add(1);
         }

@@ -59,9 +59,8 @@ impl ConnectionPoolManager {
         // async blocks would each keep a copy too.
         //
         // The request's span (disabled, and so a few checks, when nobody listens at debug) is
-        // entered on every poll; a copy of it is kept to record how the request ended.
+        // entered on every poll; its fields are filled in as the current span's.
         let span = otel::span::for_uri(request.method(), request.uri());
-        let outcome_span = span.clone();
         async move {
             let clock = RequestClock::start(request.method());
             let fail = |error: Error| {
@@ -74,13 +73,13 @@ impl ConnectionPoolManager {
                 // A URI that names no origin is the request's fault, not an acquire's.
                 Err(e @ (Error::InvalidUrl { .. } | Error::UnsupportedScheme { .. })) => {
                     let result = Err(e);
-                    otel::span::record_outcome(&outcome_span, &result);
+                    otel::span::record_outcome(&result);
                     return result.map_err(fail);
                 }
                 Err(e) => {
                     self.count_failed_acquire();
                     let result = Err(e);
-                    otel::span::record_outcome(&outcome_span, &result);
+                    otel::span::record_outcome(&result);
                     return result.map_err(fail);
                 }
             };
@@ -102,7 +101,7 @@ impl ConnectionPoolManager {
                         Ok(dispatched) => dispatched,
                         Err(e) => break 'sent Err(e),
                     };
-                otel::span::record_connection(&outcome_span, sent_on);
+                otel::span::record_connection(sent_on);
                 match (&mut exchange).await {
                     Ok(response) => Ok(response),
                     Err(failure) => {
@@ -111,7 +110,7 @@ impl ConnectionPoolManager {
                 }
             };
             clock.finish(pool.telemetry(), &result, leased_on);
-            otel::span::record_outcome(&outcome_span, &result);
+            otel::span::record_outcome(&result);
             result.map_err(fail)
         }
         .instrument(span)
