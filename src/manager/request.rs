@@ -17,6 +17,7 @@ use crate::origin_pool::OriginPool;
 use crate::otel::{self, RequestClock};
 use crate::outgoing;
 use crate::priority::Priority;
+use crate::protocol::Protocol;
 use crate::retry;
 use crate::timeouts::{RequestLimits, Timeouts};
 
@@ -63,55 +64,65 @@ impl ConnectionPoolManager {
         let span = otel::span::for_uri(request.method(), request.uri());
         async move {
             let clock = RequestClock::start(request.method());
-            let fail = |error: Error| {
-                self.count_failed_request();
-                error
-            };
             self.ensure_maintenance();
             let pool = match self.origin_pool_for_uri(request.uri()) {
                 Ok(pool) => pool,
                 // A URI that names no origin is the request's fault, not an acquire's.
                 Err(e @ (Error::InvalidUrl { .. } | Error::UnsupportedScheme { .. })) => {
-                    let result = Err(e);
-                    otel::span::record_outcome(&result);
-                    return result.map_err(fail);
+                    otel::span::record_error(&e);
+                    self.count_failed_request();
+                    return Err(e);
                 }
                 Err(e) => {
                     self.count_failed_acquire();
-                    let result = Err(e);
-                    otel::span::record_outcome(&result);
-                    return result.map_err(fail);
+                    otel::span::record_error(&e);
+                    self.count_failed_request();
+                    return Err(e);
                 }
+            };
+            // Every later failure is recorded on the origin's histogram, with the protocol
+            // of the connection leased (if any), and counted once.
+            let fail = |error: Error, leased_on: Option<Protocol>| {
+                clock.finish_error(pool.telemetry(), &error, leased_on);
+                otel::span::record_error(&error);
+                self.count_failed_request();
+                error
             };
             let urgency = request
                 .extensions()
                 .get::<Priority>()
                 .map_or(Priority::DEFAULT_URGENCY, Priority::urgency);
             let limits = self.request_limits(&request);
-            let mut leased_on = None;
-            let result = 'sent: {
-                let lease = match self.lease(&pool, urgency, &limits).await {
-                    Ok(lease) => lease,
-                    Err(e) => break 'sent Err(e),
-                };
-                leased_on = Some(lease.conn().protocol);
-                let retries = self.config().max_unprocessed_retries;
-                let (mut exchange, sent_on) =
-                    match self.dispatch(&pool, lease, request, retries, limits.clone()) {
-                        Ok(dispatched) => dispatched,
-                        Err(e) => break 'sent Err(e),
-                    };
-                otel::span::record_connection(sent_on);
-                match (&mut exchange).await {
-                    Ok(response) => Ok(response),
-                    Err(failure) => {
-                        retry::after_failure(&pool, failure, sent_on, retries, limits).await
-                    }
-                }
+            let lease = match self.lease(&pool, urgency, &limits).await {
+                Ok(lease) => lease,
+                Err(e) => return Err(fail(e, None)),
             };
-            clock.finish(pool.telemetry(), &result, leased_on);
-            otel::span::record_outcome(&result);
-            result.map_err(fail)
+            let protocol = lease.conn().protocol;
+            let retries = self.config().max_unprocessed_retries;
+            let (mut exchange, sent_on) =
+                match self.dispatch(&pool, lease, request, retries, limits.clone()) {
+                    Ok(dispatched) => dispatched,
+                    Err(e) => return Err(fail(e, Some(protocol))),
+                };
+            otel::span::record_connection(sent_on);
+            // The response is recorded where it is returned: carried through a shared
+            // `Result` it would be moved (copied) once more on the hot path.
+            let failure = match (&mut exchange).await {
+                Ok(response) => {
+                    clock.finish_response(pool.telemetry(), &response);
+                    otel::span::record_response(&response);
+                    return Ok(response);
+                }
+                Err(failure) => failure,
+            };
+            match retry::after_failure(&pool, failure, sent_on, retries, limits).await {
+                Ok(response) => {
+                    clock.finish_response(pool.telemetry(), &response);
+                    otel::span::record_response(&response);
+                    Ok(response)
+                }
+                Err(e) => Err(fail(e, Some(protocol))),
+            }
         }
         .instrument(span)
     }

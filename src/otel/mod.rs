@@ -396,20 +396,37 @@ impl RequestClock {
         result: &Result<Response<B>, Error>,
         leased_on: Option<Protocol>,
     ) {
-        let (protocol, outcome) = match result {
-            Ok(response) => (
-                Some(match response.version() {
-                    Version::HTTP_2 => Protocol::Http2,
-                    _ => Protocol::Http1,
-                }),
-                Outcome::Status(response.status().as_u16()),
-            ),
-            Err(error) => (leased_on, Outcome::Error(error_type(error))),
+        match result {
+            Ok(response) => self.finish_response(telemetry, response),
+            Err(error) => self.finish_error(telemetry, error, leased_on),
+        }
+    }
+
+    /// [`finish`](Self::finish) for a response head.
+    pub(crate) fn finish_response<B>(self, telemetry: &OriginTelemetry, response: &Response<B>) {
+        let protocol = match response.version() {
+            Version::HTTP_2 => Protocol::Http2,
+            _ => Protocol::Http1,
         };
         telemetry.record_request(
             usize::from(self.method),
-            protocol,
-            outcome,
+            Some(protocol),
+            Outcome::Status(response.status().as_u16()),
+            self.started.elapsed(),
+        );
+    }
+
+    /// [`finish`](Self::finish) for an error.
+    pub(crate) fn finish_error(
+        self,
+        telemetry: &OriginTelemetry,
+        error: &Error,
+        leased_on: Option<Protocol>,
+    ) {
+        telemetry.record_request(
+            usize::from(self.method),
+            leased_on,
+            Outcome::Error(error_type(error)),
             self.started.elapsed(),
         );
     }

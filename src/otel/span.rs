@@ -148,20 +148,27 @@ pub(crate) fn record_resend(resends: u64, conn_id: u64) {
 
 /// Records how the request ended: the status code, or the error's kind.
 pub(crate) fn record_outcome<B>(result: &Result<Response<B>, Error>) {
-    let Some(span) = current_request_span() else {
-        return;
-    };
     match result {
-        Ok(response) => {
-            let code = response.status().as_u16();
-            span.record("http.response.status_code", code);
-            if code >= 400 {
-                span.record("error.type", code);
-            }
+        Ok(response) => record_response(response),
+        Err(error) => record_error(error),
+    }
+}
+
+/// Records the response head's status code (and, for 4xx and 5xx, `error.type`).
+pub(crate) fn record_response<B>(response: &Response<B>) {
+    if let Some(span) = current_request_span() {
+        let code = response.status().as_u16();
+        span.record("http.response.status_code", code);
+        if code >= 400 {
+            span.record("error.type", code);
         }
-        Err(error) => {
-            span.record("error.type", error_type(error));
-        }
+    }
+}
+
+/// Records the error's kind as `error.type`.
+pub(crate) fn record_error(error: &Error) {
+    if let Some(span) = current_request_span() {
+        span.record("error.type", error_type(error));
     }
 }
 
