@@ -118,22 +118,21 @@ impl StreamHandle {
         let span = otel::span::for_origin(request.method(), self.origin(), request.uri());
         let protocol = self.protocol();
         let conn_id = self.connection_id();
+        otel::span::record_connection(&span, conn_id);
         let result = async {
-            otel::span::record_connection(conn_id);
             let limits = RequestLimits::new(
                 request.extensions().get::<Timeouts>(),
                 self.conn().timeouts.request,
             );
             let request = outgoing::prepare(self.origin(), self.protocol(), request)?;
             let lease = self.lease.share();
-            let result = exchange::start(lease, request, false, limits)
+            exchange::start(lease, request, false, limits)
                 .await
-                .map_err(exchange::SendFailure::into_error);
-            otel::span::record_outcome(&result);
-            result
+                .map_err(exchange::SendFailure::into_error)
         }
-        .instrument(span)
+        .instrument(span.clone())
         .await;
+        otel::span::record_outcome(&span, &result);
         let telemetry = match &self.coalesced_for {
             Some((_, telemetry)) => telemetry,
             None => &self.conn().telemetry,

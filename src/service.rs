@@ -180,6 +180,7 @@ where
         let limits = pool.request_limits(&request);
         let clock = RequestClock::start(request.method());
         let span = otel::span::for_origin(request.method(), &origin, request.uri());
+        let outcome_span = span.clone();
         Box::pin(async move {
             let result = async {
                 let (origin_pool, lease) = match leased {
@@ -188,11 +189,7 @@ where
                     // calls `poll_ready` first, which reports its own failures).
                     None => match pool.acquire_lease(&origin, urgency, &limits).await {
                         Ok(leased) => leased,
-                        Err(error) => {
-                            let result = Err(error);
-                            otel::span::record_outcome(&result);
-                            return result;
-                        }
+                        Err(error) => return Err(error),
                     },
                 };
                 let protocol = lease.conn().protocol;
@@ -200,18 +197,18 @@ where
                 let result =
                     match pool.dispatch(&origin_pool, lease, request, retries, limits.clone()) {
                         Ok((exchange, sent_on)) => {
-                            otel::span::record_connection(sent_on);
+                            otel::span::record_connection(&outcome_span, sent_on);
                             crate::retry::complete(&origin_pool, exchange, sent_on, retries, limits)
                                 .await
                         }
                         Err(error) => Err(error),
                     };
                 clock.finish(origin_pool.telemetry(), &result, Some(protocol));
-                otel::span::record_outcome(&result);
                 result
             }
             .instrument(span)
             .await;
+            otel::span::record_outcome(&outcome_span, &result);
             if result.is_err() {
                 pool.count_failed_request();
             }

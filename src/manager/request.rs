@@ -58,24 +58,25 @@ impl ConnectionPoolManager {
         // its future (the argument, and the binding its body moves it into), and the request
         // is most of the future, which is moved whenever the task that awaits it is. Nested
         // async blocks would each keep a copy too.
-        //
-        // The request's span (disabled, and so a few checks, when nobody listens at debug) is
-        // entered on every poll; its fields are filled in as the current span's.
-        let span = otel::span::for_uri(request.method(), request.uri());
         async move {
+            // The request's span: disabled, and so a few checks, when nobody listens at debug.
+            // It is entered while the request acquires (the pool's events there, and the dial
+            // it may start, belong to it) and while it is re-sent, not around the whole
+            // future: wrapping that would move the whole future once more per request.
+            let span = otel::span::for_uri(request.method(), request.uri());
             let clock = RequestClock::start(request.method());
             self.ensure_maintenance();
             let pool = match self.origin_pool_for_uri(request.uri()) {
                 Ok(pool) => pool,
                 // A URI that names no origin is the request's fault, not an acquire's.
                 Err(e @ (Error::InvalidUrl { .. } | Error::UnsupportedScheme { .. })) => {
-                    otel::span::record_error(&e);
+                    otel::span::record_error(&span, &e);
                     self.count_failed_request();
                     return Err(e);
                 }
                 Err(e) => {
                     self.count_failed_acquire();
-                    otel::span::record_error(&e);
+                    otel::span::record_error(&span, &e);
                     self.count_failed_request();
                     return Err(e);
                 }
@@ -84,7 +85,7 @@ impl ConnectionPoolManager {
             // of the connection leased (if any), and counted once.
             let fail = |error: Error, leased_on: Option<Protocol>| {
                 clock.finish_error(pool.telemetry(), &error, leased_on);
-                otel::span::record_error(&error);
+                otel::span::record_error(&span, &error);
                 self.count_failed_request();
                 error
             };
@@ -93,9 +94,14 @@ impl ConnectionPoolManager {
                 .get::<Priority>()
                 .map_or(Priority::DEFAULT_URGENCY, Priority::urgency);
             let limits = self.request_limits(&request);
-            let lease = match self.lease(&pool, urgency, &limits).await {
-                Ok(lease) => lease,
-                Err(e) => return Err(fail(e, None)),
+            // Pinned where it is, and instrumented by reference: wrapping the future itself
+            // would move (copy) it into the wrapper on every request.
+            let lease = {
+                let acquiring = std::pin::pin!(self.lease(&pool, urgency, &limits));
+                match acquiring.instrument(span.clone()).await {
+                    Ok(lease) => lease,
+                    Err(e) => return Err(fail(e, None)),
+                }
             };
             let protocol = lease.conn().protocol;
             let retries = self.config().max_unprocessed_retries;
@@ -104,27 +110,27 @@ impl ConnectionPoolManager {
                     Ok(dispatched) => dispatched,
                     Err(e) => return Err(fail(e, Some(protocol))),
                 };
-            otel::span::record_connection(sent_on);
+            otel::span::record_connection(&span, sent_on);
             // The response is recorded where it is returned: carried through a shared
             // `Result` it would be moved (copied) once more on the hot path.
             let failure = match (&mut exchange).await {
                 Ok(response) => {
                     clock.finish_response(pool.telemetry(), &response);
-                    otel::span::record_response(&response);
+                    otel::span::record_response(&span, &response);
                     return Ok(response);
                 }
                 Err(failure) => failure,
             };
-            match retry::after_failure(&pool, failure, sent_on, retries, limits).await {
+            let resending = retry::after_failure(&pool, failure, sent_on, retries, limits);
+            match resending.instrument(span.clone()).await {
                 Ok(response) => {
                     clock.finish_response(pool.telemetry(), &response);
-                    otel::span::record_response(&response);
+                    otel::span::record_response(&span, &response);
                     Ok(response)
                 }
                 Err(e) => Err(fail(e, Some(protocol))),
             }
         }
-        .instrument(span)
     }
 
     /// Shapes `request` for `lease`'s connection and starts sending it; returns the exchange

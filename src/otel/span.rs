@@ -15,8 +15,7 @@
 //! **Free when nobody listens.** `debug_span!` first checks the level against the
 //! subscriber's static maximum and the callsite's cached interest; when either says no, the
 //! span is disabled, the field expressions are never evaluated (so `url.full` is never
-//! formatted), and entering it checks one `Option`. The functions that fill fields in later
-//! find the span as the current one, after the same level check.
+//! formatted), and entering it or recording into it checks one `Option`.
 
 use std::fmt;
 
@@ -115,10 +114,9 @@ impl fmt::Display for UrlFull<'_> {
     }
 }
 
-/// The current span if it is a request's: the functions below run inside the request's
-/// future, which `Instrumented` enters on every poll, so they need no copy of the span (a
-/// copy would be 40 more bytes in every request's future, moved whenever the future is).
-/// Without a subscriber listening at debug, one relaxed load says so and nothing else runs.
+/// The current span if it is a request's (the retry loop runs inside it, and needs no copy
+/// of it). Without a subscriber listening at debug, one relaxed load says so and nothing
+/// else runs.
 fn current_request_span() -> Option<Span> {
     use tracing::level_filters::{LevelFilter, STATIC_MAX_LEVEL};
     if tracing::Level::DEBUG > STATIC_MAX_LEVEL || tracing::Level::DEBUG > LevelFilter::current() {
@@ -132,13 +130,14 @@ fn current_request_span() -> Option<Span> {
 }
 
 /// Records the connection the request was sent on.
-pub(crate) fn record_connection(conn_id: u64) {
-    if let Some(span) = current_request_span() {
+pub(crate) fn record_connection(span: &Span, conn_id: u64) {
+    if !span.is_disabled() {
         span.record("conn_id", conn_id);
     }
 }
 
-/// Records a re-send of the request, the `resends`th, on connection `conn_id`.
+/// Records a re-send of the request, the `resends`th, on connection `conn_id`, in the
+/// current span (the request's).
 pub(crate) fn record_resend(resends: u64, conn_id: u64) {
     if let Some(span) = current_request_span() {
         span.record("http.request.resend_count", resends);
@@ -147,16 +146,16 @@ pub(crate) fn record_resend(resends: u64, conn_id: u64) {
 }
 
 /// Records how the request ended: the status code, or the error's kind.
-pub(crate) fn record_outcome<B>(result: &Result<Response<B>, Error>) {
+pub(crate) fn record_outcome<B>(span: &Span, result: &Result<Response<B>, Error>) {
     match result {
-        Ok(response) => record_response(response),
-        Err(error) => record_error(error),
+        Ok(response) => record_response(span, response),
+        Err(error) => record_error(span, error),
     }
 }
 
 /// Records the response head's status code (and, for 4xx and 5xx, `error.type`).
-pub(crate) fn record_response<B>(response: &Response<B>) {
-    if let Some(span) = current_request_span() {
+pub(crate) fn record_response<B>(span: &Span, response: &Response<B>) {
+    if !span.is_disabled() {
         let code = response.status().as_u16();
         span.record("http.response.status_code", code);
         if code >= 400 {
@@ -166,8 +165,8 @@ pub(crate) fn record_response<B>(response: &Response<B>) {
 }
 
 /// Records the error's kind as `error.type`.
-pub(crate) fn record_error(error: &Error) {
-    if let Some(span) = current_request_span() {
+pub(crate) fn record_error(span: &Span, error: &Error) {
+    if !span.is_disabled() {
         span.record("error.type", error_type(error));
     }
 }
