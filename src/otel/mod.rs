@@ -372,8 +372,10 @@ pub(crate) struct RequestSeries {
 
 /// Times one request from its call to its response head (or error).
 ///
-/// The start is a clock read the request path did not make before; the end is another. Both
-/// are measured in the report of the change that added them (`pool_bench` under callgrind).
+/// The start is a clock read the request path did not make before; the end is another.
+/// Measured with `scripts/callgrind-pool-bench.sh` (pool_bench, 1,024 clients on 4
+/// connections to nginx, 24,576 requests): the two reads and the histogram record add about
+/// 200 instructions to a request's ~35,900 (≈ 0.6 %).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RequestClock {
     started: Instant,

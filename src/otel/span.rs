@@ -15,7 +15,11 @@
 //! **Free when nobody listens.** `debug_span!` first checks the level against the
 //! subscriber's static maximum and the callsite's cached interest; when either says no, the
 //! span is disabled, the field expressions are never evaluated (so `url.full` is never
-//! formatted), and entering it or recording into it checks one `Option`.
+//! formatted), and entering it or recording into it checks one `Option`. Measured with
+//! `scripts/callgrind-pool-bench.sh` (pool_bench against nginx, no subscriber): the disabled
+//! span adds about 220 instructions to a request's ~35,900 (≈ 0.6 %), most of it the larger
+//! request future being moved; `ConnectionPoolManager::request` therefore enters it only
+//! around the acquire and the re-sends, never wrapping the whole future.
 
 use std::fmt;
 
