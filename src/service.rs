@@ -187,10 +187,7 @@ where
                     Some(leased) => leased,
                     // A failure here has no origin pool to be recorded on; it is rare (tower
                     // calls `poll_ready` first, which reports its own failures).
-                    None => match pool.acquire_lease(&origin, urgency, &limits).await {
-                        Ok(leased) => leased,
-                        Err(error) => return Err(error),
-                    },
+                    None => pool.acquire_lease(&origin, urgency, &limits).await?,
                 };
                 let protocol = lease.conn().protocol;
                 let retries = pool.config().max_unprocessed_retries;

@@ -13,8 +13,10 @@
 //! tower service's `call`) to the response head, or to the error: acquiring a slot (and any
 //! dial it waits for) and the retries of a request the server never processed are in it;
 //! reading the response body is not. That is .NET's definition ("the time it takes to
-//! receive response headers"), the one the semantic conventions cite. A request whose URI
-//! names no origin is not recorded: it has no `server.address`.
+//! receive response headers"), the one the semantic conventions cite. A request that fails
+//! before its origin's pool is found (a URI naming no origin, cleartext refused, the pool
+//! shut down) is not recorded: it has no `server.address` to be filed under; its span still
+//! gets its `error.type`.
 //!
 //! **Active requests** are the origin's leased stream slots plus the acquirers waiting for
 //! one: a request is active from its acquire until its response body ends. Both this and
