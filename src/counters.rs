@@ -32,7 +32,6 @@ pub(crate) struct PoolCounters {
     pub(crate) requests_retried: Tally,
     acquire_latency: LatencyRecorder,
     time_in_queue: QueueTimeRecorder,
-    connection_duration: metrics::Histogram,
 }
 
 impl PoolCounters {
@@ -52,7 +51,6 @@ impl PoolCounters {
             requests_retried: Tally::new(counter(metrics::REQUESTS_RETRIED)),
             acquire_latency: LatencyRecorder::new(histogram(metrics::ACQUIRE_DURATION)),
             time_in_queue: QueueTimeRecorder::new(),
-            connection_duration: histogram(metrics::CONNECTION_DURATION),
         }
     }
 
@@ -74,10 +72,10 @@ impl PoolCounters {
         }
     }
 
-    /// Records a connection's end, with how long it was open.
-    pub(crate) fn record_connection_closed(&self, lifetime: Duration) {
+    /// Records a connection's end (how long it was open goes to its origin's
+    /// `http.client.connection.duration`, `otel.rs`).
+    pub(crate) fn record_connection_closed(&self) {
         self.connections_closed.add(1);
-        self.connection_duration.record(metrics::seconds(lifetime));
     }
 
     pub(crate) fn acquire_latency(&self) -> LatencySummary {

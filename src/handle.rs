@@ -6,12 +6,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body as HttpBody;
+use tracing::Instrument;
 
 use crate::body::Body;
 use crate::error::{BoxError, Error};
 use crate::exchange;
 use crate::lease::{Lease, LeaseRef};
 use crate::origin::Origin;
+use crate::otel::{self, OriginTelemetry, RequestClock};
 use crate::outgoing;
 use crate::protocol::Protocol;
 use crate::timeouts::{RequestLimits, Timeouts};
@@ -31,9 +33,9 @@ use crate::timeouts::{RequestLimits, Timeouts};
 pub struct StreamHandle {
     /// Owned until the first send shares it with a body.
     lease: LeaseRef,
-    /// The origin acquired, when the slot is on another origin's connection (HTTP/2
-    /// coalescing); `None` when it is the connection's own.
-    coalesced_for: Option<Origin>,
+    /// The origin acquired and its OpenTelemetry histograms, when the slot is on another
+    /// origin's connection (HTTP/2 coalescing); `None` when it is the connection's own.
+    coalesced_for: Option<(Origin, Arc<OriginTelemetry>)>,
 }
 
 impl std::fmt::Debug for StreamHandle {
@@ -48,8 +50,12 @@ impl std::fmt::Debug for StreamHandle {
 }
 
 impl StreamHandle {
-    /// `coalesced_for`: the origin acquired, when the lease is on another origin's connection.
-    pub(crate) fn new(lease: Lease, coalesced_for: Option<Origin>) -> StreamHandle {
+    /// `coalesced_for`: the origin acquired (and its histograms), when the lease is on another
+    /// origin's connection.
+    pub(crate) fn new(
+        lease: Lease,
+        coalesced_for: Option<(Origin, Arc<OriginTelemetry>)>,
+    ) -> StreamHandle {
         StreamHandle {
             lease: LeaseRef::Owned(lease),
             coalesced_for,
@@ -74,7 +80,9 @@ impl StreamHandle {
     /// connection's own origin unless the slot is on another origin's connection (see
     /// [`PoolConfig::http2_coalescing`](crate::PoolConfig::http2_coalescing)).
     pub fn origin(&self) -> &Origin {
-        self.coalesced_for.as_ref().unwrap_or(&self.conn().origin)
+        self.coalesced_for
+            .as_ref()
+            .map_or(&self.conn().origin, |(origin, _)| origin)
     }
 
     /// Sends a request on this slot and waits for the response head.
@@ -106,6 +114,11 @@ impl StreamHandle {
         B::Error: Into<BoxError>,
     {
         let counters = Arc::clone(&self.conn().counters);
+        let clock = RequestClock::start(request.method());
+        let span = otel::span::for_origin(request.method(), self.origin(), request.uri());
+        let protocol = self.protocol();
+        let conn_id = self.connection_id();
+        otel::span::record_connection(&span, conn_id);
         let result = async {
             let limits = RequestLimits::new(
                 request.extensions().get::<Timeouts>(),
@@ -117,7 +130,14 @@ impl StreamHandle {
                 .await
                 .map_err(exchange::SendFailure::into_error)
         }
+        .instrument(span.clone())
         .await;
+        otel::span::record_outcome(&span, &result);
+        let telemetry = match &self.coalesced_for {
+            Some((_, telemetry)) => telemetry,
+            None => &self.conn().telemetry,
+        };
+        clock.finish(telemetry, &result, Some(protocol));
         if result.is_err() {
             counters.requests_failed.add(1);
         }

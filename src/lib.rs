@@ -176,6 +176,7 @@ mod manager;
 mod metrics;
 mod origin;
 mod origin_pool;
+mod otel;
 mod outgoing;
 mod ping;
 mod prewarm;

@@ -21,7 +21,6 @@
 //! | `https_pool_requests_total` | counter | `outcome` = `sent` \| `failed` |
 //! | `https_pool_requests_retried_total` | counter | |
 //! | `https_pool_handles_outstanding` | gauge | |
-//! | `https_pool_open_connections` | gauge | `origin`, `state` = `active` \| `idle` |
 //! | `https_pool_active_streams` | gauge | `origin` |
 //! | `https_pool_waiters` | gauge | `origin` |
 //! | `https_pool_learned_request_budget` | gauge | `origin` (0 until learned) |
@@ -29,10 +28,15 @@
 //! | `https_pool_acquire_duration_seconds` | histogram | |
 //! | `https_pool_time_in_queue_seconds` | histogram | |
 //! | `https_pool_time_in_queue_by_urgency_seconds` | histogram | `urgency` (0..=7) |
-//! | `https_pool_connection_duration_seconds` | histogram | |
+//! | `http.client.request.duration` | histogram | OpenTelemetry's (see `otel.rs`) |
+//! | `http.client.active_requests` | gauge | `server.address`, `server.port`, `url.scheme` |
+//! | `http.client.open_connections` | gauge | the same and `http.connection.state` = `active` \| `idle` |
+//! | `http.client.connection.duration` | histogram | the same and `network.protocol.version` |
 //!
-//! The last two correspond to OpenTelemetry's `http.client.request.time_in_queue` and
-//! `http.client.connection.duration`; `open_connections` to `http.client.open_connections`.
+//! The time in queue corresponds to OpenTelemetry's `http.client.request.time_in_queue`.
+//! The last four are OpenTelemetry's HTTP client instruments under their semantic-convention
+//! names and attributes (`otel.rs` records them and says how `to_prometheus` names them:
+//! `http_client_request_duration_seconds`, …); the `https_pool_` ones are the pool's own.
 //! Handles are registered when the pool is built: install the recorder before building the
 //! pool. Several pools in one process add to the same series.
 //!
@@ -101,11 +105,6 @@ pub(crate) const HANDLES_OUTSTANDING: Family = family(
     "gauge",
     "Stream handles currently held.",
 );
-pub(crate) const OPEN_CONNECTIONS: Family = family(
-    "https_pool_open_connections",
-    "gauge",
-    "Open connections per origin (http.client.open_connections).",
-);
 pub(crate) const ACTIVE_STREAMS: Family = family(
     "https_pool_active_streams",
     "gauge",
@@ -141,17 +140,58 @@ pub(crate) const TIME_IN_QUEUE_BY_URGENCY: Family = family(
     "summary",
     "Time acquirers spent queued, per Priority urgency (RFC 9218, 0 most urgent).",
 );
-pub(crate) const CONNECTION_DURATION: Family = family(
-    "https_pool_connection_duration_seconds",
-    "summary",
-    "How long connections stayed open (http.client.connection.duration).",
-);
+/// One of OpenTelemetry's HTTP client instruments (recorded by `otel.rs`): its
+/// semantic-convention name (what the facade gets) and its Prometheus family (what
+/// `to_prometheus` renders; see `otel.rs` for the naming rules).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Instrument {
+    pub(crate) otel_name: &'static str,
+    pub(crate) prometheus: Family,
+}
+
+pub(crate) const REQUEST_DURATION: Instrument = Instrument {
+    otel_name: "http.client.request.duration",
+    prometheus: Family {
+        name: "http_client_request_duration_seconds",
+        prometheus_type: "histogram",
+        help: "Duration of HTTP client requests, from the call to the response head or the error.",
+    },
+};
+
+pub(crate) const ACTIVE_REQUESTS: Instrument = Instrument {
+    otel_name: "http.client.active_requests",
+    prometheus: Family {
+        name: "http_client_active_requests",
+        prometheus_type: "gauge",
+        help: "Requests holding or waiting for a stream slot.",
+    },
+};
+
+pub(crate) const OPEN_CONNECTIONS: Instrument = Instrument {
+    otel_name: "http.client.open_connections",
+    prometheus: Family {
+        name: "http_client_open_connections",
+        prometheus_type: "gauge",
+        help: "Open connections, active (a stream in use) or idle.",
+    },
+};
+
+pub(crate) const CONNECTION_DURATION: Instrument = Instrument {
+    otel_name: "http.client.connection.duration",
+    prometheus: Family {
+        name: "http_client_connection_duration_seconds",
+        prometheus_type: "histogram",
+        help: "How long connections stayed open.",
+    },
+};
 
 /// One origin's gauges, as the maintenance tick publishes them.
 #[derive(Debug)]
 #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
 pub(crate) struct OriginGauges {
     pub(crate) origin: String,
+    /// `server.address`, `server.port`, `url.scheme`, for the OpenTelemetry instruments.
+    pub(crate) attributes: [(&'static str, String); 3],
     pub(crate) active_connections: usize,
     pub(crate) idle_connections: usize,
     pub(crate) active_streams: usize,
@@ -173,7 +213,7 @@ pub(crate) const ENABLED: bool = cfg!(feature = "metrics");
 mod facade {
     use std::time::Duration;
 
-    use super::{Family, OriginGauges};
+    use super::{ACTIVE_REQUESTS, Family, OPEN_CONNECTIONS, OriginGauges};
 
     pub(crate) use metrics::{Counter, Gauge, Histogram};
 
@@ -201,6 +241,18 @@ mod facade {
         metrics::histogram!(family.name, key => value)
     }
 
+    /// A histogram with labels made at run time (an OpenTelemetry series' attributes).
+    pub(crate) fn histogram_labelled(
+        name: &'static str,
+        labels: Vec<(&'static str, String)>,
+    ) -> Histogram {
+        let labels: Vec<metrics::Label> = labels
+            .into_iter()
+            .map(|(key, value)| metrics::Label::new(key, value))
+            .collect();
+        metrics::histogram!(name, labels)
+    }
+
     pub(crate) fn seconds(d: Duration) -> f64 {
         d.as_secs_f64()
     }
@@ -208,11 +260,24 @@ mod facade {
     /// Publishes one origin's gauges.
     pub(crate) fn publish_origin(g: &OriginGauges) {
         let origin = g.origin.clone();
-        let open = super::OPEN_CONNECTIONS.name;
-        metrics::gauge!(open, "origin" => origin.clone(), "state" => "active")
-            .set(g.active_connections as f64);
-        metrics::gauge!(open, "origin" => origin.clone(), "state" => "idle")
-            .set(g.idle_connections as f64);
+        let attributes = |extra: Option<(&'static str, &'static str)>| {
+            let mut labels: Vec<metrics::Label> = g
+                .attributes
+                .iter()
+                .map(|(key, value)| metrics::Label::new(*key, value.clone()))
+                .collect();
+            labels.extend(extra.map(|(key, value)| metrics::Label::new(key, value)));
+            labels
+        };
+        let open = OPEN_CONNECTIONS.otel_name;
+        for (state, n) in [
+            ("active", g.active_connections),
+            ("idle", g.idle_connections),
+        ] {
+            metrics::gauge!(open, attributes(Some(("http.connection.state", state)))).set(n as f64);
+        }
+        metrics::gauge!(ACTIVE_REQUESTS.otel_name, attributes(None))
+            .set((g.active_streams + g.waiters) as f64);
         metrics::gauge!(super::ACTIVE_STREAMS.name, "origin" => origin.clone())
             .set(g.active_streams as f64);
         metrics::gauge!(super::WAITERS.name, "origin" => origin.clone()).set(g.waiters as f64);
@@ -278,6 +343,10 @@ mod noop {
     }
 
     pub(crate) fn histogram_with(_: Family, _: &'static str, _: &'static str) -> Histogram {
+        Histogram
+    }
+
+    pub(crate) fn histogram_labelled(_: &'static str, _: Vec<(&'static str, String)>) -> Histogram {
         Histogram
     }
 

@@ -5,13 +5,21 @@
 use std::time::Duration;
 
 use crate::metrics::{self, Family};
+use crate::otel::{self, buckets::Bounds, buckets::BucketCounts};
 use crate::stats::{OriginStats, PoolStats};
 
 impl PoolStats {
     /// Renders the snapshot in the Prometheus text exposition format (version 0.0.4), for
-    /// services that expose `/metrics` without a metrics facade. Names are prefixed
-    /// `https_pool_`; per-origin series carry an `origin` label; latencies are summaries in
-    /// seconds. The names are those the `metrics` feature publishes.
+    /// services that expose `/metrics` without a metrics facade.
+    ///
+    /// OpenTelemetry's HTTP client instruments come under their Prometheus names
+    /// (`http_client_request_duration_seconds` and `http_client_connection_duration_seconds`
+    /// histograms with the recommended buckets, `http_client_active_requests` and
+    /// `http_client_open_connections` gauges), labelled with their attributes, dots made
+    /// underscores (`server_address`, `http_request_method`, …). The pool's own numbers are
+    /// prefixed `https_pool_`, per-origin ones with an `origin` label, and their latencies
+    /// are summaries in seconds. The names are those the `metrics` feature publishes (which
+    /// keeps OpenTelemetry's dotted names).
     pub fn to_prometheus(&self) -> String {
         use std::fmt::Write as _;
         // (family, [(label set or "_suffix", value)])
@@ -53,24 +61,6 @@ impl PoolStats {
                 })
                 .collect::<Vec<_>>()
         };
-        let open_connections = self
-            .origins
-            .iter()
-            .flat_map(|o| {
-                let origin = escape_label(&o.origin.to_string());
-                [
-                    ("active", o.active_connections()),
-                    ("idle", o.idle_connections()),
-                ]
-                .map(|(state, n)| {
-                    (
-                        format!("{{origin=\"{origin}\",state=\"{state}\"}}"),
-                        n.to_string(),
-                    )
-                })
-            })
-            .collect();
-        families.push((metrics::OPEN_CONNECTIONS, open_connections));
         families.push((
             metrics::ACTIVE_STREAMS,
             per_origin(&|o| o.active_streams().to_string()),
@@ -139,6 +129,7 @@ impl PoolStats {
             })
             .collect();
         families.push((metrics::TIME_IN_QUEUE_BY_URGENCY, by_urgency));
+        self.push_otel_families(&mut families);
         let mut out = String::new();
         for (family, samples) in families {
             let Family { name, help, .. } = family;
@@ -157,6 +148,106 @@ impl PoolStats {
         }
         out
     }
+}
+
+/// A family's samples: a label set (`{…}`), or `_suffix` and a label set, with the value.
+type Samples = Vec<(String, String)>;
+
+impl PoolStats {
+    /// The OpenTelemetry instruments (`otel.rs`), under their Prometheus names: per origin,
+    /// `server_address`, `server_port` and `url_scheme` labels, the rest of each series'
+    /// attributes with dots made underscores.
+    fn push_otel_families(&self, families: &mut Vec<(Family, Samples)>) {
+        let mut durations = Samples::new();
+        let mut active = Samples::new();
+        let mut open = Samples::new();
+        let mut lifetimes = Samples::new();
+        for o in &self.origins {
+            let origin = otel::origin_attributes(&o.origin);
+            for series in &o.telemetry.requests {
+                let mut attributes = origin.to_vec();
+                attributes.extend(otel::request_attributes(
+                    series.method,
+                    series.protocol,
+                    series.outcome,
+                ));
+                histogram_samples(
+                    &mut durations,
+                    &attributes,
+                    &otel::REQUEST_DURATION_BOUNDS,
+                    &series.counts,
+                );
+            }
+            active.push((
+                label_set(&origin),
+                (o.active_streams() + o.waiters).to_string(),
+            ));
+            for (state, n) in [
+                ("active", o.active_connections()),
+                ("idle", o.idle_connections()),
+            ] {
+                let mut attributes = vec![("http.connection.state", state.to_owned())];
+                attributes.extend(origin.iter().cloned());
+                open.push((label_set(&attributes), n.to_string()));
+            }
+            for (protocol, counts) in &o.telemetry.connections {
+                let mut attributes = origin.to_vec();
+                attributes.push((
+                    "network.protocol.version",
+                    otel::protocol_version(*protocol).to_owned(),
+                ));
+                histogram_samples(
+                    &mut lifetimes,
+                    &attributes,
+                    &otel::CONNECTION_DURATION_BOUNDS,
+                    counts,
+                );
+            }
+        }
+        families.push((otel::REQUEST_DURATION.prometheus, durations));
+        families.push((otel::ACTIVE_REQUESTS.prometheus, active));
+        families.push((otel::OPEN_CONNECTIONS.prometheus, open));
+        families.push((otel::CONNECTION_DURATION.prometheus, lifetimes));
+    }
+}
+
+/// One histogram series as Prometheus samples: a `_bucket` per bound, cumulative, then
+/// `+Inf`, `_sum` (seconds) and `_count`.
+fn histogram_samples(
+    samples: &mut Samples,
+    attributes: &[(&'static str, String)],
+    bounds: &Bounds,
+    counts: &BucketCounts,
+) {
+    let labels = label_set(attributes);
+    let inner = labels.trim_start_matches('{').trim_end_matches('}');
+    let mut cumulative = 0;
+    for (i, count) in counts.counts.iter().enumerate() {
+        cumulative += count;
+        let le = bounds
+            .seconds
+            .get(i)
+            .map_or_else(|| "+Inf".to_owned(), f64::to_string);
+        samples.push((
+            format!("_bucket{{{inner},le=\"{le}\"}}"),
+            cumulative.to_string(),
+        ));
+    }
+    samples.push((
+        format!("_sum{labels}"),
+        counts.sum.as_secs_f64().to_string(),
+    ));
+    samples.push((format!("_count{labels}"), cumulative.to_string()));
+}
+
+/// `{key="value",…}` with OpenTelemetry attribute names made Prometheus label names (dots
+/// to underscores) and the values escaped.
+fn label_set(attributes: &[(&'static str, String)]) -> String {
+    let pairs: Vec<String> = attributes
+        .iter()
+        .map(|(key, value)| format!("{}=\"{}\"", key.replace('.', "_"), escape_label(value)))
+        .collect();
+    format!("{{{}}}", pairs.join(","))
 }
 
 /// Escapes a Prometheus label value (backslash, quote, newline).
@@ -189,6 +280,7 @@ mod tests {
                 tls_full_handshakes: 1,
                 tls_resumed_handshakes: 2,
                 dial_failures_in_row: 0,
+                telemetry: Default::default(),
             }],
             connections_opened: 2,
             connections_closed: 1,
@@ -212,7 +304,12 @@ mod tests {
         assert!(text.contains("https_pool_waiters{origin=\"https://api.example:443\"} 3\n"));
         assert!(text.contains("https_pool_acquire_duration_seconds_count 0\n"));
         assert!(text.contains(
-            "https_pool_open_connections{origin=\"https://api.example:443\",state=\"idle\"} 0\n"
+            "http_client_open_connections{http_connection_state=\"idle\",\
+             server_address=\"api.example\",server_port=\"443\",url_scheme=\"https\"} 0\n"
+        ));
+        assert!(text.contains(
+            "http_client_active_requests{server_address=\"api.example\",server_port=\"443\",\
+             url_scheme=\"https\"} 3\n"
         ));
         assert!(text.contains(
             "https_pool_tls_handshakes_total{origin=\"https://api.example:443\",kind=\"resumed\"} 2\n"

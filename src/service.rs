@@ -22,6 +22,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body as HttpBody;
+use tracing::Instrument;
 
 use crate::body::Body;
 use crate::error::{BoxError, Error};
@@ -29,6 +30,7 @@ use crate::lease::Lease;
 use crate::manager::ConnectionPoolManager;
 use crate::origin::Origin;
 use crate::origin_pool::OriginPool;
+use crate::otel::{self, RequestClock};
 use crate::priority::Priority;
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -231,18 +233,34 @@ where
         let origin = self.origin.clone();
         // Counted from the call: an acquire made by `poll_ready` before it is tower's wait.
         let limits = pool.request_limits(&request);
+        let clock = RequestClock::start(request.method());
+        let span = otel::span::for_origin(request.method(), &origin, request.uri());
+        let outcome_span = span.clone();
         Box::pin(async move {
             let result = async {
                 let (origin_pool, lease) = match leased {
                     Some(leased) => leased,
+                    // A failure here has no origin pool to be recorded on; it is rare (tower
+                    // calls `poll_ready` first, which reports its own failures).
                     None => pool.acquire_lease(&origin, urgency, &limits).await?,
                 };
+                let protocol = lease.conn().protocol;
                 let retries = pool.config().max_unprocessed_retries;
-                let (exchange, sent_on) =
-                    pool.dispatch(&origin_pool, lease, request, retries, limits.clone())?;
-                crate::retry::complete(&origin_pool, exchange, sent_on, retries, limits).await
+                let result =
+                    match pool.dispatch(&origin_pool, lease, request, retries, limits.clone()) {
+                        Ok((exchange, sent_on)) => {
+                            otel::span::record_connection(&outcome_span, sent_on);
+                            crate::retry::complete(&origin_pool, exchange, sent_on, retries, limits)
+                                .await
+                        }
+                        Err(error) => Err(error),
+                    };
+                clock.finish(origin_pool.telemetry(), &result, Some(protocol));
+                result
             }
+            .instrument(span)
             .await;
+            otel::span::record_outcome(&outcome_span, &result);
             if result.is_err() {
                 pool.count_failed_request();
             }

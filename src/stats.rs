@@ -157,6 +157,9 @@ pub struct OriginStats {
     /// Dials failed in a row since a connection last served a response; while above zero the
     /// origin backs off (see [`PoolConfig::dial_backoff_initial`](crate::PoolConfig::dial_backoff_initial)).
     pub dial_failures_in_row: u32,
+    /// The OpenTelemetry histograms (`http.client.request.duration`,
+    /// `http.client.connection.duration`), for `to_prometheus`.
+    pub(crate) telemetry: crate::otel::TelemetrySnapshot,
 }
 
 impl OriginStats {
@@ -182,6 +185,7 @@ impl OriginStats {
     pub(crate) fn gauges(&self) -> OriginGauges {
         OriginGauges {
             origin: self.origin.to_string(),
+            attributes: crate::otel::origin_attributes(&self.origin),
             active_connections: self.active_connections(),
             idle_connections: self.idle_connections(),
             active_streams: self.active_streams(),

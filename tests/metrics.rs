@@ -63,6 +63,18 @@ async fn pool_numbers_reach_the_installed_recorder() {
 
     let origin = server.url().parse::<https_pool::Origin>().expect("origin");
     let origin_label = origin.to_string();
+    let port = server.port().to_string();
+    // OpenTelemetry's attributes of every series of this origin.
+    let otel_origin = [
+        ("server.address", "127.0.0.1"),
+        ("server.port", port.as_str()),
+        ("url.scheme", "https"),
+    ];
+    let with_origin = |extra: &[(&'static str, &'static str)]| {
+        let mut l: Vec<(&str, &str)> = otel_origin.to_vec();
+        l.extend_from_slice(extra);
+        l
+    };
     // The recorder drains on every snapshot (counters and gauges swap to 0, histograms
     // empty), so the first snapshot holds every value recorded so far.
     let readings = read(&snapshotter);
@@ -114,6 +126,25 @@ async fn pool_numbers_reach_the_installed_recorder() {
         other => panic!("acquire histogram: {other:?}"),
     }
 
+    // Every request's duration, to its response head, under OpenTelemetry's name and
+    // attributes.
+    let request_labels = with_origin(&[
+        ("http.request.method", "GET"),
+        ("network.protocol.version", "2"),
+        ("http.response.status_code", "200"),
+    ]);
+    match readings.get(&(
+        MetricKind::Histogram,
+        "http.client.request.duration".to_owned(),
+        labels(&request_labels),
+    )) {
+        Some(DebugValue::Histogram(values)) => {
+            assert_eq!(values.len(), 50);
+            assert!(values.iter().all(|v| v.into_inner() > 0.0));
+        }
+        other => panic!("request duration histogram: {other:?}"),
+    }
+
     // Per-origin gauges are set on maintenance ticks (at most once a second) and drained by
     // each snapshot: poll (bounded) until a tick after the requests shows the idle connection.
     let gauge_in = |readings: &Readings, name: &str, l: &[(&str, &str)]| match readings.get(&(
@@ -124,11 +155,11 @@ async fn pool_numbers_reach_the_installed_recorder() {
         Some(DebugValue::Gauge(v)) => Some(v.into_inner()),
         _ => None,
     };
-    let idle = [("origin", origin_label.as_str()), ("state", "idle")];
+    let idle = with_origin(&[("http.connection.state", "idle")]);
     let mut published = None;
     for _ in 0..500 {
         let now = read(&snapshotter);
-        if gauge_in(&now, "https_pool_open_connections", &idle) == Some(1.0) {
+        if gauge_in(&now, "http.client.open_connections", &idle) == Some(1.0) {
             published = Some(now);
             break;
         }
@@ -147,9 +178,13 @@ async fn pool_numbers_reach_the_installed_recorder() {
     assert_eq!(
         gauge_in(
             &published,
-            "https_pool_open_connections",
-            &[("origin", origin_label.as_str()), ("state", "active")]
+            "http.client.open_connections",
+            &with_origin(&[("http.connection.state", "active")])
         ),
+        Some(0.0)
+    );
+    assert_eq!(
+        gauge_in(&published, "http.client.active_requests", &otel_origin),
         Some(0.0)
     );
 
@@ -164,8 +199,8 @@ async fn pool_numbers_reach_the_installed_recorder() {
     let after = read(&snapshotter);
     match after.get(&(
         MetricKind::Histogram,
-        "https_pool_connection_duration_seconds".to_owned(),
-        Vec::new(),
+        "http.client.connection.duration".to_owned(),
+        labels(&with_origin(&[("network.protocol.version", "2")])),
     )) {
         Some(DebugValue::Histogram(values)) => assert_eq!(values.len(), 1, "one connection ended"),
         other => panic!("connection duration histogram: {other:?}"),

@@ -16,8 +16,10 @@ use tracing::{Instrument, debug, debug_span};
 use super::head_watch::HeadWatch;
 use super::{Connection, PROVISIONAL, Wire};
 use crate::counters::PoolCounters;
+use crate::otel::OriginTelemetry;
 use crate::outgoing::OutBody;
 use crate::ping::{PingEvent, Pinger};
+use crate::protocol::Protocol;
 
 impl Connection {
     /// Stores the peer's current limit; a raised (or first) limit offers the new slots.
@@ -125,6 +127,7 @@ pub(super) fn spawn_h2_driver<T>(
 {
     let span = driver_span(conn);
     let weak = Arc::downgrade(conn);
+    let lifetime = LifetimeRecord::of(conn, counters);
     let head_watch = match &conn.wire {
         Wire::H2 { head_watch, .. } => Some(Arc::clone(head_watch)),
         Wire::H1(_) => None,
@@ -179,7 +182,7 @@ pub(super) fn spawn_h2_driver<T>(
         .await;
         // Dropping h2's connection fails every stream still open on it.
         drop(h2_conn);
-        finish_driver(&weak, opened, &counters, end);
+        finish_driver(&weak, opened, &lifetime, end);
     };
     tokio::spawn(task.instrument(span));
 }
@@ -194,6 +197,7 @@ pub(super) fn spawn_h1_driver<T>(
 {
     let span = driver_span(conn);
     let weak = Arc::downgrade(conn);
+    let lifetime = LifetimeRecord::of(conn, counters);
     let discard = match &conn.wire {
         Wire::H1(h1) => Some(Arc::clone(&h1.discard)),
         Wire::H2 { .. } => None,
@@ -228,7 +232,7 @@ pub(super) fn spawn_h1_driver<T>(
             }
             None => drop(driver),
         }
-        finish_driver(&weak, opened, &counters, end);
+        finish_driver(&weak, opened, &lifetime, end);
     };
     tokio::spawn(task.instrument(span));
 }
@@ -242,11 +246,29 @@ fn driver_span(conn: &Connection) -> tracing::Span {
     )
 }
 
+/// Where a driver records its connection's end: the driver holds the connection only
+/// weakly, and it may be gone by then.
+struct LifetimeRecord {
+    counters: Arc<PoolCounters>,
+    telemetry: Arc<OriginTelemetry>,
+    protocol: Protocol,
+}
+
+impl LifetimeRecord {
+    fn of(conn: &Connection, counters: Arc<PoolCounters>) -> LifetimeRecord {
+        LifetimeRecord {
+            counters,
+            telemetry: Arc::clone(&conn.telemetry),
+            protocol: conn.protocol,
+        }
+    }
+}
+
 /// Marks the connection closed, reports it to the origin, and records its lifetime.
 fn finish_driver(
     weak: &Weak<Connection>,
     opened: Instant,
-    counters: &PoolCounters,
+    record: &LifetimeRecord,
     end: DriverEnd,
 ) {
     if let Some(conn) = weak.upgrade() {
@@ -258,7 +280,10 @@ fn finish_driver(
         conn.close_and_report();
     }
     let lifetime = opened.elapsed();
-    counters.record_connection_closed(lifetime);
+    record.counters.record_connection_closed();
+    record
+        .telemetry
+        .record_connection(record.protocol, lifetime);
     match end {
         DriverEnd::Finished(Ok(())) => debug!(?lifetime, "connection closed"),
         // A reset, a protocol error, the peer gone: the connection is out of selection from

@@ -32,6 +32,7 @@ impl Connection {
             waiting,
             counters,
             budget,
+            telemetry,
         } = params;
         let make = |wire| Connection {
             id,
@@ -78,6 +79,7 @@ impl Connection {
             events: events.clone(),
             waiting: Arc::clone(&waiting),
             counters: Arc::clone(&counters),
+            telemetry: Arc::clone(&telemetry),
         };
 
         match dialed.protocol {

@@ -34,6 +34,7 @@ use crate::connection_info::ConnectionInfo;
 use crate::counters::PoolCounters;
 use crate::error::{Error, shared};
 use crate::origin::Origin;
+use crate::otel::OriginTelemetry;
 use crate::ping::DataRecorder;
 use crate::protocol::Protocol;
 use crate::request_budget::RequestBudget;
@@ -155,6 +156,8 @@ pub(crate) struct Connection {
     /// The origin's waiting count, for releases that need no lock (see `release`).
     waiting: Arc<AtomicUsize>,
     pub(crate) counters: Arc<PoolCounters>,
+    /// The origin's OpenTelemetry histograms (its lifetime goes there when it closes).
+    pub(crate) telemetry: Arc<OriginTelemetry>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -180,6 +183,7 @@ pub(crate) struct ConnectionParams<'a> {
     pub(crate) waiting: Arc<AtomicUsize>,
     pub(crate) counters: Arc<PoolCounters>,
     pub(crate) budget: Arc<RequestBudget>,
+    pub(crate) telemetry: Arc<OriginTelemetry>,
 }
 
 impl Connection {

@@ -226,7 +226,7 @@ impl ConnectionPoolManager {
         let lease = self
             .lease(&pool, urgency, &RequestLimits::default())
             .await?;
-        Ok(self.handle(lease, &origin))
+        Ok(self.handle(lease, &pool))
     }
 
     /// [`lease`](Self::lease) on `origin`, returning its pool too (for retries): the tower
@@ -286,11 +286,12 @@ impl ConnectionPoolManager {
             .inspect_err(|_| self.count_failed_acquire())
     }
 
-    /// The handle for a lease acquired for `origin`. Only with coalescing on can the lease be
-    /// on another origin's connection, so only then are the origins compared.
-    fn handle(&self, lease: Lease, origin: &Origin) -> StreamHandle {
+    /// The handle for a lease acquired on `pool`'s origin. Only with coalescing on can the
+    /// lease be on another origin's connection, so only then are the origins compared.
+    fn handle(&self, lease: Lease, pool: &OriginPool) -> StreamHandle {
+        let origin = pool.origin();
         let coalesced_for = (self.config().http2_coalescing && lease.conn().origin != *origin)
-            .then(|| origin.clone());
+            .then(|| (origin.clone(), Arc::clone(pool.telemetry())));
         StreamHandle::new(lease, coalesced_for)
     }
 

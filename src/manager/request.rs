@@ -6,6 +6,7 @@ use std::future::Future;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body as HttpBody;
+use tracing::Instrument;
 
 use super::ConnectionPoolManager;
 use crate::body::Body;
@@ -13,8 +14,10 @@ use crate::error::{BoxError, Error};
 use crate::exchange;
 use crate::lease::{Lease, LeaseRef};
 use crate::origin_pool::OriginPool;
+use crate::otel::{self, RequestClock};
 use crate::outgoing;
 use crate::priority::Priority;
+use crate::protocol::Protocol;
 use crate::retry;
 use crate::timeouts::{RequestLimits, Timeouts};
 
@@ -56,39 +59,77 @@ impl ConnectionPoolManager {
         // is most of the future, which is moved whenever the task that awaits it is. Nested
         // async blocks would each keep a copy too.
         async move {
-            let fail = |error: Error| {
-                self.count_failed_request();
-                error
-            };
+            // The request's span: disabled, and so a few checks, when nobody listens at debug.
+            // It is entered while the request acquires (the pool's events there, and the dial
+            // it may start, belong to it) and while it is re-sent, not around the whole
+            // future: wrapping that would move the whole future once more per request.
+            let span = otel::span::for_uri(request.method(), request.uri());
+            let clock = RequestClock::start(request.method());
             self.ensure_maintenance();
             let pool = match self.origin_pool_for_uri(request.uri()) {
                 Ok(pool) => pool,
                 // A URI that names no origin is the request's fault, not an acquire's.
                 Err(e @ (Error::InvalidUrl { .. } | Error::UnsupportedScheme { .. })) => {
-                    return Err(fail(e));
+                    otel::span::record_error(&span, &e);
+                    self.count_failed_request();
+                    return Err(e);
                 }
                 Err(e) => {
                     self.count_failed_acquire();
-                    return Err(fail(e));
+                    otel::span::record_error(&span, &e);
+                    self.count_failed_request();
+                    return Err(e);
                 }
+            };
+            // Every later failure is recorded on the origin's histogram, with the protocol
+            // of the connection leased (if any), and counted once.
+            let fail = |error: Error, leased_on: Option<Protocol>| {
+                clock.finish_error(pool.telemetry(), &error, leased_on);
+                otel::span::record_error(&span, &error);
+                self.count_failed_request();
+                error
             };
             let urgency = request
                 .extensions()
                 .get::<Priority>()
                 .map_or(Priority::DEFAULT_URGENCY, Priority::urgency);
             let limits = self.request_limits(&request);
-            let lease = self.lease(&pool, urgency, &limits).await.map_err(fail)?;
+            // Pinned where it is, and instrumented by reference: wrapping the future itself
+            // would move (copy) it into the wrapper on every request.
+            let lease = {
+                let acquiring = std::pin::pin!(self.lease(&pool, urgency, &limits));
+                match acquiring.instrument(span.clone()).await {
+                    Ok(lease) => lease,
+                    Err(e) => return Err(fail(e, None)),
+                }
+            };
+            let protocol = lease.conn().protocol;
             let retries = self.config().max_unprocessed_retries;
-            let (mut exchange, sent_on) = self
-                .dispatch(&pool, lease, request, retries, limits.clone())
-                .map_err(fail)?;
+            let (mut exchange, sent_on) =
+                match self.dispatch(&pool, lease, request, retries, limits.clone()) {
+                    Ok(dispatched) => dispatched,
+                    Err(e) => return Err(fail(e, Some(protocol))),
+                };
+            otel::span::record_connection(&span, sent_on);
+            // The response is recorded where it is returned: carried through a shared
+            // `Result` it would be moved (copied) once more on the hot path.
             let failure = match (&mut exchange).await {
-                Ok(response) => return Ok(response),
+                Ok(response) => {
+                    clock.finish_response(pool.telemetry(), &response);
+                    otel::span::record_response(&span, &response);
+                    return Ok(response);
+                }
                 Err(failure) => failure,
             };
-            retry::after_failure(&pool, failure, sent_on, retries, limits)
-                .await
-                .map_err(fail)
+            let resending = retry::after_failure(&pool, failure, sent_on, retries, limits);
+            match resending.instrument(span.clone()).await {
+                Ok(response) => {
+                    clock.finish_response(pool.telemetry(), &response);
+                    otel::span::record_response(&span, &response);
+                    Ok(response)
+                }
+                Err(e) => Err(fail(e, Some(protocol))),
+            }
         }
     }
 

@@ -167,7 +167,11 @@ impl OriginPool {
             pool: Arc::downgrade(self),
             dial: Some(dial),
         };
-        let span = debug_span!("dial", origin = %self.origin);
+        // A root span that follows from the caller's (a request's, or prewarm's): a child
+        // would keep the request's span open for as long as the connection's driver span,
+        // which starts inside the dial, lives.
+        let span = debug_span!(parent: None, "dial", origin = %self.origin);
+        span.follows_from(tracing::Span::current());
         tokio::spawn(
             async move {
                 let result = pool.dial().await;
@@ -238,6 +242,7 @@ impl OriginPool {
                 waiting: Arc::clone(&self.waiting),
                 counters: Arc::clone(&self.ctx.counters),
                 budget: Arc::clone(&self.budget),
+                telemetry: Arc::clone(&self.telemetry),
             },
         );
         let conn = tokio::time::timeout(self.ctx.config.tls_handshake_timeout, handshake)

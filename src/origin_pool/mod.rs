@@ -35,6 +35,7 @@ use crate::connector::Connector;
 use crate::counters::PoolCounters;
 use crate::error::Error;
 use crate::origin::Origin;
+use crate::otel::OriginTelemetry;
 use crate::protocol::Protocol;
 use crate::proxy::Route;
 use crate::request_budget::RequestBudget;
@@ -89,6 +90,8 @@ pub(crate) struct OriginPool {
     dials_started: AtomicUsize,
     /// Which other origin's HTTP/2 connections this one's requests may use.
     coalescing: Mutex<coalesce::Coalescing>,
+    /// The origin's OpenTelemetry histograms, shared with its connections.
+    telemetry: Arc<OriginTelemetry>,
 }
 
 impl Drop for OriginPool {
@@ -111,6 +114,7 @@ impl OriginPool {
         OriginPool {
             route: ctx.connector.route(&origin),
             budget: Arc::new(RequestBudget::new(ctx.config.learn_request_budget)),
+            telemetry: Arc::new(OriginTelemetry::new(&origin)),
             origin,
             ctx,
             waiting: state.queue().hint(),
@@ -130,6 +134,11 @@ impl OriginPool {
     /// True when this origin's connections go through a proxy's tunnel.
     pub(crate) fn is_tunnelled(&self) -> bool {
         self.route.proxy().is_some()
+    }
+
+    /// The origin's OpenTelemetry histograms.
+    pub(crate) fn telemetry(&self) -> &Arc<OriginTelemetry> {
+        &self.telemetry
     }
 
     /// The pool-wide counters.
@@ -230,6 +239,7 @@ impl OriginPool {
             tls_full_handshakes: self.handshakes.full.load(Ordering::Relaxed),
             tls_resumed_handshakes: self.handshakes.resumed.load(Ordering::Relaxed),
             dial_failures_in_row: st.dial_failures_in_row(),
+            telemetry: self.telemetry.snapshot(),
         }
     }
 }

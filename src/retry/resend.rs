@@ -58,6 +58,7 @@ async fn resend_loop(
     limits: RequestLimits,
 ) -> Result<Response<Body>, Error> {
     let origin = pool.origin();
+    let mut resends = 0;
     loop {
         let Resend {
             request,
@@ -89,6 +90,8 @@ async fn resend_loop(
             }
         };
         let sent_on = lease.conn().id;
+        resends += 1;
+        crate::otel::span::record_resend(resends, sent_on);
         // Shaped for the failed connection's protocol; reshape for this one.
         let Outgoing { head, body } = *request;
         let request = outgoing::shape(origin, lease.conn().protocol, head, body)?;

@@ -354,6 +354,10 @@ async fn handle_request(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
         .map_or(config.body_bytes, |n| n.min(crate::MAX_BODY_OVERRIDE));
+    let status_override = req
+        .headers()
+        .get("x-status")
+        .and_then(|v| StatusCode::from_bytes(v.as_bytes()).ok());
     // Read the request body so POSTs complete; its size is echoed back.
     let received = match req.into_body().collect().await {
         Ok(body) => body.to_bytes().len(),
@@ -363,7 +367,9 @@ async fn handle_request(
         tokio::time::sleep(delay).await;
     }
     let close = headers_close;
-    let mut response = Response::builder().status(StatusCode::OK);
+    // `x-status: NNN` answers with that status (tests of how clients count error statuses).
+    let status = status_override.unwrap_or(StatusCode::OK);
+    let mut response = Response::builder().status(status);
     if close {
         response = response.header(http::header::CONNECTION, "close");
     }
