@@ -130,7 +130,8 @@ impl ConnectionInfo {
     }
 
     /// The address the connection's socket is connected to: the one that won the connect race
-    /// among the origin's addresses.
+    /// among the origin's addresses, or the proxy's when the connection is tunnelled (see
+    /// [`proxy`](Self::proxy)).
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer
     }

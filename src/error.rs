@@ -371,8 +371,8 @@ impl Error {
 
     /// True when the request provably never reached the server and another attempt may
     /// succeed: no slot came (acquire timeout, full wait queue) or the dial failed in a way
-    /// that can pass (DNS, refused, connect or TLS handshake timeout, other connect error, an
-    /// origin backing off). Sending it again cannot process it twice, whatever its method, so
+    /// that can pass (DNS, refused, connect or TLS handshake timeout, other connect error, the
+    /// proxy unreachable that way, an origin backing off after such dials). Sending it again cannot process it twice, whatever its method, so
     /// these are the errors a caller's own retry (a tower `Retry` policy, say) may retry.
     ///
     /// `false` proves nothing either way: the pool has already sent again, on another
@@ -383,8 +383,12 @@ impl Error {
             Error::Dns { .. }
             | Error::ConnectionRefused { .. }
             | Error::Connect { .. }
-            | Error::PoolExhausted { .. }
-            | Error::BackingOff { .. } => true,
+            | Error::PoolExhausted { .. } => true,
+            // As safe as the dial failure behind them: a backoff after refused client
+            // certificates or proxy refusals would only end the same way.
+            Error::BackingOff { source, .. } | Error::ProxyConnect { source, .. } => {
+                source.is_retry_safe()
+            }
             Error::Timeout { kind, .. } => matches!(
                 kind,
                 TimeoutKind::Acquire | TimeoutKind::Connect | TimeoutKind::TlsHandshake

@@ -83,6 +83,15 @@ impl RequestBudget {
         }
     }
 
+    /// A connection served well past `forecast` (the last observed end) without the server
+    /// ending it: the observation was not a budget (a deploy, a restart). It is forgotten, so
+    /// later connections are not replaced ahead of an end that does not come.
+    pub(crate) fn refute(&self, forecast: u64) {
+        let _ =
+            self.last_observed
+                .compare_exchange(forecast, 0, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
     /// The server ended a connection in use in good order (a graceful GOAWAY, which may
     /// have refused requests sent after it, or a clean close) after `served` requests got a
     /// response. Returns the budget if this observation changed it.

@@ -73,8 +73,10 @@ async fn once_the_budget_is_seen_no_request_waits_for_a_replacement() {
     assert_eq!(after.requests_failed, 0);
 }
 
-/// A server GOAWAYs a connection while a request is on it (a deploy): the pool dials the
-/// replacement at once, before any request asks for one, and the request in flight finishes.
+/// A server GOAWAYs a connection while a request is on it (a deploy): once the connection
+/// ends (h2 tells of a GOAWAY that refuses nothing when the connection closes, after the
+/// request in flight finished), the pool dials its replacement without another request asking
+/// for one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_goaway_on_a_connection_in_use_dials_its_replacement_at_once() {
     trace_init();

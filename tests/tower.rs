@@ -329,6 +329,27 @@ fn is_retry_safe_accepts_only_failures_before_the_request_left() {
         }
         .is_retry_safe()
     );
+    // A backoff, or a proxy that could not be reached, is as safe as the failure behind it.
+    let backing_off = |source: Error| Error::BackingOff {
+        origin: origin.clone(),
+        failures: 2,
+        retry_in: Duration::from_secs(1),
+        source: Box::new(source),
+    };
+    assert!(backing_off(timeout(TimeoutKind::Connect)).is_retry_safe());
+    let refused = Error::ProxyRefused {
+        origin: origin.clone(),
+        proxy: "http://proxy.example:3128".parse().expect("proxy origin"),
+        status: http::StatusCode::FORBIDDEN,
+    };
+    assert!(!refused.is_retry_safe());
+    assert!(!backing_off(refused).is_retry_safe());
+    let unreachable = Error::ProxyConnect {
+        origin: origin.clone(),
+        proxy: "http://proxy.example:3128".parse().expect("proxy origin"),
+        source: Box::new(timeout(TimeoutKind::Connect)),
+    };
+    assert!(unreachable.is_retry_safe());
 }
 
 /// The service is `Send` whatever its body type (it holds no body), so a stack built on it

@@ -69,6 +69,12 @@ impl SendFailure {
             conn.note_refused(sent_ordinal);
             Evidence::AboveLastStreamId(Arc::clone(conn))
         } else if h2_error.refused {
+            if sent_ordinal == 1 {
+                // REFUSED_STREAM for a connection's very first request: unless something was
+                // served on it, the server processed nothing here, a failed dial (a server
+                // that refuses every stream would otherwise get a fresh dial per retry).
+                conn.note_first_request_refused();
+            }
             Evidence::Refused
         } else {
             Evidence::None

@@ -144,7 +144,9 @@ fn start_h2(
                 lease.conn().note_first_request_refused();
             }
             if e.is_go_away() && e.is_remote() && e.reason() == Some(h2::Reason::NO_ERROR) {
+                // The server's graceful GOAWAY met a request: ended in good order, in use.
                 lease.conn().note_peer_ended();
+                lease.conn().note_ended_in_use();
             }
             let error = classify_h2(lease.conn(), e, true);
             if matches!(error, Error::Protocol { .. }) {
