@@ -97,15 +97,20 @@ impl fmt::Debug for ProxyUrl {
     }
 }
 
+/// Surrounding whitespace (an env file's, a config template's) is dropped here, so what is
+/// validated and what the tunnel's matcher reads are the same text.
 impl From<&str> for ProxyUrl {
     fn from(url: &str) -> ProxyUrl {
-        ProxyUrl(url.to_owned())
+        ProxyUrl(url.trim().to_owned())
     }
 }
 
 impl From<String> for ProxyUrl {
     fn from(url: String) -> ProxyUrl {
-        ProxyUrl(url)
+        match url.trim() {
+            trimmed if trimmed.len() == url.len() => ProxyUrl(url),
+            trimmed => ProxyUrl(trimmed.to_owned()),
+        }
     }
 }
 
@@ -128,6 +133,18 @@ mod tests {
 
     /// Good URLs give the proxy's origin: scheme assumed, port 80 by default, credentials and
     /// a trailing slash dropped.
+    #[test]
+    fn surrounding_whitespace_is_dropped() {
+        assert_eq!(
+            ProxyUrl::from("  http://proxy:3128\n").as_str(),
+            "http://proxy:3128"
+        );
+        assert_eq!(
+            ProxyUrl::from(String::from("\thttp://proxy:3128 ")).as_str(),
+            "http://proxy:3128"
+        );
+    }
+
     #[test]
     fn good_urls_name_the_proxy() {
         assert_eq!(
