@@ -119,19 +119,22 @@ impl StreamHandle {
         let protocol = self.protocol();
         let conn_id = self.connection_id();
         otel::span::record_connection(&span, conn_id);
-        let result = async {
-            let limits = RequestLimits::new(
-                request.extensions().get::<Timeouts>(),
-                self.conn().timeouts.request,
-            );
-            let request = outgoing::prepare(self.origin(), self.protocol(), request)?;
-            let lease = self.lease.share();
-            exchange::start(lease, request, false, limits)
-                .await
-                .map_err(exchange::SendFailure::into_error)
-        }
-        .instrument(span.clone())
-        .await;
+        // Pinned where it is and instrumented by reference, as in `request`: wrapping the
+        // future itself would move (copy) it into the wrapper on every request.
+        let result = {
+            let sending = std::pin::pin!(async {
+                let limits = RequestLimits::new(
+                    request.extensions().get::<Timeouts>(),
+                    self.conn().timeouts.request,
+                );
+                let request = outgoing::prepare(self.origin(), self.protocol(), request)?;
+                let lease = self.lease.share();
+                exchange::start(lease, request, false, limits)
+                    .await
+                    .map_err(exchange::SendFailure::into_error)
+            });
+            sending.instrument(span.clone()).await
+        };
         otel::span::record_outcome(&span, &result);
         let telemetry = match &self.coalesced_for {
             Some((_, telemetry)) => telemetry,

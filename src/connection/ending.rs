@@ -11,7 +11,9 @@
 //! (leases since its first one) gives how long the rest will last, and once that is no more
 //! than [`lead`] (twice this connection's own measured dial time), the origin is asked for a
 //! replacement (`OriginPool::leased`). The plan is made once per connection. A forecast that
-//! turns out wrong costs one early dial, which then serves or idles out; never a request.
+//! turns out wrong costs one early dial, which then serves or idles out, never a request; a
+//! connection that serves a quarter past it refutes it (the origin forgets it, and the
+//! connection counts as lasting capacity again).
 //! Rotation by age (`max_connection_lifetime`) has its own lead in the origin's sweep.
 
 use std::sync::atomic::Ordering;
@@ -59,8 +61,16 @@ impl Connection {
             return false;
         };
         let leases = self.leases();
-        if leases.saturating_mul(4) < expected_end || self.replacement_asked.load(Ordering::Relaxed)
-        {
+        if self.replacement_asked.load(Ordering::Relaxed) {
+            // Only a forecast can be passed (a budget drains the connection first): well past
+            // it, the forecast was wrong, and this connection lasts after all.
+            if leases > expected_end.saturating_add(expected_end / 4) {
+                self.budget.refute(expected_end);
+                self.replacement_asked.store(false, Ordering::Relaxed);
+            }
+            return false;
+        }
+        if leases.saturating_mul(4) < expected_end {
             return false;
         }
         let first = self.first_lease_at.load(Ordering::Relaxed);

@@ -286,7 +286,8 @@ const IN_USE_WITHIN: Duration = Duration::from_secs(1);
 /// `conn` left the table, ended by the server or an error (`not_a_failed_dial`: it did not
 /// count as a failed dial). If it served and was in use, its replacement is dialed now rather
 /// than when the next request finds nothing (`OriginState::plan_replacement`), and an end in
-/// good order is an observation of the server's budget (see `request_budget.rs`). Called when
+/// good order with a stream on it is an observation of the server's budget (see
+/// `request_budget.rs`). Called when
 /// it closed or, if it was closed before its first response was read, once that was settled.
 fn replace_ended(
     st: &mut OriginState<Connection>,
@@ -300,7 +301,10 @@ fn replace_ended(
     if !in_use {
         return ReservedDials::default();
     }
-    if conn.peer_ended() {
+    // An observation of the server's budget only with a stream on it: a connection idle for
+    // a moment may have met the server's idle timeout, which is no budget. (A request that met
+    // the GOAWAY noted it already: `exchange::start_h2`.)
+    if conn.peer_ended() && conn.slot.active() > 0 {
         conn.note_ended_in_use();
     }
     if conn.replacement_asked() {
