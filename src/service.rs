@@ -240,9 +240,18 @@ where
             let result = async {
                 let (origin_pool, lease) = match leased {
                     Some(leased) => leased,
-                    // A failure here has no origin pool to be recorded on; it is rare (tower
-                    // calls `poll_ready` first, which reports its own failures).
-                    None => pool.acquire_lease(&origin, urgency, &limits).await?,
+                    // Acquired here (`acquire_in_call`, or no `poll_ready`): its failure is the
+                    // request's, recorded on the origin's duration histogram like any other.
+                    None => {
+                        let origin_pool = pool.pool_for(&origin)?;
+                        match pool.lease(&origin_pool, urgency, &limits).await {
+                            Ok(lease) => (origin_pool, lease),
+                            Err(error) => {
+                                clock.finish_error(origin_pool.telemetry(), &error, None);
+                                return Err(error);
+                            }
+                        }
+                    }
                 };
                 let protocol = lease.conn().protocol;
                 let retries = pool.config().max_unprocessed_retries;

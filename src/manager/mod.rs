@@ -243,7 +243,7 @@ impl ConnectionPoolManager {
     }
 
     /// `origin`'s pool, made on first use; a failure counted as a failed acquire.
-    fn pool_for(&self, origin: &Origin) -> Result<Arc<OriginPool>, Error> {
+    pub(crate) fn pool_for(&self, origin: &Origin) -> Result<Arc<OriginPool>, Error> {
         self.ensure_maintenance();
         self.origin_pool(origin)
             .inspect_err(|_| self.count_failed_acquire())
