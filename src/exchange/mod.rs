@@ -23,6 +23,7 @@ use tracing::trace;
 
 use crate::body::Body;
 use crate::connection::{Connection, Wire};
+use crate::early_data::{self, NoEarlyData};
 use crate::error::TimeoutKind;
 use crate::error::{Error, shared};
 use crate::lease::LeaseRef;
@@ -38,7 +39,7 @@ pub(crate) use failure::{Evidence, SendFailure};
 use failure::H2Failure;
 use h1::send_h1;
 
-type H1Future = Pin<Box<dyn Future<Output = Result<Response<Body>, SendFailure>> + Send>>;
+type BoxedExchange = Pin<Box<dyn Future<Output = Result<Response<Body>, SendFailure>> + Send>>;
 
 /// A request on its way: the response head is awaited, the body (if any) is being written.
 pub(crate) struct Exchange {
@@ -58,8 +59,13 @@ enum State {
         /// The response head's deadline, filed with the connection's driver (see
         /// `connection/head_watch.rs`): no timer of its own.
         ticket: Option<u64>,
+        /// Sent while the connection was in TLS early data (a `425 Too Early` is re-sent).
+        early: bool,
     },
-    H1(H1Future),
+    H1(BoxedExchange),
+    /// HTTP/2 on a connection still in TLS early data, for a request that must not go early:
+    /// sent once the handshake completed (see `crate::early_data`).
+    AfterHandshake(BoxedExchange),
     /// Failed before anything was awaited.
     Failed(Option<SendFailure>),
 }
@@ -78,6 +84,8 @@ struct H2Exchange {
     /// The response head's clock, started once the body is written (and, while it is being
     /// written, the whole request's deadline).
     clock: PhaseClock,
+    /// Sent while the connection was in TLS early data.
+    early: bool,
 }
 
 impl std::fmt::Debug for Exchange {
@@ -112,7 +120,50 @@ pub(crate) fn start(
             // connection-error check that `send_request` makes itself (h2
             // `Streams::send_request`).
             let sender = sender.clone();
-            start_h2(sender, lease, request, replayable, sent_before, limits)
+            // One branch on an `Option` for a connection that never was in early data.
+            match conn.early_handshake() {
+                None => start_h2(
+                    sender,
+                    lease,
+                    request,
+                    replayable,
+                    sent_before,
+                    limits,
+                    false,
+                ),
+                Some(handshake) if early_data::replay_safe(&request) => {
+                    let handshake = Arc::clone(handshake);
+                    let state = start_h2(
+                        sender,
+                        lease,
+                        request,
+                        replayable,
+                        sent_before,
+                        limits,
+                        true,
+                    );
+                    // The request is in h2's hands: the ClientHello may go, and it with it.
+                    handshake.release();
+                    state
+                }
+                Some(handshake) => {
+                    let handshake = Arc::clone(handshake);
+                    handshake.release();
+                    State::AfterHandshake(Box::pin(async move {
+                        handshake.completed().await;
+                        let state = start_h2(
+                            sender,
+                            lease,
+                            request,
+                            replayable,
+                            sent_before,
+                            limits,
+                            false,
+                        );
+                        Exchange { state }.await
+                    }))
+                }
+            }
         }
         Wire::H1(_) => State::H1(Box::pin(send_h1(lease, request, limits))),
     };
@@ -126,6 +177,7 @@ fn start_h2(
     replayable: bool,
     sent_before: u64,
     limits: RequestLimits,
+    early: bool,
 ) -> State {
     let Outgoing { head, body } = request;
     // What a retry needs, copied before h2 consumes the head: the head for any request that
@@ -173,6 +225,7 @@ fn start_h2(
             sent_before,
             limits,
             ticket,
+            early,
         };
     }
     let replay = head_copy.and_then(|head| body.replay_copy().map(|body| Outgoing { head, body }));
@@ -186,6 +239,7 @@ fn start_h2(
         sent_before,
         limits,
         clock: PhaseClock::default(),
+        early,
     }))
 }
 
@@ -202,6 +256,7 @@ impl Future for Exchange {
                 sent_before,
                 limits,
                 ticket,
+                early,
             } => {
                 let result = std::task::ready!(Pin::new(response).poll(cx));
                 let Some(lease) = lease.take() else {
@@ -231,6 +286,7 @@ impl Future for Exchange {
                     replay,
                     *sent_before,
                     std::mem::take(limits),
+                    *early,
                 ))
             }
             State::H2(exchange) => {
@@ -296,13 +352,14 @@ impl Future for Exchange {
                     exchange.replay.take(),
                     exchange.sent_before,
                     std::mem::take(&mut exchange.limits),
+                    exchange.early,
                 );
                 Poll::Ready(finished.map(|response| match upload {
                     Some(stop) => response.map(|body| body.with_upload(stop)),
                     None => response,
                 }))
             }
-            State::H1(future) => future.as_mut().poll(cx),
+            State::H1(future) | State::AfterHandshake(future) => future.as_mut().poll(cx),
             State::Failed(failure) => match failure.take() {
                 Some(failure) => Poll::Ready(Err(failure)),
                 None => Poll::Ready(Err(polled_after_completion())),
@@ -342,7 +399,9 @@ impl Exchange {
     fn time_out(&mut self, deadline: Deadline) -> SendFailure {
         let conn = match &self.state {
             State::H2(exchange) => exchange.lease.as_ref().map(|l| Arc::clone(l.conn())),
-            State::H2Bare { .. } | State::H1(_) | State::Failed(_) => None,
+            State::H2Bare { .. } | State::H1(_) | State::AfterHandshake(_) | State::Failed(_) => {
+                None
+            }
         };
         self.state = State::Failed(None);
         match conn {
@@ -398,11 +457,21 @@ fn finish_h2(
     replay: Option<Outgoing>,
     sent_before: u64,
     limits: RequestLimits,
+    early: bool,
 ) -> Result<Response<Body>, SendFailure> {
     match result {
         Ok(response) => {
             let conn = lease.conn();
             conn.record_response();
+            let replay = match replay {
+                Some(mut replay) if early && response.status().as_u16() == TOO_EARLY => {
+                    // Not processed (RFC 8470 §5.2); `crate::retry` sends it again, and the
+                    // mark keeps it out of early data on whatever connection takes it.
+                    replay.head.extensions.insert(NoEarlyData);
+                    return Err(SendFailure::too_early(conn, replay));
+                }
+                other => other,
+            };
             if response.status() == http::StatusCode::MISDIRECTED_REQUEST
                 && let Some(replay) = replay
                 && !conn.origin.matches_uri(&replay.head.uri)
@@ -437,6 +506,9 @@ fn finish_h2(
         }
     }
 }
+
+/// `425 Too Early` (RFC 8470; `http` has no constant for it).
+const TOO_EARLY: u16 = 425;
 
 /// A request body's own error, kept as the cause of [`Error::Request`].
 #[derive(Debug)]
