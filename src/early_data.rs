@@ -79,7 +79,8 @@ impl HandshakeCounts {
 /// The handshake of a connection that started in early data.
 ///
 /// **Held**, from the dial until the first request on the connection was handed to h2 (or
-/// the connection's first lease ended unused, or nobody was waiting for it): the transport
+/// the connection's first lease ended unused or became a `StreamHandle`, whose caller may
+/// send later, or nobody was waiting for the connection): the transport
 /// keeps the ClientHello and the early data in rustls' buffer, so the request that caused the
 /// dial goes with them rather than racing the server's answer to a bare preface. Then
 /// **pending** until rustls stops handshaking (or the connection fails first, when it is no

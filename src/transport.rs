@@ -18,7 +18,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
-use crate::connector::tls_config::ALPN_H2;
 use crate::early_data::{EarlyHandshake, HandshakeEnd};
 
 /// A dialed connection's byte stream.
@@ -58,6 +57,8 @@ pub(crate) struct EarlyWatch {
     /// `tls_handshake_timeout` after the handshake started: the dial no longer waits for it.
     deadline: Pin<Box<tokio::time::Sleep>>,
     timeout: Duration,
+    /// The ALPN protocol the early data was written in (h2).
+    alpn: &'static [u8],
 }
 
 impl EarlyWatch {
@@ -65,11 +66,13 @@ impl EarlyWatch {
         handshake: Arc<EarlyHandshake>,
         deadline: Instant,
         timeout: Duration,
+        alpn: &'static [u8],
     ) -> EarlyWatch {
         EarlyWatch {
             handshake,
             deadline: Box::pin(tokio::time::sleep_until(deadline.into())),
             timeout,
+            alpn,
         }
     }
 }
@@ -146,10 +149,12 @@ impl TlsTransport {
         };
         let session = self.stream.get_ref().1;
         if !session.is_handshaking() {
-            let alpn_h2 = session.alpn_protocol() == Some(ALPN_H2);
+            let alpn_h2 = session.alpn_protocol() == Some(watch.alpn);
+            let accepted = session.is_early_data_accepted();
+            tracing::debug!(accepted, alpn_h2, "TLS handshake after early data complete");
             watch.handshake.end(HandshakeEnd::Completed {
                 resumed: session.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
-                accepted: session.is_early_data_accepted(),
+                accepted,
             });
             self.early = None;
             if !alpn_h2 {

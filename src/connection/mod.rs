@@ -200,6 +200,11 @@ impl Connection {
         }
     }
 
+    /// The connection was dialed into TLS 1.3 early data (whether or not it is over).
+    pub(crate) fn dialed_into_early_data(&self) -> bool {
+        self.early_data.is_some()
+    }
+
     /// The connection's TLS handshake while it is still under way with requests going as
     /// early data; `None` once it ended (or when there was no early data).
     pub(crate) fn early_handshake(&self) -> Option<&Arc<EarlyHandshake>> {

@@ -15,7 +15,7 @@ mod classify;
 mod client_auth;
 mod race;
 mod roots;
-pub(crate) mod tls_config;
+mod tls_config;
 mod tunnel;
 
 use std::net::SocketAddr;
@@ -253,6 +253,7 @@ impl Connector {
                         Arc::clone(&early),
                         deadline,
                         self.tls_handshake_timeout,
+                        ALPN_H2,
                     )),
                 ))),
                 client_certificate_required,

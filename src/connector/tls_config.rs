@@ -17,7 +17,7 @@ use super::{client_auth, roots};
 use crate::config::PoolConfig;
 use crate::error::Error;
 
-pub(crate) const ALPN_H2: &[u8] = b"h2";
+pub(super) const ALPN_H2: &[u8] = b"h2";
 pub(super) const ALPN_HTTP1: &[u8] = b"http/1.1";
 
 /// The configuration `config` asks for; fails on TLS material that does not parse.

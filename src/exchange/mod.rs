@@ -59,8 +59,6 @@ enum State {
         /// The response head's deadline, filed with the connection's driver (see
         /// `connection/head_watch.rs`): no timer of its own.
         ticket: Option<u64>,
-        /// Sent while the connection was in TLS early data (a `425 Too Early` is re-sent).
-        early: bool,
     },
     H1(BoxedExchange),
     /// HTTP/2 on a connection still in TLS early data, for a request that must not go early:
@@ -84,8 +82,6 @@ struct H2Exchange {
     /// The response head's clock, started once the body is written (and, while it is being
     /// written, the whole request's deadline).
     clock: PhaseClock,
-    /// Sent while the connection was in TLS early data.
-    early: bool,
 }
 
 impl std::fmt::Debug for Exchange {
@@ -122,26 +118,10 @@ pub(crate) fn start(
             let sender = sender.clone();
             // One branch on an `Option` for a connection that never was in early data.
             match conn.early_handshake() {
-                None => start_h2(
-                    sender,
-                    lease,
-                    request,
-                    replayable,
-                    sent_before,
-                    limits,
-                    false,
-                ),
+                None => start_h2(sender, lease, request, replayable, sent_before, limits),
                 Some(handshake) if early_data::replay_safe(&request) => {
                     let handshake = Arc::clone(handshake);
-                    let state = start_h2(
-                        sender,
-                        lease,
-                        request,
-                        replayable,
-                        sent_before,
-                        limits,
-                        true,
-                    );
+                    let state = start_h2(sender, lease, request, replayable, sent_before, limits);
                     // The request is in h2's hands: the ClientHello may go, and it with it.
                     handshake.release();
                     state
@@ -151,15 +131,8 @@ pub(crate) fn start(
                     handshake.release();
                     State::AfterHandshake(Box::pin(async move {
                         handshake.completed().await;
-                        let state = start_h2(
-                            sender,
-                            lease,
-                            request,
-                            replayable,
-                            sent_before,
-                            limits,
-                            false,
-                        );
+                        let state =
+                            start_h2(sender, lease, request, replayable, sent_before, limits);
                         Exchange { state }.await
                     }))
                 }
@@ -177,7 +150,6 @@ fn start_h2(
     replayable: bool,
     sent_before: u64,
     limits: RequestLimits,
-    early: bool,
 ) -> State {
     let Outgoing { head, body } = request;
     // What a retry needs, copied before h2 consumes the head: the head for any request that
@@ -225,7 +197,6 @@ fn start_h2(
             sent_before,
             limits,
             ticket,
-            early,
         };
     }
     let replay = head_copy.and_then(|head| body.replay_copy().map(|body| Outgoing { head, body }));
@@ -239,7 +210,6 @@ fn start_h2(
         sent_before,
         limits,
         clock: PhaseClock::default(),
-        early,
     }))
 }
 
@@ -256,7 +226,6 @@ impl Future for Exchange {
                 sent_before,
                 limits,
                 ticket,
-                early,
             } => {
                 let result = std::task::ready!(Pin::new(response).poll(cx));
                 let Some(lease) = lease.take() else {
@@ -286,7 +255,6 @@ impl Future for Exchange {
                     replay,
                     *sent_before,
                     std::mem::take(limits),
-                    *early,
                 ))
             }
             State::H2(exchange) => {
@@ -352,7 +320,6 @@ impl Future for Exchange {
                     exchange.replay.take(),
                     exchange.sent_before,
                     std::mem::take(&mut exchange.limits),
-                    exchange.early,
                 );
                 Poll::Ready(finished.map(|response| match upload {
                     Some(stop) => response.map(|body| body.with_upload(stop)),
@@ -457,16 +424,20 @@ fn finish_h2(
     replay: Option<Outgoing>,
     sent_before: u64,
     limits: RequestLimits,
-    early: bool,
 ) -> Result<Response<Body>, SendFailure> {
     match result {
         Ok(response) => {
             let conn = lease.conn();
             conn.record_response();
             let replay = match replay {
-                Some(mut replay) if early && response.status().as_u16() == TOO_EARLY => {
-                    // Not processed (RFC 8470 §5.2); `crate::retry` sends it again, and the
-                    // mark keeps it out of early data on whatever connection takes it.
+                Some(mut replay)
+                    if response.status().as_u16() == TOO_EARLY && conn.dialed_into_early_data() =>
+                {
+                    // Not processed (RFC 8470 §5.2: a server answers 425 only to a request it
+                    // got as early data, which only such a connection sends; the connection,
+                    // not the request, carries the mark, to keep the request future small).
+                    // `crate::retry` sends it again, and the mark on the request keeps it out
+                    // of early data on whatever connection takes it.
                     replay.head.extensions.insert(NoEarlyData);
                     return Err(SendFailure::too_early(conn, replay));
                 }
