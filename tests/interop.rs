@@ -846,3 +846,42 @@ async fn nginx_first_request_on_a_resumed_dial_with_early_data_on_and_off() {
         EARLY_DATA_RTT, rtts[0], rtts[1]
     );
 }
+
+/// A resumed dial whose server goes silent after the ClientHello (the relay black-holes the
+/// connection): the connection fails once `tls_handshake_timeout` has passed, and the request
+/// that went as early data fails with it and is not sent again, by the pool or as
+/// [`Error::is_retry_safe`] (it may have reached the server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the servers of scripts/interop.sh"]
+async fn an_early_data_handshake_that_never_completes_fails_at_its_deadline() {
+    trace_init();
+    let (relay, url) = early_data_relay();
+    let tag = unique_tag("silent");
+    let pool = builder()
+        .tls_early_data(true)
+        .tls_handshake_timeout(Duration::from_millis(500))
+        .build()
+        .expect("pool");
+    let get = |path: &str| {
+        http::Request::get(format!("{url}/{tag}/{path}"))
+            .body(String::new())
+            .expect("request")
+    };
+    assert_eq!(early_data_says(&pool, get("first")).await, "\n");
+    until_no_connection(&pool).await;
+    relay.set_black_hole(true);
+    let error = pool.request(get("silent")).await.expect_err("no answer");
+    assert!(
+        matches!(&error, Error::ConnectionClosed { source, .. }
+            if source.to_string().contains("TLS handshake (with early data) not complete")),
+        "{error:?}"
+    );
+    assert!(!error.is_retry_safe());
+    let stats = pool.stats();
+    assert_eq!(stats.requests_retried, 0);
+    let origin = &stats.origins[0];
+    assert_eq!(
+        (origin.early_data_accepted, origin.early_data_rejected),
+        (0, 0)
+    );
+}
