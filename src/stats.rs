@@ -154,8 +154,8 @@ pub struct OriginStats {
     /// TLS handshakes that resumed an earlier session (no certificate; see
     /// [`PoolConfig::tls_session_cache_size`](crate::PoolConfig::tls_session_cache_size)).
     pub tls_resumed_handshakes: u64,
-    /// Resumed handshakes whose TLS 1.3 early data (the first requests, sent with the
-    /// ClientHello) the server accepted (see
+    /// Dials whose TLS 1.3 early data the server accepted: the HTTP/2 preface, and the
+    /// request that caused the dial when it was replay-safe, sent with the ClientHello (see
     /// [`PoolBuilder::tls_early_data`](crate::PoolBuilder::tls_early_data)).
     pub early_data_accepted: u64,
     /// Handshakes that sent early data the server rejected; the TLS layer sent it again
