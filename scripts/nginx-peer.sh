@@ -4,7 +4,7 @@
 #
 #   scripts/nginx-peer.sh start [--port 8443] [--max-streams 128] [--keepalive-requests 1000]
 #                               [--keepalive-timeout 75s] [--http1-only] [--access-log]
-#                               [--client-ca FILE [--client-cert-in-handshake]]
+#                               [--client-ca FILE [--client-cert-in-handshake]] [--early-data]
 #                               [--dir target/nginx-peer]
 #   scripts/nginx-peer.sh stop  [--dir target/nginx-peer]
 #
@@ -17,6 +17,10 @@
 # answers 400; --client-cert-in-handshake also sets OpenSSL's verify mode to Require (through
 # `ssl_conf_command`), so a client without a certificate is refused in the handshake itself,
 # with TLS 1.3's certificate_required alert (--client-ca turns TLS 1.3 on for this).
+#
+# --early-data turns on TLS 1.3 and `ssl_early_data on` (0-RTT on resumed sessions); every
+# response body is then `$ssl_early_data` ("1" when the request came as early data, else
+# empty), and under /too-early/ a request that came as early data is answered 425 Too Early.
 #
 # `start` prints the URL and the CA file, e.g.
 #   cargo run --release --bin test_connection_pool_success_criteria -- \
@@ -35,6 +39,7 @@ access_log="access_log off;"
 dir="target/nginx-peer"
 client_ca=""
 cert_in_handshake=""
+early_data=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --port) port="$2"; shift 2 ;;
@@ -45,6 +50,7 @@ while [ $# -gt 0 ]; do
         --access-log) access_log="ACCESS_LOG"; shift ;;
         --client-ca) client_ca="$2"; shift 2 ;;
         --client-cert-in-handshake) cert_in_handshake=1; shift ;;
+        --early-data) early_data=1; shift ;;
         --dir) dir="$2"; shift 2 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
@@ -69,6 +75,14 @@ if [ -n "$client_ca" ]; then
     if [ -n "$cert_in_handshake" ]; then
         mtls="$mtls ssl_conf_command VerifyMode Require;"
     fi
+fi
+
+early=""
+if [ -n "$early_data" ]; then
+    page='"$ssl_early_data\n"'
+    # nginx 1.22 offers TLS 1.3 only when told; early data is TLS 1.3's.
+    early="ssl_protocols TLSv1.2 TLSv1.3; ssl_early_data on;
+        location /too-early/ { default_type text/plain; if (\$ssl_early_data) { return 425; } return 200 $page; }"
 fi
 
 case "$cmd" in
@@ -115,6 +129,7 @@ http {
         ssl_certificate $dir/server.pem;
         ssl_certificate_key $dir/server.key;
         $mtls
+        $early
         location / { default_type text/plain; return 200 $page; }
         location = /big.bin { root $dir; }
         location /files/ { alias $dir/files/; }

@@ -13,6 +13,10 @@
 #                             refused in the handshake (OpenSSL verify mode Require)
 #   nginx  mtls-http  :18450  HTTP/2, plain ssl_verify_client on (400 without a certificate)
 #                             Both trust the client CA of target/interop/clients/.
+#   nginx  early      :18451  HTTP/2, TLS 1.3 with ssl_early_data on; bodies say $ssl_early_data,
+#                             /too-early/ answers 425 to early data; URIs logged to
+#                             target/interop/early/access.log; keepalive_timeout 2s (past the
+#                             pool's 1 s "in use" window), so the next request dials again
 #   tinyproxy proxy      :18880  HTTP CONNECT proxy to the nginx ports 18443 and 18446
 #   tinyproxy proxy-auth :18881  the same, requiring Basic credentials interop:s3cret
 #
@@ -24,7 +28,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 base="target/interop"
-nginx_peers=(h2 h2-ms8 h2-rotate h1 mtls mtls-http)
+nginx_peers=(h2 h2-ms8 h2-rotate h1 mtls mtls-http early)
 nghttpd_peers=(tls-ms8 h2c)
 tinyproxy_peers=(proxy proxy-auth)
 
@@ -69,6 +73,8 @@ case "${1:-}" in
             echo "export HTTPS_POOL_NGINX_MTLS=$(nginx mtls 18449 --client-ca "$clients/client-ca.pem" --client-cert-in-handshake)"
             echo "export HTTPS_POOL_NGINX_MTLS_HTTP=$(nginx mtls-http 18450 --client-ca "$clients/client-ca.pem")"
             echo "export HTTPS_POOL_INTEROP_CLIENTS=$clients"
+            echo "export HTTPS_POOL_NGINX_EARLY=$(nginx early 18451 --early-data --access-log --keepalive-timeout 2s)"
+            echo "export HTTPS_POOL_NGINX_EARLY_LOG=$(pwd)/$base/early/access.log"
             # Each TLS peer has its own CA; the suite trusts all of them.
             cas=""
             for p in "${nginx_peers[@]}" tls-ms8; do cas="$cas$(pwd)/$base/$p/ca.pem:"; done

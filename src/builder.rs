@@ -240,6 +240,36 @@ impl PoolBuilder {
         self
     }
 
+    /// Sends requests as TLS 1.3 early data (0-RTT) on a dial that resumes a session, saving
+    /// the handshake's round trip for the request that caused the dial. Default: off.
+    ///
+    /// Only when the session's ticket allows early data, the origin's previous connection
+    /// spoke HTTP/2, and the request is replay-safe: `GET`, `HEAD` or `OPTIONS` without a
+    /// body and without the [`NoEarlyData`](crate::NoEarlyData) extension. Other requests on
+    /// that connection wait until its handshake completes. Early data the server rejects is
+    /// sent again by the TLS layer after the handshake (the server's application sees it
+    /// once); a `425 Too Early` answer ([RFC 8470]) is sent again by
+    /// [`ConnectionPoolManager::request`](crate::ConnectionPoolManager::request) after a
+    /// handshake completed (a [`StreamHandle`](crate::StreamHandle) hands it to the caller).
+    /// Counted in [`OriginStats::early_data_accepted`](crate::OriginStats::early_data_accepted)
+    /// and [`OriginStats::early_data_rejected`](crate::OriginStats::early_data_rejected).
+    ///
+    /// **Replay risk.** Early data has no protection against replay ([RFC 8446 §8]): whoever
+    /// can see the traffic may send the same early data to the server again, and the server
+    /// may process it more than once. Turn this on only for servers whose safe methods are
+    /// really safe (no state change), mark any other `GET` with `NoEarlyData`, and prefer
+    /// servers that answer `425` to what they will not take early (RFC 8470 §5.1).
+    ///
+    /// Applies to a [`tls_config`](Self::tls_config) as well (the pool sets its
+    /// `enable_early_data`).
+    ///
+    /// [RFC 8446 §8]: https://www.rfc-editor.org/rfc/rfc8446#section-8
+    /// [RFC 8470]: https://www.rfc-editor.org/rfc/rfc8470
+    pub fn tls_early_data(mut self, enabled: bool) -> Self {
+        self.config.tls_early_data = enabled;
+        self
+    }
+
     /// Presents this client certificate chain (PEM, the client's certificate first) and
     /// private key (unencrypted PEM: PKCS#8, or PKCS#1 RSA / SEC1 EC; RSA, ECDSA or Ed25519) to
     /// servers that require one (mutual TLS). Both are checked by

@@ -56,6 +56,9 @@ impl StreamHandle {
         lease: Lease,
         coalesced_for: Option<(Origin, Arc<OriginTelemetry>)>,
     ) -> StreamHandle {
+        // A handle may sit unused for a while: a handshake held for its first request (see
+        // `crate::early_data`) goes on now, so it cannot outlive its deadline waiting for it.
+        lease.conn().release_early_data();
         StreamHandle {
             lease: LeaseRef::Owned(lease),
             coalesced_for,

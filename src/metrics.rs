@@ -25,6 +25,7 @@
 //! | `https_pool_waiters` | gauge | `origin` |
 //! | `https_pool_learned_request_budget` | gauge | `origin` (0 until learned) |
 //! | `https_pool_tls_handshakes_total` | counter | `origin`, `kind` = `full` \| `resumed` |
+//! | `https_pool_tls_early_data_total` | counter | `origin`, `outcome` = `accepted` \| `rejected` |
 //! | `https_pool_acquire_duration_seconds` | histogram | |
 //! | `https_pool_time_in_queue_seconds` | histogram | |
 //! | `https_pool_time_in_queue_by_urgency_seconds` | histogram | `urgency` (0..=7) |
@@ -125,6 +126,11 @@ pub(crate) const TLS_HANDSHAKES: Family = family(
     "counter",
     "TLS handshakes of dials per origin, full or resumed (set on each maintenance tick).",
 );
+pub(crate) const TLS_EARLY_DATA: Family = family(
+    "https_pool_tls_early_data_total",
+    "counter",
+    "Dials per origin that sent TLS 1.3 early data, by the server's answer (set on each maintenance tick).",
+);
 pub(crate) const ACQUIRE_DURATION: Family = family(
     "https_pool_acquire_duration_seconds",
     "summary",
@@ -199,6 +205,8 @@ pub(crate) struct OriginGauges {
     pub(crate) learned_request_budget: u64,
     pub(crate) tls_full_handshakes: u64,
     pub(crate) tls_resumed_handshakes: u64,
+    pub(crate) early_data_accepted: u64,
+    pub(crate) early_data_rejected: u64,
 }
 
 #[cfg(feature = "metrics")]
@@ -286,8 +294,13 @@ mod facade {
         let handshakes = super::TLS_HANDSHAKES.name;
         metrics::counter!(handshakes, "origin" => origin.clone(), "kind" => "full")
             .absolute(g.tls_full_handshakes);
-        metrics::counter!(handshakes, "origin" => origin, "kind" => "resumed")
+        metrics::counter!(handshakes, "origin" => origin.clone(), "kind" => "resumed")
             .absolute(g.tls_resumed_handshakes);
+        let early = super::TLS_EARLY_DATA.name;
+        metrics::counter!(early, "origin" => origin.clone(), "outcome" => "accepted")
+            .absolute(g.early_data_accepted);
+        metrics::counter!(early, "origin" => origin, "outcome" => "rejected")
+            .absolute(g.early_data_rejected);
     }
 }
 

@@ -88,6 +88,24 @@ impl PoolStats {
             })
             .collect();
         families.push((metrics::TLS_HANDSHAKES, handshakes));
+        let early_data = self
+            .origins
+            .iter()
+            .flat_map(|o| {
+                let origin = escape_label(&o.origin.to_string());
+                [
+                    ("accepted", o.early_data_accepted),
+                    ("rejected", o.early_data_rejected),
+                ]
+                .map(|(outcome, n)| {
+                    (
+                        format!("{{origin=\"{origin}\",outcome=\"{outcome}\"}}"),
+                        n.to_string(),
+                    )
+                })
+            })
+            .collect();
+        families.push((metrics::TLS_EARLY_DATA, early_data));
         for (family, summary) in [
             (metrics::ACQUIRE_DURATION, &self.acquire_latency),
             (metrics::TIME_IN_QUEUE, &self.time_in_queue),
@@ -279,6 +297,8 @@ mod tests {
                 learned_request_budget: Some(50),
                 tls_full_handshakes: 1,
                 tls_resumed_handshakes: 2,
+                early_data_accepted: 0,
+                early_data_rejected: 0,
                 dial_failures_in_row: 0,
                 telemetry: Default::default(),
             }],

@@ -154,6 +154,13 @@ pub struct OriginStats {
     /// TLS handshakes that resumed an earlier session (no certificate; see
     /// [`PoolConfig::tls_session_cache_size`](crate::PoolConfig::tls_session_cache_size)).
     pub tls_resumed_handshakes: u64,
+    /// Dials whose TLS 1.3 early data the server accepted: the HTTP/2 preface, and the
+    /// request that caused the dial when it was replay-safe, sent with the ClientHello (see
+    /// [`PoolBuilder::tls_early_data`](crate::PoolBuilder::tls_early_data)).
+    pub early_data_accepted: u64,
+    /// Handshakes that sent early data the server rejected; the TLS layer sent it again
+    /// after the handshake.
+    pub early_data_rejected: u64,
     /// Dials failed in a row since a connection last served a response; while above zero the
     /// origin backs off (see [`PoolConfig::dial_backoff_initial`](crate::PoolConfig::dial_backoff_initial)).
     pub dial_failures_in_row: u32,
@@ -193,6 +200,8 @@ impl OriginStats {
             learned_request_budget: self.learned_request_budget.unwrap_or(0),
             tls_full_handshakes: self.tls_full_handshakes,
             tls_resumed_handshakes: self.tls_resumed_handshakes,
+            early_data_accepted: self.early_data_accepted,
+            early_data_rejected: self.early_data_rejected,
         }
     }
 }

@@ -5,16 +5,20 @@
 //! and an indirect call.
 
 use std::error::Error as StdError;
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
 
 use rustls::AlertDescription;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
+
+use crate::early_data::{EarlyHandshake, HandshakeEnd};
 
 /// A dialed connection's byte stream.
 #[derive(Debug)]
@@ -34,24 +38,72 @@ pub(crate) enum Transport {
 /// carrying it does not survive h2, which keeps only the kind and text of an I/O error, so
 /// it is noticed here, where it is read, for the connection to report
 /// [`Error::ClientCertificateRequired`](crate::Error::ClientCertificateRequired).
+///
+/// A connection dialed into TLS 1.3 early data also carries an [`EarlyWatch`] until its
+/// handshake ends: tokio-rustls completes that handshake inside the connection's writes and
+/// flushes, so this is where its end is seen (and published to the connection), and where its
+/// deadline is kept.
 #[derive(Debug)]
 pub(crate) struct TlsTransport {
     stream: TlsStream<TcpStream>,
     client_certificate_required: Arc<AtomicBool>,
+    early: Option<EarlyWatch>,
+}
+
+/// The handshake of a connection that started in early data, watched from its transport.
+#[derive(Debug)]
+pub(crate) struct EarlyWatch {
+    handshake: Arc<EarlyHandshake>,
+    /// `tls_handshake_timeout` after the handshake started: the dial no longer waits for it.
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    timeout: Duration,
+    /// The ALPN protocol the early data was written in (h2).
+    alpn: &'static [u8],
+}
+
+impl EarlyWatch {
+    pub(crate) fn new(
+        handshake: Arc<EarlyHandshake>,
+        deadline: Instant,
+        timeout: Duration,
+        alpn: &'static [u8],
+    ) -> EarlyWatch {
+        EarlyWatch {
+            handshake,
+            deadline: Box::pin(tokio::time::sleep_until(deadline.into())),
+            timeout,
+            alpn,
+        }
+    }
+}
+
+impl Drop for EarlyWatch {
+    fn drop(&mut self) {
+        // The connection went before its handshake ended: whoever waits for it must not wait
+        // on (a no-op if it ended).
+        self.handshake.end(HandshakeEnd::Failed);
+    }
 }
 
 impl TlsTransport {
     pub(crate) fn new(
         stream: TlsStream<TcpStream>,
         client_certificate_required: Arc<AtomicBool>,
+        early: Option<EarlyWatch>,
     ) -> TlsTransport {
         TlsTransport {
             stream,
             client_certificate_required,
+            early,
         }
     }
 
     fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        // While in early data tokio-rustls reads nothing (the handshake goes on in writes), so
+        // this is also where the handshake deadline wakes the connection's driver.
+        if self.early.is_some() {
+            self.watch_early(cx)?;
+        }
         let result = ready!(Pin::new(&mut self.stream).poll_read(cx, buf));
         if let Err(error) = &result {
             self.note(error);
@@ -65,11 +117,67 @@ impl TlsTransport {
         cx: &mut Context<'_>,
         op: impl FnOnce(Pin<&mut TlsStream<TcpStream>>, &mut Context<'_>) -> Poll<io::Result<T>>,
     ) -> Poll<io::Result<T>> {
+        if self.early.is_some() {
+            self.watch_early(cx)?;
+            let result = op(Pin::new(&mut self.stream), cx);
+            // The write may have completed the handshake.
+            self.watch_early(cx)?;
+            let result = ready!(result);
+            if result.is_err() {
+                self.read_pending_alert();
+            }
+            return Poll::Ready(result);
+        }
         let result = ready!(op(Pin::new(&mut self.stream), cx));
         if result.is_err() {
             self.read_pending_alert();
         }
         Poll::Ready(result)
+    }
+
+    /// While the connection is in early data: publishes the handshake's end once rustls stops
+    /// handshaking (counting whether the server took the early data), or fails the
+    /// connection when the handshake outlives its deadline or the server chose another
+    /// protocol than the HTTP/2 already sent.
+    ///
+    /// Ending it once rustls stops handshaking is what lets a request that must not go early
+    /// be written from then on: rustls writes no early data after the server's Finished, and
+    /// tokio-rustls writes rejected early data again before anything written later.
+    fn watch_early(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        let Some(watch) = self.early.as_mut() else {
+            return Ok(());
+        };
+        let session = self.stream.get_ref().1;
+        if !session.is_handshaking() {
+            let alpn_h2 = session.alpn_protocol() == Some(watch.alpn);
+            let accepted = session.is_early_data_accepted();
+            tracing::debug!(accepted, alpn_h2, "TLS handshake after early data complete");
+            watch.handshake.end(HandshakeEnd::Completed {
+                resumed: session.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+                accepted,
+            });
+            self.early = None;
+            if !alpn_h2 {
+                // The server did not take early data (it takes it only with the ticket's
+                // ALPN), so the preface it got after the handshake is not HTTP it serves.
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "HTTP/2 was sent as TLS early data, but the server's ALPN did not select h2",
+                ));
+            }
+            return Ok(());
+        }
+        if watch.deadline.as_mut().poll(cx).is_ready() {
+            watch.handshake.end(HandshakeEnd::Failed);
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "TLS handshake (with early data) not complete after {:?}",
+                    watch.timeout
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// After a failed write. A server that refuses the connection sends its alert and closes;
@@ -158,7 +266,16 @@ impl AsyncWrite for Transport {
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Transport::Tls(tls) => tls.on_write(cx, |stream, cx| stream.poll_flush(cx)),
+            Transport::Tls(tls) => {
+                if let Some(watch) = &tls.early
+                    && watch.handshake.hold(cx)
+                {
+                    // Held until the first request is written (see `EarlyHandshake`): what
+                    // was written waits in rustls' buffer for the ClientHello to go first.
+                    return Poll::Ready(Ok(()));
+                }
+                tls.on_write(cx, |stream, cx| stream.poll_flush(cx))
+            }
             Transport::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
         }
     }

@@ -656,3 +656,232 @@ async fn nginx_refuses_a_tls12_pool_without_a_certificate_with_a_typed_error() {
         "{error:?}"
     );
 }
+
+// ===== TLS 1.3 early data (0-RTT) against nginx's `ssl_early_data on` =====
+
+/// The round trip the early-data tests add in front of nginx. nginx says `$ssl_early_data` =
+/// 1 only while its side of the handshake is unfinished; on bare loopback the client's
+/// Finished can reach nginx before nginx parsed the request that came early (it reads all
+/// that is there before parsing), and the request is then reported as not early although it
+/// was. A round trip of delay keeps the Finished a round trip behind the early data.
+const EARLY_DATA_RTT: Duration = Duration::from_millis(20);
+
+/// A relay adding [`EARLY_DATA_RTT`] in front of the early-data peer, and its URL.
+fn early_data_relay() -> (https_pool_testkit::RttRelay, String) {
+    let url = peer("HTTPS_POOL_NGINX_EARLY");
+    let addr: std::net::SocketAddr = url
+        .trim_start_matches("https://")
+        .parse()
+        .expect("the peer's URL is https://IP:PORT");
+    let relay = https_pool_testkit::RttRelay::start(addr, EARLY_DATA_RTT).expect("relay starts");
+    let url = relay.url();
+    (relay, url)
+}
+
+/// Waits until nginx's `keepalive_timeout` (2 s on the early-data peer: longer than the pool's
+/// 1 s "in use" window, so the closed connection gets no replacement dialed ahead) closed the
+/// pool's idle connections, so the next request dials (and resumes) a connection of its own.
+async fn until_no_connection(pool: &ConnectionPoolManager) {
+    for _ in 0..200 {
+        if pool
+            .stats()
+            .origins
+            .iter()
+            .all(|o| o.connections.is_empty())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "nginx did not close the idle connection: {:?}",
+        pool.stats()
+    );
+}
+
+/// The body of a response from the early-data peer: nginx's `$ssl_early_data` and a newline.
+async fn early_data_says(pool: &ConnectionPoolManager, request: http::Request<String>) -> String {
+    let response = pool.request(request).await.expect("request");
+    assert_eq!(response.status(), 200);
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .expect("body")
+        .to_bytes();
+    String::from_utf8_lossy(&body).into_owned()
+}
+
+/// How many times nginx logged each of the URIs under `/{tag}/` (or `/too-early/{tag}/`).
+async fn logged(tag: &str) -> std::collections::HashMap<String, u32> {
+    // nginx logs a request when it is done with it; give the last lines a moment.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = peer("HTTPS_POOL_NGINX_EARLY_LOG");
+    let text = std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("reading {log}: {e}"));
+    let mut seen = std::collections::HashMap::new();
+    for line in text.lines().filter(|l| l.contains(&format!("/{tag}/"))) {
+        *seen.entry(line.to_owned()).or_default() += 1;
+    }
+    seen
+}
+
+fn unique_tag(name: &str) -> String {
+    format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros())
+    )
+}
+
+/// With `tls_early_data` on, a GET that causes a resumed dial goes to nginx as TLS 1.3 early
+/// data (`$ssl_early_data` = 1); a POST, and a GET marked `NoEarlyData`, on such a dial wait
+/// for the handshake (`$ssl_early_data` empty); the first dial, with no session to resume,
+/// sends nothing early. Every request is processed once, and the stats count the early data
+/// nginx accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the servers of scripts/interop.sh"]
+async fn nginx_answers_a_get_sent_as_early_data_and_a_post_that_was_not() {
+    trace_init();
+    let (_relay, url) = early_data_relay();
+    let tag = unique_tag("early");
+    let pool = builder().tls_early_data(true).build().expect("pool");
+    let get = |path: &str| {
+        http::Request::get(format!("{url}/{tag}/{path}"))
+            .body(String::new())
+            .expect("request")
+    };
+
+    assert_eq!(early_data_says(&pool, get("first")).await, "\n");
+    until_no_connection(&pool).await;
+    assert_eq!(early_data_says(&pool, get("get")).await, "1\n");
+    until_no_connection(&pool).await;
+    let post = http::Request::post(format!("{url}/{tag}/post"))
+        .body("not replay-safe".to_owned())
+        .expect("request");
+    assert_eq!(early_data_says(&pool, post).await, "\n");
+    until_no_connection(&pool).await;
+    let mut opted_out = get("opted-out");
+    opted_out.extensions_mut().insert(https_pool::NoEarlyData);
+    assert_eq!(early_data_says(&pool, opted_out).await, "\n");
+
+    let stats = pool.stats();
+    let origin = &stats.origins[0];
+    assert_eq!(
+        (origin.tls_full_handshakes, origin.tls_resumed_handshakes),
+        (1, 3)
+    );
+    // Every resumed dial sent its HTTP/2 preface early; nginx took it each time.
+    assert_eq!(
+        (origin.early_data_accepted, origin.early_data_rejected),
+        (3, 0)
+    );
+    let text = stats.to_prometheus();
+    let line = format!(
+        "https_pool_tls_early_data_total{{origin=\"{}\",outcome=\"accepted\"}} 3\n",
+        origin.origin
+    );
+    assert!(text.contains(&line), "{text}");
+    let seen = logged(&tag).await;
+    assert_eq!(seen.len(), 4, "{seen:?}");
+    assert!(seen.values().all(|n| *n == 1), "processed twice: {seen:?}");
+}
+
+/// nginx answers `425 Too Early` to a request it got as early data under `/too-early/`: the
+/// pool sends it again once a handshake completed, and the caller sees only the 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the servers of scripts/interop.sh"]
+async fn nginx_too_early_is_sent_again_after_the_handshake() {
+    trace_init();
+    let (_relay, url) = early_data_relay();
+    let tag = unique_tag("too-early");
+    let pool = builder().tls_early_data(true).build().expect("pool");
+    let get = |path: &str| {
+        http::Request::get(format!("{url}/too-early/{tag}/{path}"))
+            .body(String::new())
+            .expect("request")
+    };
+    assert_eq!(early_data_says(&pool, get("first")).await, "\n");
+    until_no_connection(&pool).await;
+    // Sent early, answered 425, sent again after the handshake: nginx says not early.
+    assert_eq!(early_data_says(&pool, get("again")).await, "\n");
+    let stats = pool.stats();
+    assert_eq!(stats.requests_retried, 1);
+    assert!(stats.origins[0].early_data_accepted >= 1, "{stats:?}");
+    let seen = logged(&tag).await;
+    let again = format!("/too-early/{tag}/again");
+    // Logged twice: the 425, which nginx did not process, and the 200.
+    assert_eq!(seen.get(&again), Some(&2), "{seen:?}");
+}
+
+/// The first request on a resumed dial, with early data on and off, through the relay: with
+/// it the request goes with the ClientHello (nginx says so), without it the request waits for
+/// the handshake. Prints both in round trips of the relay (a figure, not asserted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the servers of scripts/interop.sh"]
+async fn nginx_first_request_on_a_resumed_dial_with_early_data_on_and_off() {
+    trace_init();
+    let (_relay, url) = early_data_relay();
+    let tag = unique_tag("rtts");
+    let mut rtts = Vec::new();
+    for early in [true, false] {
+        let pool = builder().tls_early_data(early).build().expect("pool");
+        let get = |path: &str| {
+            http::Request::get(format!("{url}/{tag}/{early}-{path}"))
+                .body(String::new())
+                .expect("request")
+        };
+        assert_eq!(early_data_says(&pool, get("first")).await, "\n");
+        until_no_connection(&pool).await;
+        let started = std::time::Instant::now();
+        let said = early_data_says(&pool, get("second")).await;
+        rtts.push(started.elapsed().as_secs_f64() / EARLY_DATA_RTT.as_secs_f64());
+        assert_eq!(said, if early { "1\n" } else { "\n" });
+        let origin = &pool.stats().origins[0];
+        assert_eq!(origin.tls_resumed_handshakes, 1);
+        assert_eq!(origin.early_data_accepted, u64::from(early));
+    }
+    println!(
+        "first request on a resumed dial over a {:?} relay to nginx: {:.2} RTT with early data, \
+         {:.2} RTT without",
+        EARLY_DATA_RTT, rtts[0], rtts[1]
+    );
+}
+
+/// A resumed dial whose server goes silent after the ClientHello (the relay black-holes the
+/// connection): the connection fails once `tls_handshake_timeout` has passed, and the request
+/// that went as early data fails with it and is not sent again, by the pool or as
+/// [`Error::is_retry_safe`] (it may have reached the server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the servers of scripts/interop.sh"]
+async fn an_early_data_handshake_that_never_completes_fails_at_its_deadline() {
+    trace_init();
+    let (relay, url) = early_data_relay();
+    let tag = unique_tag("silent");
+    let pool = builder()
+        .tls_early_data(true)
+        .tls_handshake_timeout(Duration::from_millis(500))
+        .build()
+        .expect("pool");
+    let get = |path: &str| {
+        http::Request::get(format!("{url}/{tag}/{path}"))
+            .body(String::new())
+            .expect("request")
+    };
+    assert_eq!(early_data_says(&pool, get("first")).await, "\n");
+    until_no_connection(&pool).await;
+    relay.set_black_hole(true);
+    let error = pool.request(get("silent")).await.expect_err("no answer");
+    assert!(
+        matches!(&error, Error::ConnectionClosed { source, .. }
+            if source.to_string().contains("TLS handshake (with early data) not complete")),
+        "{error:?}"
+    );
+    assert!(!error.is_retry_safe());
+    let stats = pool.stats();
+    assert_eq!(stats.requests_retried, 0);
+    let origin = &stats.origins[0];
+    assert_eq!(
+        (origin.early_data_accepted, origin.early_data_rejected),
+        (0, 0)
+    );
+}

@@ -188,6 +188,10 @@ pub struct PoolConfig {
     /// Not used with [`tls_client_config`](Self::tls_client_config), whose own `resumption`
     /// applies. Default: 256 (rustls').
     pub tls_session_cache_size: usize,
+    /// Send replay-safe requests as TLS 1.3 early data (0-RTT) on dials that resume a session
+    /// whose ticket allows it. See [`PoolBuilder::tls_early_data`](crate::PoolBuilder::tls_early_data)
+    /// for the replay risk and which requests go early. Default: false.
+    pub tls_early_data: bool,
     /// The client certificate and key presented to servers that ask for one (mutual TLS).
     /// Set with [`PoolBuilder::tls_client_auth_pem`](crate::PoolBuilder::tls_client_auth_pem).
     /// Default: none.
@@ -337,6 +341,7 @@ impl Default for PoolConfig {
             tls_native_roots: false,
             tls_extra_ca_pem: Vec::new(),
             tls_session_cache_size: 256,
+            tls_early_data: false,
             tls_client_auth: None,
             tls_client_config: None,
             tls_key_log: false,

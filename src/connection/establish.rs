@@ -66,6 +66,7 @@ impl Connection {
             ended_in_use: AtomicBool::new(false),
             dial_failure_claimed: AtomicBool::new(false),
             client_certificate_required: Arc::clone(&dialed.client_certificate_required),
+            early_data: dialed.early.clone(),
             retire_at: config
                 .max_connection_lifetime
                 .map(|lifetime| Instant::now() + lifetime),

@@ -32,6 +32,7 @@ use tracing::debug;
 use crate::config::PoolConfig;
 use crate::connection_info::ConnectionInfo;
 use crate::counters::PoolCounters;
+use crate::early_data::EarlyHandshake;
 use crate::error::{Error, shared};
 use crate::origin::Origin;
 use crate::otel::OriginTelemetry;
@@ -135,6 +136,10 @@ pub(crate) struct Connection {
     /// requests that find the connection closed, and the failed dial it counts as, report
     /// [`Error::ClientCertificateRequired`] rather than a bare close.
     client_certificate_required: Arc<AtomicBool>,
+    /// Its TLS handshake, when the connection was dialed into TLS 1.3 early data: requests
+    /// that are not replay-safe wait for it (see `crate::early_data`). `None` otherwise, so a
+    /// connection that never was in early data costs a request no atomic load.
+    early_data: Option<Arc<EarlyHandshake>>,
     /// Creation + `max_connection_lifetime`.
     retire_at: Option<Instant>,
     /// Nanoseconds after `created` of the first lease (`u64::MAX` before it): from then on
@@ -187,6 +192,27 @@ pub(crate) struct ConnectionParams<'a> {
 }
 
 impl Connection {
+    /// Lets a handshake held for the first request go on (see `EarlyHandshake`): for a
+    /// connection dialed with nobody waiting for it.
+    pub(crate) fn release_early_data(&self) {
+        if let Some(early) = &self.early_data {
+            early.release();
+        }
+    }
+
+    /// The connection was dialed into TLS 1.3 early data (whether or not it is over).
+    pub(crate) fn dialed_into_early_data(&self) -> bool {
+        self.early_data.is_some()
+    }
+
+    /// The connection's TLS handshake while it is still under way with requests going as
+    /// early data; `None` once it ended (or when there was no early data).
+    pub(crate) fn early_handshake(&self) -> Option<&Arc<EarlyHandshake>> {
+        self.early_data
+            .as_ref()
+            .filter(|handshake| handshake.is_pending())
+    }
+
     /// Streams this connection may carry now: `min(peer limit, cap)`, 1 while provisional.
     pub(crate) fn stream_limit(&self) -> usize {
         match self.peer_limit() {
@@ -314,6 +340,10 @@ impl Connection {
     /// through the origin, which hands the slot straight to the longest waiter.
     pub(crate) fn release(this: &Arc<Connection>) {
         this.counters.handles_outstanding.decrement();
+        if let Some(early) = &this.early_data {
+            // A lease given back unused must not leave the handshake held.
+            early.release();
+        }
         let slot = &this.slot;
         if this.h1_busy() && !this.is_draining() {
             // HTTP/1.1 with the response not yet finished on the wire: the slot is no use to

@@ -34,12 +34,13 @@ use self::race::{ATTEMPT_DELAY, ConnectAttempts, TcpOptions, interleave, race};
 use self::tls_config::{ALPN_H2, ALPN_HTTP1};
 use crate::config::{Cleartext, PoolConfig};
 use crate::connection_info::{TlsInfo, TlsVersion};
+use crate::early_data::{EarlyHandshake, HandshakeCounts};
 use crate::error::{Error, TimeoutKind, shared};
 use crate::origin::{Origin, Scheme};
 use crate::protocol::Protocol;
 use crate::proxy::{Route, Routes, Tunnel};
 use crate::resolver::{Lookup, SharedResolver};
-use crate::transport::{TlsTransport, Transport};
+use crate::transport::{EarlyWatch, TlsTransport, Transport};
 
 /// A stream ready for HTTP, with the protocol to speak and how long the phases took.
 pub(crate) struct Dialed {
@@ -51,8 +52,12 @@ pub(crate) struct Dialed {
     /// TLS handshake; zero for cleartext.
     pub(crate) tls_time: Duration,
     /// The TLS handshake resumed an earlier session (no certificate was sent or verified);
-    /// `None` for cleartext.
+    /// `None` for cleartext, and for a dial still in early data (its handshake counts itself
+    /// when it ends).
     pub(crate) resumed: Option<bool>,
+    /// The handshake still under way while requests go as TLS 1.3 early data; `None` when
+    /// the dial completed its handshake (see `crate::early_data`).
+    pub(crate) early: Option<Arc<EarlyHandshake>>,
     /// The address the TCP race was won by (the proxy's, for a tunnel).
     pub(crate) peer: SocketAddr,
     /// The proxy the connection is tunnelled through; `None` when dialed directly.
@@ -82,6 +87,9 @@ pub(crate) struct Connector {
     lookup: Lookup,
     tcp: TcpOptions,
     tls: TlsConnector,
+    /// The same configuration with tokio-rustls' early data on: `connect` resolves right after
+    /// the ClientHello when the session allows early data. `None` unless opted in.
+    tls_early: Option<TlsConnector>,
     connect_timeout: Duration,
     tls_handshake_timeout: Duration,
     h2_only: bool,
@@ -115,6 +123,9 @@ impl Connector {
                 nodelay: config.tcp_nodelay,
                 keepalive: config.tcp_keepalive,
             },
+            tls_early: config
+                .tls_early_data
+                .then(|| TlsConnector::from(Arc::new(tls.clone())).early_data(true)),
             tls: TlsConnector::from(Arc::new(tls)),
             connect_timeout: config.connect_timeout,
             tls_handshake_timeout: config.tls_handshake_timeout,
@@ -141,12 +152,17 @@ impl Connector {
     /// `nth` is how many dials the origin started before this one: the race starts at the
     /// `nth` address (modulo their number, within each family; see [`interleave`]), so an
     /// origin's connections spread over the addresses its name (or its proxy's) has.
-    #[instrument(level = "debug", skip(self, route), fields(origin = %origin, proxy = ?route.proxy()))]
+    ///
+    /// `early_data`: the origin's handshake counts, when this dial may send HTTP/2 as TLS 1.3
+    /// early data (opted in, and the origin's last connection spoke HTTP/2); the dial then
+    /// returns before the handshake completes if the resumed session allows early data.
+    #[instrument(level = "debug", skip(self, route, early_data), fields(origin = %origin, proxy = ?route.proxy()))]
     pub(crate) async fn dial(
         &self,
         origin: &Origin,
         route: &Route,
         nth: usize,
+        early_data: Option<&Arc<HandshakeCounts>>,
     ) -> Result<Dialed, Error> {
         // Checked before dialing, so a name TLS cannot use never opens a socket.
         let security = match cleartext_protocol(self.cleartext, origin)? {
@@ -185,6 +201,7 @@ impl Connector {
                     tcp_time,
                     tls_time: Duration::ZERO,
                     resumed: None,
+                    early: None,
                     peer,
                     proxy,
                     local,
@@ -195,7 +212,11 @@ impl Connector {
         };
 
         let tls_started = Instant::now();
-        let handshake = WatchedHandshake::new(self.tls.connect(server_name, tcp));
+        let connector = match (early_data, &self.tls_early) {
+            (Some(_), Some(early)) => early,
+            _ => &self.tls,
+        };
+        let handshake = WatchedHandshake::new(connector.connect(server_name, tcp));
         let stream = match tokio::time::timeout(self.tls_handshake_timeout, handshake).await {
             Err(_) => {
                 return Err(Error::Timeout {
@@ -214,6 +235,47 @@ impl Connector {
             Ok((Ok(stream), _)) => stream,
         };
         let tls_time = tls_started.elapsed();
+        // With early data on, tokio-rustls resolves `connect` before the handshake only when
+        // the resumed session allows early data; then the rest of the handshake happens as
+        // the connection writes, under the transport's deadline.
+        if let Some(counts) = early_data
+            && stream.get_ref().1.is_handshaking()
+        {
+            let early = EarlyHandshake::new(Arc::clone(counts));
+            let client_certificate_required = Arc::new(AtomicBool::new(false));
+            debug!(%peer, ?tcp_time, "dialed; HTTP/2 goes as early data");
+            let deadline = tls_started + self.tls_handshake_timeout;
+            return Ok(Dialed {
+                stream: Transport::Tls(Box::new(TlsTransport::new(
+                    stream,
+                    Arc::clone(&client_certificate_required),
+                    Some(EarlyWatch::new(
+                        Arc::clone(&early),
+                        deadline,
+                        self.tls_handshake_timeout,
+                        ALPN_H2,
+                    )),
+                ))),
+                client_certificate_required,
+                // The session's ALPN: only an origin whose last connection spoke HTTP/2 is
+                // dialed with early data (the transport fails the connection otherwise).
+                protocol: Protocol::Http2,
+                tcp_time,
+                tls_time,
+                resumed: None,
+                early: Some(early),
+                peer,
+                proxy,
+                local,
+                tls: Some(TlsInfo {
+                    version: Some(TlsVersion::Tls13),
+                    alpn: Some(ALPN_H2),
+                    resumed: true,
+                }),
+                // Coalescing needs the certificate, which a resumed handshake does not show.
+                end_entity: None,
+            });
+        }
         let resumed = stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
 
         // The selected protocol as the pool's own constant, so the connection's info keeps it
@@ -261,12 +323,14 @@ impl Connector {
             stream: Transport::Tls(Box::new(TlsTransport::new(
                 stream,
                 Arc::clone(&client_certificate_required),
+                None,
             ))),
             client_certificate_required,
             protocol,
             tcp_time,
             tls_time,
             resumed: Some(resumed),
+            early: None,
             peer,
             proxy,
             local,

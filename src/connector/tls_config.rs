@@ -36,6 +36,11 @@ pub(super) fn client_config(config: &PoolConfig) -> Result<ClientConfig, Error> 
     // Noticed, so that a TLS 1.2 server's bare refusal can be named (see the module).
     tls.client_auth_cert_resolver =
         Arc::new(Unanswered(Arc::clone(&tls.client_auth_cert_resolver)));
+    if config.tls_early_data {
+        // Offered only on resumption with a ticket that allows it; what goes early is the
+        // pool's choice (`crate::early_data`).
+        tls.enable_early_data = true;
+    }
     if config.tls_key_log {
         tls.key_log = Arc::new(KeyLogFile::new());
     }

@@ -35,6 +35,9 @@ pub(crate) enum Evidence {
     /// The request went on another origin's connection (HTTP/2 coalescing) and that server
     /// answered `421 Misdirected Request`: this origin must not be coalesced onto again.
     Misdirected(Origin),
+    /// The request went as TLS 1.3 early data and the server answered `425 Too Early`: it
+    /// did not process it (RFC 8470 §5.2).
+    TooEarly,
 }
 
 impl SendFailure {
@@ -99,6 +102,22 @@ impl SendFailure {
             },
             replay: Some(Box::new(replay)),
             evidence: Evidence::Misdirected(conn.origin.clone()),
+        }
+    }
+
+    /// `conn`'s server answered `425 Too Early` to `replay`, sent as early data.
+    pub(crate) fn too_early(conn: &Connection, replay: Outgoing) -> SendFailure {
+        SendFailure {
+            error: Error::Protocol {
+                origin: conn.origin.clone(),
+                reason: format!(
+                    "425 Too Early for {} on connection {} (sent as TLS early data)",
+                    replay.head.uri, conn.id
+                ),
+                source: None,
+            },
+            replay: Some(Box::new(replay)),
+            evidence: Evidence::TooEarly,
         }
     }
 

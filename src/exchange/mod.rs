@@ -23,6 +23,7 @@ use tracing::trace;
 
 use crate::body::Body;
 use crate::connection::{Connection, Wire};
+use crate::early_data::{self, NoEarlyData};
 use crate::error::TimeoutKind;
 use crate::error::{Error, shared};
 use crate::lease::LeaseRef;
@@ -38,7 +39,7 @@ pub(crate) use failure::{Evidence, SendFailure};
 use failure::H2Failure;
 use h1::send_h1;
 
-type H1Future = Pin<Box<dyn Future<Output = Result<Response<Body>, SendFailure>> + Send>>;
+type BoxedExchange = Pin<Box<dyn Future<Output = Result<Response<Body>, SendFailure>> + Send>>;
 
 /// A request on its way: the response head is awaited, the body (if any) is being written.
 pub(crate) struct Exchange {
@@ -59,7 +60,10 @@ enum State {
         /// `connection/head_watch.rs`): no timer of its own.
         ticket: Option<u64>,
     },
-    H1(H1Future),
+    H1(BoxedExchange),
+    /// HTTP/2 on a connection still in TLS early data, for a request that must not go early:
+    /// sent once the handshake completed (see `crate::early_data`).
+    AfterHandshake(BoxedExchange),
     /// Failed before anything was awaited.
     Failed(Option<SendFailure>),
 }
@@ -112,7 +116,27 @@ pub(crate) fn start(
             // connection-error check that `send_request` makes itself (h2
             // `Streams::send_request`).
             let sender = sender.clone();
-            start_h2(sender, lease, request, replayable, sent_before, limits)
+            // One branch on an `Option` for a connection that never was in early data.
+            match conn.early_handshake() {
+                None => start_h2(sender, lease, request, replayable, sent_before, limits),
+                Some(handshake) if early_data::replay_safe(&request) => {
+                    let handshake = Arc::clone(handshake);
+                    let state = start_h2(sender, lease, request, replayable, sent_before, limits);
+                    // The request is in h2's hands: the ClientHello may go, and it with it.
+                    handshake.release();
+                    state
+                }
+                Some(handshake) => {
+                    let handshake = Arc::clone(handshake);
+                    handshake.release();
+                    State::AfterHandshake(Box::pin(async move {
+                        handshake.completed().await;
+                        let state =
+                            start_h2(sender, lease, request, replayable, sent_before, limits);
+                        Exchange { state }.await
+                    }))
+                }
+            }
         }
         Wire::H1(_) => State::H1(Box::pin(send_h1(lease, request, limits))),
     };
@@ -304,7 +328,7 @@ impl Future for Exchange {
                     None => response,
                 }))
             }
-            State::H1(future) => future.as_mut().poll(cx),
+            State::H1(future) | State::AfterHandshake(future) => future.as_mut().poll(cx),
             State::Failed(failure) => match failure.take() {
                 Some(failure) => Poll::Ready(Err(failure)),
                 None => Poll::Ready(Err(polled_after_completion())),
@@ -344,7 +368,9 @@ impl Exchange {
     fn time_out(&mut self, deadline: Deadline) -> SendFailure {
         let conn = match &self.state {
             State::H2(exchange) => exchange.lease.as_ref().map(|l| Arc::clone(l.conn())),
-            State::H2Bare { .. } | State::H1(_) | State::Failed(_) => None,
+            State::H2Bare { .. } | State::H1(_) | State::AfterHandshake(_) | State::Failed(_) => {
+                None
+            }
         };
         self.state = State::Failed(None);
         match conn {
@@ -405,6 +431,20 @@ fn finish_h2(
         Ok(response) => {
             let conn = lease.conn();
             conn.record_response();
+            let replay = match replay {
+                Some(mut replay)
+                    if response.status().as_u16() == TOO_EARLY && conn.dialed_into_early_data() =>
+                {
+                    // Not processed (RFC 8470 §5.2: a server answers 425 only to a request it
+                    // got as early data, which only such a connection sends; the connection,
+                    // not the request, carries the mark, to keep the request future small).
+                    // `crate::retry` sends it again, and the mark on the request keeps it out
+                    // of early data on whatever connection takes it.
+                    replay.head.extensions.insert(NoEarlyData);
+                    return Err(SendFailure::too_early(conn, replay));
+                }
+                other => other,
+            };
             if response.status() == http::StatusCode::MISDIRECTED_REQUEST
                 && let Some(replay) = replay
                 && !conn.origin.matches_uri(&replay.head.uri)
@@ -439,6 +479,9 @@ fn finish_h2(
         }
     }
 }
+
+/// `425 Too Early` (RFC 8470; `http` has no constant for it).
+const TOO_EARLY: u16 = 425;
 
 /// A request body's own error, kept as the cause of [`Error::Request`].
 #[derive(Debug)]

@@ -1,7 +1,7 @@
 //! Dialing: the planned dials as tasks of their own, prewarm, and one connection's dial
 //! (TCP, TLS, the HTTP/2 or HTTP/1.1 handshake) under the handshake timeout.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -16,13 +16,6 @@ use crate::connection::{Connection, ConnectionParams, SlotEvents};
 use crate::error::{Error, TimeoutKind};
 use crate::prewarm::WarmedOrigin;
 use crate::protocol::Protocol;
-
-/// An origin's TLS handshakes, by kind.
-#[derive(Debug, Default)]
-pub(super) struct HandshakeCounts {
-    pub(super) full: AtomicU64,
-    pub(super) resumed: AtomicU64,
-}
 
 /// What a dial produced, for prewarm reports.
 pub(super) struct DialReport {
@@ -185,7 +178,11 @@ impl OriginPool {
                                 conn.mark_closed();
                                 (Ok(dial_report), Vec::new(), Some(conn), DialPlan::default())
                             } else {
-                                let wakers = st.add(conn);
+                                let wakers = st.add(Arc::clone(&conn));
+                                if conn.slot.active() == 0 {
+                                    // No waiter took it: nothing to hold the handshake for.
+                                    conn.release_early_data();
+                                }
                                 // Waiters this connection cannot serve may need more.
                                 let plan = st.plan_dials(&pool.ctx.config, None, Instant::now());
                                 (Ok(dial_report), wakers, None, plan)
@@ -215,16 +212,19 @@ impl OriginPool {
     async fn dial(self: &Arc<Self>) -> Result<(Arc<Connection>, DialReport), Error> {
         // Dial k starts its race at the origin's k-th address (see `connector::race`).
         let nth = self.dials_started.fetch_add(1, Ordering::Relaxed);
+        let early_data = (self.ctx.config.tls_early_data && self.spoke_h2.load(Ordering::Relaxed))
+            .then_some(&self.handshakes);
         let dialed = self
             .ctx
             .connector
-            .dial(&self.origin, &self.route, nth)
+            .dial(&self.origin, &self.route, nth, early_data)
             .await?;
-        match dialed.resumed {
-            Some(true) => self.handshakes.resumed.fetch_add(1, Ordering::Relaxed),
-            Some(false) => self.handshakes.full.fetch_add(1, Ordering::Relaxed),
-            None => 0,
-        };
+        if let Some(resumed) = dialed.resumed {
+            // A dial still in early data counts its handshake when it ends.
+            self.handshakes.record(resumed);
+            self.spoke_h2
+                .store(dialed.protocol == Protocol::Http2, Ordering::Relaxed);
+        }
         let report = DialReport {
             protocol: dialed.protocol,
             tcp_time: dialed.tcp_time,

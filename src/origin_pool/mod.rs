@@ -21,7 +21,7 @@ mod state;
 mod wait_queue;
 
 use std::pin::pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Waker;
 use std::time::{Duration, Instant};
@@ -33,6 +33,7 @@ use crate::config::PoolConfig;
 use crate::connection::{Connection, SlotEvents};
 use crate::connector::Connector;
 use crate::counters::PoolCounters;
+use crate::early_data::HandshakeCounts;
 use crate::error::Error;
 use crate::origin::Origin;
 use crate::otel::OriginTelemetry;
@@ -83,8 +84,12 @@ pub(crate) struct OriginPool {
     drained: Notify,
     /// The queue's waiting count, read by releases without the lock.
     waiting: Arc<AtomicUsize>,
-    /// TLS handshakes of this origin's dials, full and resumed.
-    handshakes: dialing::HandshakeCounts,
+    /// TLS handshakes of this origin's dials, full and resumed, and their early data's fate
+    /// (shared with the connections still in early data, which count theirs when it ends).
+    handshakes: Arc<HandshakeCounts>,
+    /// The origin's last completed handshake chose HTTP/2: the protocol a dial may send as
+    /// TLS early data before the server's ALPN answer (see `crate::early_data`).
+    spoke_h2: AtomicBool,
     /// Dials started so far: the next one starts its address race at this index, so the
     /// origin's connections spread over its addresses.
     dials_started: AtomicUsize,
@@ -120,7 +125,8 @@ impl OriginPool {
             waiting: state.queue().hint(),
             state: Mutex::new(state),
             drained: Notify::new(),
-            handshakes: dialing::HandshakeCounts::default(),
+            handshakes: Arc::default(),
+            spoke_h2: AtomicBool::new(false),
             dials_started: AtomicUsize::new(0),
             coalescing: Mutex::default(),
         }
@@ -238,6 +244,8 @@ impl OriginPool {
             learned_request_budget: self.budget.learned(),
             tls_full_handshakes: self.handshakes.full.load(Ordering::Relaxed),
             tls_resumed_handshakes: self.handshakes.resumed.load(Ordering::Relaxed),
+            early_data_accepted: self.handshakes.early_data_accepted.load(Ordering::Relaxed),
+            early_data_rejected: self.handshakes.early_data_rejected.load(Ordering::Relaxed),
             dial_failures_in_row: st.dial_failures_in_row(),
             telemetry: self.telemetry.snapshot(),
         }

@@ -26,6 +26,10 @@
 //!   dispatcher this did not hold: hyper hands the connection's GOAWAY error to a request whose
 //!   stream h2 had already opened; that is why the pool drives h2 itself.)
 //!
+//! - **425 Too Early** to a request sent as TLS 1.3 early data ([RFC 8470 §5.2]: the server
+//!   did not process it). It goes again marked [`NoEarlyData`](crate::NoEarlyData), so only
+//!   after a handshake completed.
+//!
 //! HTTP/1.1, through hyper's `client::conn::http1`:
 //!
 //! - hyper handed the request back unsent (`TrySendError::take_message`), or the connection
@@ -40,6 +44,7 @@
 //! stream was never opened is still untouched and goes out whole on the retry.
 //!
 //! [RFC 9113 §8.7]: https://www.rfc-editor.org/rfc/rfc9113#section-8.7
+//! [RFC 8470 §5.2]: https://www.rfc-editor.org/rfc/rfc8470#section-5.2
 //! [RFC 9113 §6.8]: https://www.rfc-editor.org/rfc/rfc9113#section-6.8
 
 use std::sync::Arc;
@@ -140,7 +145,9 @@ pub(crate) fn decide(failure: SendFailure, sent_on: u64, budgets: &mut Budgets) 
     let (refused_on, stop_coalescing_onto) = match &evidence {
         Evidence::AboveLastStreamId(conn) => (Some(Arc::clone(conn)), None),
         Evidence::Misdirected(origin) => (None, Some(origin.clone())),
-        Evidence::None | Evidence::NeverSent | Evidence::Refused => (None, None),
+        Evidence::None | Evidence::NeverSent | Evidence::Refused | Evidence::TooEarly => {
+            (None, None)
+        }
     };
     // A server that wants a client certificate the pool does not have refuses every
     // connection the same way: sending again would only meet the backoff.
