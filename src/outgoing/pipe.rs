@@ -12,8 +12,8 @@ use crate::timeouts::{Deadline, Limits, PhaseClock};
 
 use super::OutBody;
 
-/// Writes an [`OutBody`] into an h2 stream: one frame at a time, each once h2 has granted
-/// flow-control capacity for it, trailers last. Watches for the peer resetting the stream,
+/// Writes an [`OutBody`] into an h2 stream: each chunk in the pieces h2 grants flow-control
+/// capacity for, trailers last. Watches for the peer resetting the stream,
 /// and resets it itself when no capacity comes for `write_timeout`.
 pub(crate) struct Pipe {
     body: OutBody,
@@ -66,10 +66,14 @@ impl Future for Pipe {
                     Err(e) => e,
                 })));
             }
-            if let Some((chunk, end)) = this.pending.take() {
-                // Capacity is claimed one byte at a time and raised by `send_data` to the
-                // chunk's length, so a stalled body never pins connection window (hyper #4003).
-                if this.tx.capacity() == 0 {
+            if let Some((mut chunk, end)) = this.pending.take() {
+                // h2 is handed only what the peer's window has room for, so the body counts as
+                // written (and the response head's deadline starts) only once the window took
+                // all of it; a window that never opens ends in the write deadline, whatever
+                // the chunk's size. Capacity is asked for only with data in hand, so a stalled
+                // body never pins connection window (hyper #4003).
+                let mut granted = this.tx.capacity();
+                if granted == 0 {
                     match this.tx.poll_capacity(cx) {
                         Poll::Pending => {
                             this.pending = Some((chunk, end));
@@ -81,10 +85,9 @@ impl Future for Pipe {
                             }
                             return Poll::Pending;
                         }
-                        Poll::Ready(Some(Ok(_))) => {
+                        Poll::Ready(Some(Ok(n))) => {
                             this.clock.progress();
-                            this.pending = Some((chunk, end));
-                            continue;
+                            granted = n;
                         }
                         Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(PipeError::Stream(e))),
                         Poll::Ready(None) => {
@@ -93,8 +96,21 @@ impl Future for Pipe {
                             ))));
                         }
                     }
+                    if granted == 0 {
+                        this.pending = Some((chunk, end));
+                        continue;
+                    }
                 }
-                this.tx.send_data(chunk, end).map_err(PipeError::Stream)?;
+                let piece = chunk.split_to(granted.min(chunk.len()));
+                let last = chunk.is_empty();
+                this.tx
+                    .send_data(piece, end && last)
+                    .map_err(PipeError::Stream)?;
+                if !last {
+                    this.tx.reserve_capacity(chunk.len());
+                    this.pending = Some((chunk, end));
+                    continue;
+                }
                 if end {
                     return Poll::Ready(Ok(()));
                 }
@@ -125,7 +141,7 @@ impl Future for Pipe {
                             continue;
                         }
                         let chunk = chunk.copy_to_bytes(chunk.remaining());
-                        this.tx.reserve_capacity(1);
+                        this.tx.reserve_capacity(chunk.len());
                         this.pending = Some((chunk, end));
                     }
                     Err(frame) => {
