@@ -294,8 +294,7 @@ const IN_USE_WITHIN: Duration = Duration::from_secs(1);
 /// `conn` left the table, ended by the server or an error (`not_a_failed_dial`: it did not
 /// count as a failed dial). If it served and was in use, its replacement is dialed now rather
 /// than when the next request finds nothing (`OriginState::plan_replacement`), and an end in
-/// good order with a stream on it is an observation of the server's budget (see
-/// `request_budget.rs`). Called when
+/// good order is an observation of the server's budget (see `request_budget.rs`). Called when
 /// it closed or, if it was closed before its first response was read, once that was settled.
 fn replace_ended(
     st: &mut OriginState<Connection>,
@@ -309,10 +308,12 @@ fn replace_ended(
     if !in_use {
         return ReservedDials::default();
     }
-    // An observation of the server's budget only with a stream on it: a connection idle for
-    // a moment may have met the server's idle timeout, which is no budget. (A request that met
-    // the GOAWAY noted it already: `exchange::start_h2`.)
-    if conn.peer_ended() && conn.slot.active() > 0 {
+    // In use within `IN_USE_WITHIN`: a server's budget GOAWAY ends a connection a round trip
+    // or two after its last response (hyper's graceful shutdown waits for a PING), while idle
+    // timeouts are far longer (nginx 75 s). A server idling connections out in under a second
+    // under steady traffic would be taken for a budget: rotations off the request path, never
+    // failures.
+    if conn.peer_ended() {
         conn.note_ended_in_use();
     }
     if conn.replacement_asked() {
