@@ -5,8 +5,8 @@
 //! A copy of plain data rather than a clone of a shared `Arc`: every request on a connection
 //! would otherwise write the same reference count, a cache line the workers sending on that
 //! connection pass between them (the reason `exchange::start` borrows the connection from
-//! the lease instead of cloning it). The one shared part is the proxy's name, present only for
-//! connections that tunnel through a proxy.
+//! the lease instead of cloning it). The one shared part is the proxy's origin (an `Arc`
+//! inside), present only for connections that tunnel through a proxy.
 //!
 //! Attaching it costs what any response extension costs: `http::Extensions` boxes the value and,
 //! on a response that has no extension yet (every response h2 and hyper hand over), allocates
@@ -17,8 +17,8 @@
 //! on the same two steps for its `HttpInfo`.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
+use crate::origin::Origin;
 use crate::protocol::Protocol;
 
 /// The connection a response came on: which one, between which addresses, how it was
@@ -51,7 +51,7 @@ pub struct ConnectionInfo {
     protocol: Protocol,
     tls: Option<TlsInfo>,
     coalesced: bool,
-    proxy: Option<Arc<str>>,
+    proxy: Option<Origin>,
 }
 
 /// What the TLS handshake of a connection settled.
@@ -102,7 +102,7 @@ impl ConnectionInfo {
         local: SocketAddr,
         protocol: Protocol,
         tls: Option<TlsInfo>,
-        proxy: Option<Arc<str>>,
+        proxy: Option<Origin>,
     ) -> ConnectionInfo {
         ConnectionInfo {
             id,
@@ -169,9 +169,10 @@ impl ConnectionInfo {
         self.coalesced
     }
 
-    /// The proxy the connection tunnels through, if any.
-    pub fn proxy(&self) -> Option<&str> {
-        self.proxy.as_deref()
+    /// The HTTP proxy (`http://host:port`, without credentials) the connection tunnels
+    /// through with CONNECT, if any.
+    pub fn proxy(&self) -> Option<&Origin> {
+        self.proxy.as_ref()
     }
 }
 

@@ -38,8 +38,11 @@ use crate::outgoing::{OutBody, Outgoing};
 /// twice would matter: early data can be replayed by an attacker ([RFC 8446 §8]).
 ///
 /// ```
-/// let mut request = http::Request::get("https://example.com/once").body(()).unwrap();
+/// # fn main() -> Result<(), http::Error> {
+/// let mut request = http::Request::get("https://example.com/once").body(())?;
 /// request.extensions_mut().insert(https_pool::NoEarlyData);
+/// # Ok(())
+/// # }
 /// ```
 ///
 /// [RFC 8446 §8]: https://www.rfc-editor.org/rfc/rfc8446#section-8

@@ -70,42 +70,24 @@ impl PoolStats {
             metrics::LEARNED_REQUEST_BUDGET,
             per_origin(&|o| o.learned_request_budget.unwrap_or(0).to_string()),
         ));
-        let handshakes = self
-            .origins
-            .iter()
-            .flat_map(|o| {
-                let origin = escape_label(&o.origin.to_string());
+        families.push((
+            metrics::TLS_HANDSHAKES,
+            per_origin_by(&self.origins, "kind", |o| {
                 [
                     ("full", o.tls_full_handshakes),
                     ("resumed", o.tls_resumed_handshakes),
                 ]
-                .map(|(kind, n)| {
-                    (
-                        format!("{{origin=\"{origin}\",kind=\"{kind}\"}}"),
-                        n.to_string(),
-                    )
-                })
-            })
-            .collect();
-        families.push((metrics::TLS_HANDSHAKES, handshakes));
-        let early_data = self
-            .origins
-            .iter()
-            .flat_map(|o| {
-                let origin = escape_label(&o.origin.to_string());
+            }),
+        ));
+        families.push((
+            metrics::TLS_EARLY_DATA,
+            per_origin_by(&self.origins, "outcome", |o| {
                 [
                     ("accepted", o.early_data_accepted),
                     ("rejected", o.early_data_rejected),
                 ]
-                .map(|(outcome, n)| {
-                    (
-                        format!("{{origin=\"{origin}\",outcome=\"{outcome}\"}}"),
-                        n.to_string(),
-                    )
-                })
-            })
-            .collect();
-        families.push((metrics::TLS_EARLY_DATA, early_data));
+            }),
+        ));
         for (family, summary) in [
             (metrics::ACQUIRE_DURATION, &self.acquire_latency),
             (metrics::TIME_IN_QUEUE, &self.time_in_queue),
@@ -260,6 +242,27 @@ fn histogram_samples(
 
 /// `{key="value",…}` with OpenTelemetry attribute names made Prometheus label names (dots
 /// to underscores) and the values escaped.
+/// One sample per origin and value of a second label (`kind`, `outcome`):
+/// `{origin="…",label="…"}`.
+fn per_origin_by<const N: usize>(
+    origins: &[OriginStats],
+    label: &str,
+    values: impl Fn(&OriginStats) -> [(&'static str, u64); N],
+) -> Vec<(String, String)> {
+    origins
+        .iter()
+        .flat_map(|o| {
+            let origin = escape_label(&o.origin.to_string());
+            values(o).map(|(value, n)| {
+                (
+                    format!("{{origin=\"{origin}\",{label}=\"{value}\"}}"),
+                    n.to_string(),
+                )
+            })
+        })
+        .collect()
+}
+
 fn label_set(attributes: &[(&'static str, String)]) -> String {
     let pairs: Vec<String> = attributes
         .iter()

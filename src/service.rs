@@ -46,10 +46,10 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// use bytes::Bytes;
 /// use http_body_util::Empty;
 /// use tower::{Service, ServiceExt};
-/// # async fn run() -> Result<(), https_pool::Error> {
+/// # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 /// let pool = https_pool::ConnectionPoolManager::builder().build()?;
 /// let mut svc = pool.service("https://api.example.com")?;
-/// let request = http::Request::get("/v1/items").body(Empty::<Bytes>::new()).expect("request");
+/// let request = http::Request::get("/v1/items").body(Empty::<Bytes>::new())?;
 /// let response = svc.ready().await?.call(request).await?;
 /// # let _ = response;
 /// # Ok(())

@@ -297,7 +297,7 @@ pub struct PoolConfig {
     /// Hosts dialed directly although a proxy is set, in `NO_PROXY` syntax, matched as curl
     /// and reqwest do: comma-separated entries, whitespace trimmed, case ignored; a domain
     /// (leading dot optional) matches itself and its subdomains, not names that merely end with
-    /// it; IP addresses and CIDR blocks (`10.0.0.0/8`, `::1`) match an origin written as an IP;
+    /// it; IP addresses and CIDR blocks (`198.51.100.0/24`, `::1`) match an origin written as an IP;
     /// `*` matches every host. Ports are not matched: an entry with one matches nothing.
     /// Default: `None` (no exclusions, or `NO_PROXY` with `proxy_from_env`).
     pub no_proxy: Option<String>,

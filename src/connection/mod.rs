@@ -90,8 +90,6 @@ pub(crate) struct Connection {
     pub(crate) protocol: Protocol,
     /// The address the socket is connected to (the proxy's, when tunnelled).
     pub(crate) peer: std::net::SocketAddr,
-    /// The proxy this connection is tunnelled through; `None` when direct.
-    pub(crate) proxy: Option<Origin>,
     /// What every response on it carries (addresses, TLS, proxy), built once.
     info: ConnectionInfo,
     /// The server's end-entity certificate, kept only for HTTP/2 coalescing.
@@ -413,6 +411,11 @@ impl Connection {
         }
     }
 
+    /// True when the connection tunnels through a proxy.
+    pub(crate) fn is_tunnelled(&self) -> bool {
+        self.info.proxy().is_some()
+    }
+
     /// The info a response on this connection carries; `coalesced` when the request was
     /// another origin's.
     pub(crate) fn info_for_response(&self, coalesced: bool) -> ConnectionInfo {
@@ -433,7 +436,7 @@ impl Connection {
             id: self.id,
             protocol: self.protocol,
             peer_addr: self.peer,
-            proxy: self.proxy.clone(),
+            proxy: self.info.proxy().cloned(),
             local_addr: self.info.local_addr(),
             tls_version: self.info.tls_version(),
             tls_resumed: self.info.tls_resumed(),

@@ -41,7 +41,7 @@ pub(crate) fn serves(conn: &Connection, origin: &Origin, ips: &[IpAddr]) -> bool
     // A tunnelled connection's socket goes to the proxy, so its address says nothing about
     // the server behind it; and a connection must not carry requests across routes.
     if conn.protocol != Protocol::Http2
-        || conn.proxy.is_some()
+        || conn.is_tunnelled()
         || conn.is_closed()
         || conn.origin.scheme() != Scheme::Https
         || origin.scheme() != Scheme::Https

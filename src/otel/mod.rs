@@ -121,7 +121,7 @@ const ERROR_TYPES: [&str; 23] = [
     "proxy_connect",
 ];
 
-fn error_type_index(error: &Error) -> usize {
+fn error_type_index(error: &Error) -> u8 {
     // Exhaustive on purpose: a new variant must choose its name here.
     match error {
         Error::InvalidUrl { .. } => 0,
@@ -152,7 +152,15 @@ fn error_type_index(error: &Error) -> usize {
 
 /// The `error.type` of a failed request: the [`Error`] variant in snake case.
 pub(crate) fn error_type(error: &Error) -> &'static str {
-    ERROR_TYPES[error_type_index(error)]
+    error_type_name(error_type_index(error))
+}
+
+/// The `error.type` at `index` in [`ERROR_TYPES`].
+fn error_type_name(index: u8) -> &'static str {
+    ERROR_TYPES
+        .get(usize::from(index))
+        .copied()
+        .unwrap_or("_OTHER")
 }
 
 /// The `network.protocol.version` of a protocol.
@@ -168,24 +176,22 @@ pub(crate) fn protocol_version(protocol: Protocol) -> &'static str {
 pub(crate) enum Outcome {
     /// A response head with this status code.
     Status(u16),
-    /// An error of this `error.type`.
-    Error(&'static str),
+    /// An error of this `error.type` (its index in [`ERROR_TYPES`]).
+    Error(u8),
 }
 
 impl Outcome {
     fn slot(self) -> usize {
         match self {
             Outcome::Status(code) => usize::from(code.clamp(100, 999) - 100),
-            Outcome::Error(name) => {
-                STATUS_SLOTS + ERROR_TYPES.iter().position(|n| *n == name).unwrap_or(0)
-            }
+            Outcome::Error(index) => STATUS_SLOTS + usize::from(index),
         }
     }
 
     fn from_slot(slot: usize) -> Outcome {
         match slot.checked_sub(STATUS_SLOTS) {
             None => Outcome::Status(100 + slot as u16),
-            Some(i) => Outcome::Error(ERROR_TYPES.get(i).copied().unwrap_or("_OTHER")),
+            Some(i) => Outcome::Error(u8::try_from(i).unwrap_or(u8::MAX)),
         }
     }
 }
@@ -221,7 +227,9 @@ pub(crate) fn request_attributes(
                 attributes.push(("error.type", code.to_string()));
             }
         }
-        Outcome::Error(name) => attributes.push(("error.type", name.to_owned())),
+        Outcome::Error(index) => {
+            attributes.push(("error.type", error_type_name(index).to_owned()));
+        }
     }
     attributes
 }
@@ -439,7 +447,7 @@ impl RequestClock {
         telemetry.record_request(
             usize::from(self.method),
             leased_on,
-            Outcome::Error(error_type(error)),
+            Outcome::Error(error_type_index(error)),
             self.started.elapsed(),
         );
     }
@@ -457,8 +465,8 @@ mod tests {
             let outcome = Outcome::Status(code);
             assert_eq!(Outcome::from_slot(outcome.slot()), outcome);
         }
-        for name in ERROR_TYPES {
-            let outcome = Outcome::Error(name);
+        for index in 0..ERROR_TYPES.len() as u8 {
+            let outcome = Outcome::Error(index);
             assert!(outcome.slot() < OUTCOME_SLOTS);
             assert_eq!(Outcome::from_slot(outcome.slot()), outcome);
         }
@@ -481,7 +489,11 @@ mod tests {
         let ms = Duration::from_millis(1);
         telemetry.record_request(get, Some(Protocol::Http2), Outcome::Status(200), ms);
         telemetry.record_request(get, Some(Protocol::Http2), Outcome::Status(200), ms);
-        telemetry.record_request(get, None, Outcome::Error("pool_exhausted"), ms);
+        let pool_exhausted = ERROR_TYPES
+            .iter()
+            .position(|n| *n == "pool_exhausted")
+            .expect("a listed error.type") as u8;
+        telemetry.record_request(get, None, Outcome::Error(pool_exhausted), ms);
         telemetry.record_connection(Protocol::Http2, Duration::from_secs(3));
         let snap = telemetry.snapshot();
         assert_eq!(snap.requests.len(), 2);

@@ -200,24 +200,24 @@ mod tests {
     fn no_proxy_matches_like_curl() {
         let r = routes(
             "http://proxy.test:3128",
-            Some("example.com, .internal.test,10.0.0.0/8, ::1 ,192.168.1.7"),
+            Some("example.com, .internal.test,198.51.100.0/24, ::1 ,192.0.2.7"),
         );
         for direct in [
             "https://example.com",
             "https://api.EXAMPLE.com:8443",
             "https://internal.test",
             "https://a.b.internal.test",
-            "https://10.1.2.3",
+            "https://198.51.100.3",
             "https://[::1]:443",
-            "https://192.168.1.7",
+            "https://192.0.2.7",
         ] {
             assert!(!tunnelled(&r, direct), "{direct} should bypass the proxy");
         }
         for proxied in [
             "https://notexample.com",
             "https://example.com.evil.test",
-            "https://11.0.0.1",
-            "https://192.168.1.8",
+            "https://198.51.101.1",
+            "https://192.0.2.8",
             "https://[::2]",
         ] {
             assert!(tunnelled(&r, proxied), "{proxied} should use the proxy");
