@@ -73,6 +73,13 @@ pub struct TestServerConfig {
     /// and [`tls_failures`](crate::ServerCounters::tls_failures). Default: none (no client
     /// certificate asked for).
     pub client_auth_ca_pem: Option<String>,
+    /// Take TLS 1.3 early data (0-RTT) on resumed connections, up to 16 KiB, and serve it as
+    /// it arrives, answering before the client's `Finished` (as nginx with
+    /// `ssl_early_data on`). Tickets then offer early data, and each resumption is single-use
+    /// (rustls' stateful session cache), which is the replay protection TLS can give.
+    /// Counted in [`ServerCounters::early_data_connections`](crate::ServerCounters::early_data_connections).
+    /// Not with [`client_auth_ca_pem`](Self::client_auth_ca_pem). Default: false.
+    pub early_data: bool,
 }
 
 impl Default for TestServerConfig {
@@ -93,6 +100,7 @@ impl Default for TestServerConfig {
             tls12_only: false,
             misdirect_other_hosts: false,
             client_auth_ca_pem: None,
+            early_data: false,
         }
     }
 }
@@ -193,6 +201,13 @@ impl TestServerConfig {
     #[must_use]
     pub fn client_auth_ca_pem(mut self, ca_pem: impl Into<String>) -> Self {
         self.client_auth_ca_pem = Some(ca_pem.into());
+        self
+    }
+
+    /// Sets [`early_data`](Self::early_data).
+    #[must_use]
+    pub fn early_data(mut self, on: bool) -> Self {
+        self.early_data = on;
         self
     }
 

@@ -33,6 +33,17 @@ pub struct ServerCounters {
     pub max_requests_on_one_connection: AtomicU64,
     /// Requests answered `421 Misdirected Request` (with `misdirect_other_hosts`).
     pub misdirected: AtomicU64,
+    /// Connections that carried TLS 1.3 early data (0-RTT) the server took (with
+    /// [`early_data`](crate::TestServerConfig::early_data)).
+    pub early_data_connections: AtomicU64,
+    /// HTTP/2 requests whose HEADERS frame arrived in early data (with
+    /// [`early_data`](crate::TestServerConfig::early_data)): what nginx's `$ssl_early_data`
+    /// reports per request. A client may send its preface and SETTINGS early and hold a
+    /// request that is not replay-safe for the handshake.
+    pub early_data_requests: AtomicU64,
+    /// Bytes of early data handed to HTTP (with
+    /// [`early_data`](crate::TestServerConfig::early_data)).
+    pub early_data_bytes: AtomicU64,
     /// Requests whose path had been seen before (with `track_duplicates`).
     pub duplicate_paths: AtomicU64,
     pub(crate) seen_paths: std::sync::Mutex<std::collections::HashSet<String>>,

@@ -7,7 +7,8 @@
 //! requests per connection, and counts what it sees (connections accepted, requests, the most
 //! concurrent streams on any one connection). It runs on its own thread and runtime, binds
 //! `127.0.0.1:0` (or another loopback address), and shuts down when dropped. It can require
-//! client certificates (mutual TLS) signed by a [`TestClientCa`].
+//! client certificates (mutual TLS) signed by a [`TestClientCa`], and take TLS 1.3 early data
+//! (0-RTT) on resumed connections.
 //!
 //! [`SilentListener`] accepts TCP and never answers: a TLS handshake against it times out.
 //!
@@ -34,6 +35,7 @@ mod client_side;
 mod config;
 mod connect_proxy;
 mod counters;
+mod early_data;
 mod hostile;
 mod listener;
 mod relay;

@@ -20,6 +20,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Alpn, TestServerConfig};
 use crate::counters::ServerCounters;
+use crate::early_data::EarlyDataTls;
 use crate::listener::{listener_on, next_connection};
 use crate::settings_injector::{Injections, SettingsInjector};
 
@@ -27,6 +28,8 @@ use crate::settings_injector::{Injections, SettingsInjector};
 pub(crate) struct Server {
     pub(crate) registry: Registry,
     pub(crate) acceptor: TlsAcceptor,
+    /// The acceptor's configuration, for [`EarlyDataTls`] (with `early_data`).
+    pub(crate) tls: Arc<rustls::ServerConfig>,
     pub(crate) config: Arc<TestServerConfig>,
     pub(crate) counters: Arc<ServerCounters>,
     pub(crate) request_ids: Arc<AtomicU64>,
@@ -103,7 +106,11 @@ impl Server {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push(Arc::downgrade(&conn));
-            let acceptor = self.acceptor.clone();
+            let tls = if self.config.early_data {
+                Tls::EarlyData(Arc::clone(&self.tls))
+            } else {
+                Tls::Acceptor(self.acceptor.clone())
+            };
             let config = Arc::clone(&self.config);
             let counters = Arc::clone(&self.counters);
             let request_ids = Arc::clone(&self.request_ids);
@@ -111,16 +118,24 @@ impl Server {
             tokio::spawn(async move {
                 tokio::select! {
                     _ = stopped.changed() => {}
-                    _ = serve_connection(tcp, acceptor, config, counters, request_ids, conn) => {}
+                    _ = serve_connection(tcp, tls, config, counters, request_ids, conn) => {}
                 }
             });
         }
     }
 }
 
+/// How a connection's TLS is terminated.
+enum Tls {
+    /// tokio-rustls: the handshake completes before HTTP starts.
+    Acceptor(TlsAcceptor),
+    /// Early data is served as it arrives (with `early_data`).
+    EarlyData(Arc<rustls::ServerConfig>),
+}
+
 async fn serve_connection(
     tcp: tokio::net::TcpStream,
-    acceptor: TlsAcceptor,
+    tls: Tls,
     config: Arc<TestServerConfig>,
     counters: Arc<ServerCounters>,
     request_ids: Arc<AtomicU64>,
@@ -131,6 +146,20 @@ async fn serve_connection(
         serve_http(tcp, h2, config, counters, request_ids, conn).await;
         return;
     }
+    let acceptor = match tls {
+        Tls::Acceptor(acceptor) => acceptor,
+        Tls::EarlyData(tls_config) => {
+            let Ok(tls) = EarlyDataTls::accept(tcp, tls_config, Arc::clone(&counters)).await else {
+                return;
+            };
+            if let Some(name) = tls.connection().server_name() {
+                let _ = conn.sni.set(name.to_owned());
+            }
+            let h2 = tls.connection().alpn_protocol() == Some(b"h2");
+            serve_http(tls, h2, config, counters, request_ids, conn).await;
+            return;
+        }
+    };
     let tls = match acceptor.accept(tcp).await {
         Ok(tls) => tls,
         Err(_) => {

@@ -45,6 +45,13 @@ impl TestServer {
                 format!("test servers listen on loopback only, not {}", config.bind),
             ));
         }
+        if config.early_data && config.client_auth_ca_pem.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "early_data and client_auth_ca_pem together: rustls answers early data only \
+                 to a client it need not authenticate first",
+            ));
+        }
         let certs = TestCertificates::generate(&config.cert_names).map_err(io::Error::other)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let versions: &[&rustls::SupportedProtocolVersion] = if config.tls12_only {
@@ -70,6 +77,11 @@ impl TestServer {
             Alpn::Http1 => vec![b"http/1.1".to_vec()],
             Alpn::Both => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
         };
+        if config.early_data {
+            tls.max_early_data_size = crate::early_data::MAX_EARLY_DATA;
+            tls.send_half_rtt_data = true;
+        }
+        let tls = Arc::new(tls);
 
         let counters = Arc::new(ServerCounters::default());
         let registry: Registry = Arc::default();
@@ -77,7 +89,8 @@ impl TestServer {
         let settings_injection = config.settings_injection;
         let server = Server {
             registry: Arc::clone(&registry),
-            acceptor: TlsAcceptor::from(Arc::new(tls)),
+            acceptor: TlsAcceptor::from(Arc::clone(&tls)),
+            tls,
             config: Arc::new(config),
             counters: Arc::clone(&counters),
             request_ids: Arc::new(AtomicU64::new(0)),

@@ -29,7 +29,6 @@ const UPLOAD: usize = 16 * MIB;
 /// Streams left unread for the memory bound, and their bodies.
 const UNREAD_STREAMS: usize = 100;
 const UNREAD_BODY: usize = MIB;
-const DEFAULT_RTT: Duration = Duration::from_millis(40);
 /// Samples of each quick figure (the burst, transfers up to 1 MiB) in every mode.
 const CHEAP_RUNS: usize = 9;
 /// The burst's column.
@@ -311,10 +310,7 @@ async fn unread_memory(peer: &Peer) -> Result<(i64, i64)> {
 /// Downloads, the burst and the upload over a long path: the pool's defaults beside reqwest's
 /// and hyper-util's; and the unread-bodies memory against its bound.
 pub async fn long_path(ctx: &Ctx<'_>) -> Result<CriterionResult> {
-    let rtt = match ctx.target {
-        Target::Embedded { rtt: Some(rtt) } => *rtt,
-        _ => DEFAULT_RTT,
-    };
+    let rtt = ctx.path_rtt();
     let target = format!(
         "over a {} ms path, with defaults: https-pool ≤ reqwest (+{SAME_WITHIN_RTT} RTT of \
          noise) at every size and the burst, ≤ 1.2 RTT up to 1 MiB, {BURST} × 100 KiB ≤ 1.5 \
@@ -592,8 +588,4 @@ pub async fn long_path(ctx: &Ctx<'_>) -> Result<CriterionResult> {
         figures,
         charts: Vec::new(),
     })
-}
-
-fn round2(v: f64) -> f64 {
-    (v * 100.0).round() / 100.0
 }

@@ -67,7 +67,19 @@ impl Ctx<'_> {
     fn live(&self) -> bool {
         !self.target.is_embedded()
     }
+
+    /// The round trip the long-path criteria put in front of their embedded servers: `--rtt`,
+    /// else [`DEFAULT_RTT`].
+    fn path_rtt(&self) -> Duration {
+        match self.target {
+            Target::Embedded { rtt: Some(rtt) } => *rtt,
+            _ => DEFAULT_RTT,
+        }
+    }
 }
+
+/// The long-path criteria's round trip unless `--rtt` gives one: a cross-region path.
+const DEFAULT_RTT: Duration = Duration::from_millis(40);
 
 fn get(url: &str) -> Result<Request<Empty<bytes::Bytes>>> {
     Ok(Request::get(url).body(Empty::new())?)
@@ -119,6 +131,11 @@ fn us(d: Duration) -> f64 {
     let digits = 3 - 1 - v.abs().log10().floor() as i32;
     let scale = 10f64.powi(digits);
     (v * scale).round() / scale
+}
+
+/// Two decimals, for figures in round trips.
+fn round2(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
 }
 
 fn micros(samples: &[Duration]) -> Vec<f64> {

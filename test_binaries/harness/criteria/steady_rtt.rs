@@ -14,7 +14,6 @@ use https_pool_testkit::RttRelay;
 
 use super::*;
 
-const DEFAULT_RTT: Duration = Duration::from_millis(40);
 /// Requests the embedded server serves on a connection before its GOAWAY: nginx's
 /// `keepalive_requests` as the issue measured it.
 const SERVER_BUDGET: u64 = 100;
@@ -226,13 +225,12 @@ fn window(samples: &[Sample], from: Duration, rtt: Duration) -> Result<Window> {
     let took: Vec<Duration> = chosen.iter().filter(|s| s.ok).map(|s| s.took).collect();
     let h = histogram(&took)?;
     let rtts = |nanos: u64| nanos as f64 / rtt.as_nanos() as f64;
-    let round = |v: f64| (v * 100.0).round() / 100.0;
     Ok(Window {
         requests: chosen.len(),
         errors: chosen.iter().filter(|s| !s.ok).count(),
-        p50: round(rtts(h.value_at_quantile(0.5))),
-        p99: round(rtts(h.value_at_quantile(0.99))),
-        max: round(rtts(h.max())),
+        p50: round2(rtts(h.value_at_quantile(0.5))),
+        p99: round2(rtts(h.value_at_quantile(0.99))),
+        max: round2(rtts(h.max())),
         over_max: took
             .iter()
             .filter(|t| t.as_secs_f64() > MAX_RTT * rtt.as_secs_f64())
@@ -242,10 +240,7 @@ fn window(samples: &[Sample], from: Duration, rtt: Duration) -> Result<Window> {
 
 /// Steady load over a long path through a server's per-connection budget.
 pub async fn steady_rtt(ctx: &Ctx<'_>) -> Result<CriterionResult> {
-    let rtt = match ctx.target {
-        Target::Embedded { rtt: Some(rtt) } => *rtt,
-        _ => DEFAULT_RTT,
-    };
+    let rtt = ctx.path_rtt();
     let budget = match ctx.target {
         Target::Embedded { .. } => format!("GOAWAYs every {SERVER_BUDGET} requests"),
         Target::Live { .. } => "ends connections after a request budget".to_owned(),
