@@ -25,8 +25,12 @@
 //!
 //! One observation is not a budget, but it is a forecast: until a budget is confirmed, the
 //! origin dials each connection's replacement ahead of the count the server ended the last one
-//! at (`crate::connection::ending`), so the GOAWAY that confirms the budget finds a connection
-//! ready for the requests it refuses.
+//! at (`crate::connection::ending`), and a connection that reaches that count takes new
+//! requests only when no other connection has room. A server whose budget it is ends that
+//! connection on its last request (nginx sends GOAWAY as that request arrives), so nothing sent
+//! past the end is refused, and the end confirms the budget. A connection that sits idle past
+//! the forecast for a second without the server ending it refutes the forecast (the origin's
+//! sweep): it was a deploy's GOAWAY, and the connection serves again.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -122,3 +122,145 @@ async fn a_goaway_on_a_connection_in_use_dials_its_replacement_at_once() {
     );
     assert_eq!(pool.stats().requests_failed, 0);
 }
+
+/// The server GOAWAYs every 40 requests. After its first GOAWAY (seen by a sequential caller:
+/// one observation, a forecast, not yet a budget), four callers keep a stream each in flight.
+/// At the next rotation no request is refused: the connection past the forecast takes no more
+/// requests while its replacement, dialed ahead, has room, so the server's GOAWAY (sent on its
+/// 40th request) finds nothing sent after it. That end confirms the budget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_first_goaway_no_request_is_refused_at_the_next_rotation() {
+    trace_init();
+    const BUDGET: u64 = 40;
+    let server =
+        TestServer::start(TestServerConfig::default().goaway_after(BUDGET)).expect("server starts");
+    let relay = RttRelay::start(server.addr(), RTT).expect("relay starts");
+    let origin: Origin = relay.url().parse().expect("origin");
+    let pool = pool_for(&server);
+    let url = format!("{}/forecast", relay.url());
+    let connection_ids = |pool: &https_pool::ConnectionPoolManager| -> Vec<u64> {
+        let stats = pool.stats();
+        let o = stats.origin(&origin).expect("origin");
+        o.connections.iter().map(|c| c.id).collect()
+    };
+    body_len(pool.request(get(&url)).await.expect("request")).await;
+    let first = connection_ids(&pool)[0];
+    for _ in 1..BUDGET {
+        body_len(pool.request(get(&url)).await.expect("request")).await;
+    }
+    // Bounded: until the first connection's end is seen (its replacement is dialed at once).
+    for _ in 0..400 {
+        if !connection_ids(&pool).contains(&first) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        !connection_ids(&pool).contains(&first),
+        "the server ended it"
+    );
+    let before = pool.stats();
+    assert_eq!(
+        before.requests_retried, 0,
+        "a sequential caller: nothing refused"
+    );
+    assert_eq!(
+        before
+            .origin(&origin)
+            .and_then(|o| o.learned_request_budget),
+        None,
+        "one rotation is a forecast, not a budget"
+    );
+    let callers: Vec<_> = (0..4)
+        .map(|_| {
+            let (pool, url) = (pool.clone(), url.clone());
+            tokio::spawn(async move {
+                for _ in 0..40 {
+                    body_len(pool.request(get(&url)).await.expect("request")).await;
+                }
+            })
+        })
+        .collect();
+    for caller in callers {
+        caller.await.expect("caller");
+    }
+    let after = pool.stats();
+    let opened = after.connections_opened - before.connections_opened;
+    assert!(
+        opened >= 3,
+        "160 more requests at a budget of {BUDGET} rotate at least 3 more times ({opened} dials)"
+    );
+    assert_eq!(
+        after.requests_retried, 0,
+        "no request refused after the first GOAWAY"
+    );
+    assert_eq!(after.requests_failed, 0);
+    assert!(
+        after
+            .origin(&origin)
+            .and_then(|o| o.learned_request_budget)
+            .is_some(),
+        "the next rotation confirmed the budget"
+    );
+}
+
+/// A deploy GOAWAYs the connection after 20 requests: a forecast, not a budget. The next
+/// connection reaches 20 and requests move to its replacement; the server does not end it,
+/// so once it has sat idle for a second the forecast is refuted, and it serves again. No
+/// request is refused or fails, and nothing is learned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forecast_the_next_connection_outlives_is_refuted() {
+    trace_init();
+    let server = TestServer::start(TestServerConfig::default()).expect("server starts");
+    let origin: Origin = server.url().parse().expect("origin");
+    let pool = pool_for(&server);
+    let url = server.url_for("/deploy");
+    let sent_on = |pool: &https_pool::ConnectionPoolManager| -> Vec<(u64, u64)> {
+        let stats = pool.stats();
+        let o = stats.origin(&origin).expect("origin");
+        o.connections.iter().map(|c| (c.id, c.leases)).collect()
+    };
+    for _ in 0..20 {
+        body_len(pool.request(get(&url)).await.expect("request")).await;
+    }
+    let first = sent_on(&pool)[0].0;
+    assert_eq!(server.goaway_connections(), 1, "the deploy");
+    for _ in 0..400 {
+        if sent_on(&pool).iter().all(|&(id, _)| id != first) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for _ in 0..30 {
+        body_len(pool.request(get(&url)).await.expect("request")).await;
+    }
+    let moved = sent_on(&pool);
+    let second = moved
+        .iter()
+        .find(|&&(_, sent)| sent == 20)
+        .map(|&(id, _)| id)
+        .unwrap_or_else(|| panic!("a connection stopped at the forecast: {moved:?}"));
+    // The sweep runs every second, and refutes after a second of idleness (bounded).
+    let mut refuted = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        body_len(pool.request(get(&url)).await.expect("request")).await;
+        let now = sent_on(&pool);
+        if now.iter().any(|&(id, sent)| id == second && sent > 20) {
+            refuted = true;
+            break;
+        }
+    }
+    let stats = pool.stats();
+    assert!(
+        refuted,
+        "the connection past the forecast serves again: {:?}",
+        sent_on(&pool)
+    );
+    assert_eq!(stats.requests_retried, 0);
+    assert_eq!(stats.requests_failed, 0);
+    assert_eq!(
+        stats.origin(&origin).and_then(|o| o.learned_request_budget),
+        None
+    );
+}

@@ -11,8 +11,11 @@
 //! (leases since its first one) gives how long the rest will last, and once that is no more
 //! than [`lead`] (twice this connection's own measured dial time), the origin is asked for a
 //! replacement (`OriginPool::leased`). The plan is made once per connection. A forecast that
-//! turns out wrong costs one early dial, which then serves or idles out, never a request; a
-//! connection that serves a quarter past it refutes it (the origin forgets it, and the
+//! turns out wrong costs one early dial, which then serves or idles out, never a request. A
+//! connection past the forecast is the origin's last choice for new requests
+//! ([`Connection::past_forecast`]), so the server's end finds nothing sent after it; one that
+//! serves a quarter past the forecast anyway (no other had room), or sits idle past it for a
+//! second without the server ending it, refutes it (the origin forgets it, and the
 //! connection counts as lasting capacity again).
 //! Rotation by age (`max_connection_lifetime`) has its own lead in the origin's sweep.
 
@@ -77,6 +80,29 @@ impl Connection {
         let elapsed = Duration::from_nanos(nanos_since(self.created).saturating_sub(first));
         ends_within(expected_end, leases, elapsed, lead(self.dial_time()))
             && !self.replacement_asked.swap(true, Ordering::Relaxed)
+    }
+
+    /// True once this connection has carried as many requests as the server ended the last
+    /// one after, while that count is only a forecast (`RequestBudget::expected_end`; a
+    /// confirmed budget drains the connection there instead). Selection then prefers any
+    /// other connection with a free slot, usually the replacement dialed ahead: a server
+    /// whose budget the forecast is ends this connection on its last request (nginx sends
+    /// GOAWAY as it receives it), with nothing sent past the end for the GOAWAY to refuse,
+    /// and that end confirms the budget. Reads two atomics, three once there is a forecast.
+    pub(crate) fn past_forecast(&self) -> bool {
+        self.budget
+            .expected_end()
+            .is_some_and(|forecast| self.leases() >= forecast)
+    }
+
+    /// Past its forecast, the connection sat idle and the server did not end it: the forecast
+    /// is forgotten (`RequestBudget::refute`) and the connection counts as lasting capacity
+    /// again.
+    pub(crate) fn refute_forecast(&self) {
+        if let Some(forecast) = self.budget.expected_end() {
+            self.budget.refute(forecast);
+        }
+        self.replacement_asked.store(false, Ordering::Relaxed);
     }
 
     /// The origin was asked for a replacement for this connection (its end is in sight): it

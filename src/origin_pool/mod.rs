@@ -288,8 +288,9 @@ impl OriginPool {
 const PROBATION: Duration = Duration::from_secs(10);
 
 /// A connection that carried a stream this recently when the server ended it was in use: it
-/// gets a replacement at once. One idle longer (a server's idle timeout) does not.
-const IN_USE_WITHIN: Duration = Duration::from_secs(1);
+/// gets a replacement at once. One idle longer (a server's idle timeout) does not. One idle
+/// this long past its forecast end, and not ended, refutes the forecast (`sweep.rs`).
+pub(crate) const IN_USE_WITHIN: Duration = Duration::from_secs(1);
 
 /// `conn` left the table, ended by the server or an error (`not_a_failed_dial`: it did not
 /// count as a failed dial). If it served and was in use, its replacement is dialed now rather

@@ -28,10 +28,14 @@ pub(crate) trait Pooled: Send + Sync + 'static {
     fn idle_for(&self, now: Instant) -> Option<Duration>;
     /// Requests (leases) it has carried.
     fn leases(&self) -> u64;
+    /// It has carried as many requests as the server ended the last connection after, a
+    /// count not yet confirmed as a budget: selection takes it only when no other connection
+    /// has a free slot.
+    fn past_forecast(&self) -> bool;
     /// Requests sent on it.
     fn requests_sent(&self) -> u64;
     /// The one way the origin's state tells a connection what it did with it; everything
-    /// above is a query and changes nothing.
+    /// above is a query and changes nothing. `ForecastRefuted` forgets the origin's forecast.
     fn note(&self, event: PoolEvent);
 }
 
@@ -44,6 +48,9 @@ pub(crate) enum PoolEvent {
     SlotIdle,
     /// Taken out of service (swept, failed to become ready): takes no new streams.
     Closed,
+    /// Past its forecast, it sat idle for `IN_USE_WITHIN` and the server did not end it: the
+    /// forecast was wrong (a deploy's GOAWAY, not a budget), and the connection lasts.
+    ForecastRefuted,
 }
 
 impl Pooled for Connection {
@@ -86,11 +93,15 @@ impl Pooled for Connection {
     fn requests_sent(&self) -> u64 {
         Connection::requests_sent(self)
     }
+    fn past_forecast(&self) -> bool {
+        Connection::past_forecast(self)
+    }
     fn note(&self, event: PoolEvent) {
         match event {
             PoolEvent::Leased => self.on_leased(),
             PoolEvent::SlotIdle => self.on_idle_slot(),
             PoolEvent::Closed => self.mark_closed(),
+            PoolEvent::ForecastRefuted => self.refute_forecast(),
         }
     }
 }

@@ -70,13 +70,16 @@ impl<C: Pooled> OriginState<C> {
     }
 
     /// Takes a slot on a connection chosen by `policy`, if one is free. A retry takes the
-    /// freshest connection its [`RetryTarget`] admits instead (see [`Pick::Freshest`]).
+    /// freshest connection its [`RetryTarget`] admits instead (see [`Pick::Freshest`]). A
+    /// connection past its forecast end ([`Pooled::past_forecast`]) is taken only when no
+    /// other one can be.
     pub(crate) fn try_take(
         &mut self,
         policy: SelectionPolicy,
         retry: Option<RetryTarget>,
     ) -> Option<Arc<C>> {
         let mut saw_stale = false;
+        let mut past_forecast = None;
         let chosen = {
             let conns = &self.conns;
             let candidates = self.free.iter().filter_map(|position| {
@@ -88,13 +91,18 @@ impl<C: Pooled> OriginState<C> {
                     saw_stale = true;
                     return None;
                 }
-                retry
-                    .is_none_or(|r| r.admits(conn.id(), conn.requests_sent()))
-                    .then(|| Candidate {
-                        position,
-                        active: conn.slot().active(),
-                        leases: conn.leases(),
-                    })
+                if !retry.is_none_or(|r| r.admits(conn.id(), conn.requests_sent())) {
+                    return None;
+                }
+                if conn.past_forecast() {
+                    past_forecast.get_or_insert(position);
+                    return None;
+                }
+                Some(Candidate {
+                    position,
+                    active: conn.slot().active(),
+                    leases: conn.leases(),
+                })
             });
             let pick = match retry {
                 Some(_) => Pick::Freshest,
@@ -102,6 +110,8 @@ impl<C: Pooled> OriginState<C> {
             };
             choose(pick, candidates)
         };
+        // When every connection with a free slot is past its forecast: the first of them.
+        let chosen = chosen.or(past_forecast);
         if saw_stale {
             self.drop_stale();
         }

@@ -1,11 +1,13 @@
 //! The idle sweep: connections that closed, drained, idled past the timeout or beyond the
-//! idle cap leave the origin, never below its warm minimum.
+//! idle cap leave the origin, never below its warm minimum; a forecast that an idle connection
+//! outlived is refuted.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::OriginState;
 use crate::config::PoolConfig;
+use crate::origin_pool::IN_USE_WITHIN;
 use crate::origin_pool::pooled::{PoolEvent, Pooled};
 use crate::protocol::Protocol;
 
@@ -32,6 +34,14 @@ impl<C: Pooled> OriginState<C> {
     /// the lock.
     pub(crate) fn sweep_idle(&mut self, config: &PoolConfig, now: Instant) -> Vec<Arc<C>> {
         let mut removed = self.prune();
+        // A server whose budget the forecast was would have ended a connection past it
+        // within a round trip or two of its last request (what `IN_USE_WITHIN` allows).
+        for conn in &self.conns {
+            if conn.past_forecast() && conn.idle_for(now).is_some_and(|idle| idle >= IN_USE_WITHIN)
+            {
+                conn.note(PoolEvent::ForecastRefuted);
+            }
+        }
         let mut idle: Vec<(Duration, u64)> = self
             .conns
             .iter()

@@ -1,10 +1,11 @@
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::Poll;
 
 use std::time::Duration;
 
 use super::*;
 use crate::config::{PoolConfig, SelectionPolicy};
+use crate::origin_pool::IN_USE_WITHIN;
 use crate::slot::SlotCell;
 
 /// A connection without a socket: a limit, flags and a slot cell.
@@ -16,6 +17,9 @@ struct Fake {
     closed: AtomicBool,
     draining: AtomicBool,
     ending: AtomicBool,
+    past_forecast: AtomicBool,
+    /// How long it has been idle, in milliseconds, when it has no stream.
+    idle_ms: AtomicU64,
 }
 
 impl Fake {
@@ -60,7 +64,8 @@ impl Pooled for Fake {
         self.ending.load(Ordering::Relaxed)
     }
     fn idle_for(&self, _: Instant) -> Option<Duration> {
-        (self.slot.active() == 0).then_some(Duration::ZERO)
+        (self.slot.active() == 0)
+            .then(|| Duration::from_millis(self.idle_ms.load(Ordering::Relaxed)))
     }
     fn leases(&self) -> u64 {
         0
@@ -68,9 +73,14 @@ impl Pooled for Fake {
     fn requests_sent(&self) -> u64 {
         0
     }
+    fn past_forecast(&self) -> bool {
+        self.past_forecast.load(Ordering::Relaxed)
+    }
     fn note(&self, event: PoolEvent) {
-        if event == PoolEvent::Closed {
-            self.closed.store(true, Ordering::Relaxed);
+        match event {
+            PoolEvent::Closed => self.closed.store(true, Ordering::Relaxed),
+            PoolEvent::ForecastRefuted => self.past_forecast.store(false, Ordering::Relaxed),
+            PoolEvent::Leased | PoolEvent::SlotIdle => {}
         }
     }
 }
@@ -103,6 +113,48 @@ fn pack_fills_the_oldest_connection_first() {
         st.try_take(SelectionPolicy::Pack, None).map(|c| c.id),
         Some(1)
     );
+}
+
+/// A connection past its forecast end is taken only when no other has a free slot, under
+/// every policy.
+#[test]
+fn a_connection_past_its_forecast_is_the_last_choice() {
+    for policy in [SelectionPolicy::Pack, SelectionPolicy::LeastLoaded] {
+        let (old, new) = (Fake::new(1, 2), Fake::new(2, 2));
+        old.past_forecast.store(true, Ordering::Relaxed);
+        let mut st = state_with(&[old.clone(), new.clone()]);
+        let picks: Vec<u64> = (0..4)
+            .map(|_| st.try_take(policy, None).expect("slot").id)
+            .collect();
+        assert_eq!(picks, vec![2, 2, 1, 1], "{policy:?}");
+        assert!(st.try_take(policy, None).is_none());
+    }
+}
+
+/// The sweep refutes the forecast of a connection idle past it for `IN_USE_WITHIN` (the
+/// server did not end it), and of no other; the connection stays.
+#[test]
+fn the_sweep_refutes_a_forecast_an_idle_connection_outlived() {
+    let (busy, recent, long) = (Fake::new(1, 2), Fake::new(2, 2), Fake::new(3, 2));
+    for conn in [&busy, &recent, &long] {
+        conn.past_forecast.store(true, Ordering::Relaxed);
+    }
+    let millis = u64::try_from(IN_USE_WITHIN.as_millis()).expect("fits");
+    recent.idle_ms.store(millis - 1, Ordering::Relaxed);
+    long.idle_ms.store(millis, Ordering::Relaxed);
+    busy.idle_ms.store(millis, Ordering::Relaxed);
+    let mut st = state_with(&[busy.clone(), recent.clone(), long.clone()]);
+    busy.slot.take();
+    assert!(
+        st.sweep_idle(&PoolConfig::default(), Instant::now())
+            .is_empty()
+    );
+    let past: Vec<bool> = [&busy, &recent, &long]
+        .iter()
+        .map(|c| c.past_forecast())
+        .collect();
+    assert_eq!(past, vec![true, true, false]);
+    assert_eq!(st.open(), 3);
 }
 
 /// Least-loaded alternates between equally loaded connections.
