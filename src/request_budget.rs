@@ -54,8 +54,9 @@ pub(crate) struct RequestBudget {
     /// The previous unconfirmed observation.
     previous: Mutex<Option<u64>>,
     /// The served count of the last observation, confirmed or not; 0 while none. Too weak to
-    /// drain by (one deploy GOAWAY would do), strong enough to dial a replacement ahead by: a
-    /// wrong guess costs one early dial, never a request.
+    /// drain by (one deploy GOAWAY would do), strong enough to dial a replacement ahead by and
+    /// to prefer other connections past it: a wrong guess costs one early dial and a second of
+    /// a connection left idle, never a request.
     last_observed: AtomicU64,
 }
 
@@ -87,9 +88,10 @@ impl RequestBudget {
         }
     }
 
-    /// A connection served well past `forecast` (the last observed end) without the server
-    /// ending it: the observation was not a budget (a deploy, a restart). It is forgotten, so
-    /// later connections are not replaced ahead of an end that does not come.
+    /// A connection served well past `forecast` (the last observed end), or sent it that many
+    /// requests and then sat idle, without the server ending it: the observation was not a
+    /// budget (a deploy, a restart). It is forgotten, so later connections are not replaced
+    /// ahead of, or set aside at, an end that does not come.
     pub(crate) fn refute(&self, forecast: u64) {
         let _ =
             self.last_observed

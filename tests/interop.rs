@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use https_pool::{ConnectionPoolManager, Error, Origin, PoolBuilder, PoolStats, Protocol};
-use support::{BudgetWatch, body_len, get, run_load, trace_init};
+use support::{BudgetWatch, body_len, get, run_load, trace_init, until_no_connection};
 use tokio::sync::Barrier;
 
 /// The URL of a peer started by `scripts/peers.sh`.
@@ -659,6 +659,11 @@ async fn nginx_refuses_a_tls12_pool_without_a_certificate_with_a_typed_error() {
 
 // ===== TLS 1.3 early data (0-RTT) against nginx's `ssl_early_data on` =====
 
+/// Bound for nginx's `keepalive_timeout` (2 s on the early-data peer: longer than the pool's
+/// 1 s "in use" window, so the closed connection gets no replacement dialed ahead) to close the
+/// pool's idle connections, so the next request dials (and resumes) a connection of its own.
+const NGINX_IDLE_CLOSE: Duration = Duration::from_secs(10);
+
 /// The round trip the early-data tests add in front of nginx. nginx says `$ssl_early_data` =
 /// 1 only while its side of the handshake is unfinished; on bare loopback the client's
 /// Finished can reach nginx before nginx parsed the request that came early (it reads all
@@ -676,27 +681,6 @@ fn early_data_relay() -> (https_pool_testkit::RttRelay, String) {
     let relay = https_pool_testkit::RttRelay::start(addr, EARLY_DATA_RTT).expect("relay starts");
     let url = relay.url();
     (relay, url)
-}
-
-/// Waits until nginx's `keepalive_timeout` (2 s on the early-data peer: longer than the pool's
-/// 1 s "in use" window, so the closed connection gets no replacement dialed ahead) closed the
-/// pool's idle connections, so the next request dials (and resumes) a connection of its own.
-async fn until_no_connection(pool: &ConnectionPoolManager) {
-    for _ in 0..200 {
-        if pool
-            .stats()
-            .origins
-            .iter()
-            .all(|o| o.connections.is_empty())
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "nginx did not close the idle connection: {:?}",
-        pool.stats()
-    );
 }
 
 /// The body of a response from the early-data peer: nginx's `$ssl_early_data` and a newline.
@@ -752,14 +736,14 @@ async fn nginx_answers_a_get_sent_as_early_data_and_a_post_that_was_not() {
     };
 
     assert_eq!(early_data_says(&pool, get("first")).await, "\n");
-    until_no_connection(&pool).await;
+    until_no_connection(&pool, NGINX_IDLE_CLOSE).await;
     assert_eq!(early_data_says(&pool, get("get")).await, "1\n");
-    until_no_connection(&pool).await;
+    until_no_connection(&pool, NGINX_IDLE_CLOSE).await;
     let post = http::Request::post(format!("{url}/{tag}/post"))
         .body("not replay-safe".to_owned())
         .expect("request");
     assert_eq!(early_data_says(&pool, post).await, "\n");
-    until_no_connection(&pool).await;
+    until_no_connection(&pool, NGINX_IDLE_CLOSE).await;
     let mut opted_out = get("opted-out");
     opted_out.extensions_mut().insert(https_pool::NoEarlyData);
     assert_eq!(early_data_says(&pool, opted_out).await, "\n");
@@ -801,7 +785,7 @@ async fn nginx_too_early_is_sent_again_after_the_handshake() {
             .expect("request")
     };
     assert_eq!(early_data_says(&pool, get("first")).await, "\n");
-    until_no_connection(&pool).await;
+    until_no_connection(&pool, NGINX_IDLE_CLOSE).await;
     // Sent early, answered 425, sent again after the handshake: nginx says not early.
     assert_eq!(early_data_says(&pool, get("again")).await, "\n");
     let stats = pool.stats();
@@ -831,7 +815,7 @@ async fn nginx_first_request_on_a_resumed_dial_with_early_data_on_and_off() {
                 .expect("request")
         };
         assert_eq!(early_data_says(&pool, get("first")).await, "\n");
-        until_no_connection(&pool).await;
+        until_no_connection(&pool, NGINX_IDLE_CLOSE).await;
         let started = std::time::Instant::now();
         let said = early_data_says(&pool, get("second")).await;
         rtts.push(started.elapsed().as_secs_f64() / EARLY_DATA_RTT.as_secs_f64());
@@ -868,7 +852,7 @@ async fn an_early_data_handshake_that_never_completes_fails_at_its_deadline() {
             .expect("request")
     };
     assert_eq!(early_data_says(&pool, get("first")).await, "\n");
-    until_no_connection(&pool).await;
+    until_no_connection(&pool, NGINX_IDLE_CLOSE).await;
     relay.set_black_hole(true);
     let error = pool.request(get("silent")).await.expect_err("no answer");
     assert!(

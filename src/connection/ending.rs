@@ -95,14 +95,18 @@ impl Connection {
             .is_some_and(|forecast| self.leases() >= forecast)
     }
 
-    /// Past its forecast, the connection sat idle and the server did not end it: the forecast
-    /// is forgotten (`RequestBudget::refute`) and the connection counts as lasting capacity
-    /// again.
+    /// Past its forecast, the connection sat idle and the server did not end it. If the
+    /// server received that many requests on it (a lease given back unused counts for
+    /// [`past_forecast`](Self::past_forecast) but reaches no server), the forecast is forgotten
+    /// (`RequestBudget::refute`, which leaves a newer observation alone) and the connection
+    /// counts as lasting capacity again.
     pub(crate) fn refute_forecast(&self) {
-        if let Some(forecast) = self.budget.expected_end() {
+        if let Some(forecast) = self.budget.expected_end()
+            && self.requests_sent() >= forecast
+        {
             self.budget.refute(forecast);
+            self.replacement_asked.store(false, Ordering::Relaxed);
         }
-        self.replacement_asked.store(false, Ordering::Relaxed);
     }
 
     /// The origin was asked for a replacement for this connection (its end is in sight): it

@@ -29,8 +29,9 @@ pub(crate) trait Pooled: Send + Sync + 'static {
     /// Requests (leases) it has carried.
     fn leases(&self) -> u64;
     /// It has carried as many requests as the server ended the last connection after, a
-    /// count not yet confirmed as a budget: selection takes it only when no other connection
-    /// has a free slot.
+    /// count not yet confirmed as a budget: a newcomer's pick takes it only when no other
+    /// connection has a free slot. (A slot it frees while requests wait goes to them: with
+    /// waiters, no other connection has room.)
     fn past_forecast(&self) -> bool;
     /// Requests sent on it.
     fn requests_sent(&self) -> u64;

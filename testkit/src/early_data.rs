@@ -40,7 +40,8 @@ impl EarlyDataTls {
     ///
     /// # Errors
     ///
-    /// The handshake failed or the client went away (counted in `tls_failures`).
+    /// The handshake failed or the client went away (counted in `tls_failures`, as is a
+    /// handshake that fails after early data was served).
     pub(crate) async fn accept(
         tcp: TcpStream,
         config: Arc<ServerConfig>,
@@ -168,7 +169,13 @@ impl AsyncRead for EarlyDataTls {
             // tickets, a key update, an alert.
             let _ = this.poll_flush_tls(cx)?;
             // At the end of the TCP stream rustls' reader says whether it was clean.
-            ready!(this.poll_read_packets(cx))?;
+            if let Err(error) = ready!(this.poll_read_packets(cx)) {
+                if this.tls.is_handshaking() {
+                    // Early data was served, and then the handshake failed.
+                    this.counters.tls_failures.fetch_add(1, Ordering::SeqCst);
+                }
+                return Poll::Ready(Err(error));
+            }
         }
     }
 }

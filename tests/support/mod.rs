@@ -3,6 +3,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Empty};
@@ -221,4 +223,26 @@ pub async fn one_slot(
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
     (server, pool, origin)
+}
+
+/// Waits until every connection of `pool` has closed (idle connections closed by the pool's
+/// `idle_timeout` or by the server), polling every 10 ms; panics with the pool's stats after
+/// `within`.
+pub async fn until_no_connection(pool: &ConnectionPoolManager, within: Duration) {
+    let deadline = tokio::time::Instant::now() + within;
+    while tokio::time::Instant::now() < deadline {
+        if pool
+            .stats()
+            .origins
+            .iter()
+            .all(|o| o.connections.is_empty())
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!(
+        "a connection was still open after {within:?}: {:?}",
+        pool.stats()
+    );
 }

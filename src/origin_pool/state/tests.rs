@@ -131,8 +131,9 @@ fn a_connection_past_its_forecast_is_the_last_choice() {
     }
 }
 
-/// The sweep refutes the forecast of a connection idle past it for `IN_USE_WITHIN` (the
-/// server did not end it), and of no other; the connection stays.
+/// The sweep tells a connection idle past its forecast for `IN_USE_WITHIN` (the server did
+/// not end it) that the forecast is refuted, and no other; the connection stays. (The fake
+/// forgets per connection; a real one forgets the origin's forecast.)
 #[test]
 fn the_sweep_refutes_a_forecast_an_idle_connection_outlived() {
     let (busy, recent, long) = (Fake::new(1, 2), Fake::new(2, 2), Fake::new(3, 2));
