@@ -40,10 +40,11 @@ async fn until_no_connection(pool: &ConnectionPoolManager) -> Result<()> {
     )
 }
 
-/// `n` GETs, each on a dial of its own that resumes the session the last one left (the pool
-/// closes idle connections after `idle`, by which time TLS 1.3's tickets have come): the
-/// time of each, early data `on` or off. The first request, on a full handshake, is not timed.
-async fn first_requests(
+/// The `i`-th GET through `pool` (early data `on` or off), on a dial of its own that resumes
+/// the session the last one left (the pool closed idle connections after its `idle_timeout`,
+/// by which time TLS 1.3's tickets had come), timed into `out`. The first one (`i` = 0), on a
+/// full handshake, is not timed.
+async fn first_request(
     pool: &ConnectionPoolManager,
     peer: &Peer,
     rtt: Duration,
@@ -78,8 +79,8 @@ async fn early_data(ctx: &Ctx<'_>, n: usize) -> Result<(FirstRequests, FirstRequ
     let (with, without) = (pool(true)?, pool(false)?);
     let (mut on, mut off) = (FirstRequests::default(), FirstRequests::default());
     for i in 0..=n {
-        first_requests(&with, &peer, rtt, i, true, &mut on).await?;
-        first_requests(&without, &peer, rtt, i, false, &mut off).await?;
+        first_request(&with, &peer, rtt, i, true, &mut on).await?;
+        first_request(&without, &peer, rtt, i, false, &mut off).await?;
     }
     let origin: Origin = peer.url.parse()?;
     for (pool, out) in [(&with, &mut on), (&without, &mut off)] {
