@@ -37,6 +37,15 @@ fn pool_for(server: &TestServer, early_data: bool) -> ConnectionPoolManager {
         .expect("pool")
 }
 
+/// What the server saw arrive as early data: (connections, requests).
+fn early_seen(server: &TestServer) -> (u64, u64) {
+    let counters = server.counters();
+    (
+        counters.early_data_connections.load(SeqCst),
+        counters.early_data_requests.load(SeqCst),
+    )
+}
+
 /// Sends `request` on a connection of its own and reads the response to the end.
 async fn on_a_fresh_dial<B>(pool: &ConnectionPoolManager, request: http::Request<B>) -> u16
 where
@@ -73,14 +82,8 @@ async fn gets_on_resumed_dials_go_as_early_data_and_are_answered_once() {
         (origin.early_data_accepted, origin.early_data_rejected),
         (3, 0)
     );
+    assert_eq!(early_seen(&server), (3, 3));
     let counters = server.counters();
-    assert_eq!(
-        (
-            counters.early_data_connections.load(SeqCst),
-            counters.early_data_requests.load(SeqCst)
-        ),
-        (3, 3)
-    );
     assert_eq!(counters.requests(), 4);
     assert_eq!(counters.duplicates(), 0);
     assert_eq!(stats.requests_retried, 0);
@@ -111,15 +114,8 @@ async fn a_post_and_a_get_marked_no_early_data_wait_for_the_handshake() {
         (origin.early_data_accepted, origin.early_data_rejected),
         (2, 0)
     );
-    let counters = server.counters();
-    assert_eq!(
-        (
-            counters.early_data_connections.load(SeqCst),
-            counters.early_data_requests.load(SeqCst)
-        ),
-        (2, 0)
-    );
-    assert_eq!(counters.requests(), 3);
+    assert_eq!(early_seen(&server), (2, 0));
+    assert_eq!(server.counters().requests(), 3);
 }
 
 /// Early data off (the default): a server that would take it gets none.
@@ -135,7 +131,7 @@ async fn early_data_off_sends_nothing_early_to_a_server_that_takes_it() {
     let origin = &pool.stats().origins[0];
     assert_eq!(origin.tls_resumed_handshakes, 2);
     assert_eq!(origin.early_data_accepted, 0);
-    assert_eq!(server.counters().early_data_connections.load(SeqCst), 0);
+    assert_eq!(early_seen(&server), (0, 0));
 }
 
 /// Early data on, a server whose tickets do not allow it: every dial completes its handshake

@@ -707,6 +707,15 @@ async fn logged(tag: &str) -> std::collections::HashMap<String, u32> {
     seen
 }
 
+/// GET requests for `path`s under `base` (an empty String body, as `early_data_says` takes).
+fn gets_under(base: String) -> impl Fn(&str) -> http::Request<String> {
+    move |path| {
+        http::Request::get(format!("{base}/{path}"))
+            .body(String::new())
+            .expect("request")
+    }
+}
+
 fn unique_tag(name: &str) -> String {
     format!(
         "{name}-{}-{}",
@@ -729,11 +738,7 @@ async fn nginx_answers_a_get_sent_as_early_data_and_a_post_that_was_not() {
     let (_relay, url) = early_data_relay();
     let tag = unique_tag("early");
     let pool = builder().tls_early_data(true).build().expect("pool");
-    let get = |path: &str| {
-        http::Request::get(format!("{url}/{tag}/{path}"))
-            .body(String::new())
-            .expect("request")
-    };
+    let get = gets_under(format!("{url}/{tag}"));
 
     assert_eq!(early_data_says(&pool, get("first")).await, "\n");
     until_no_connection(&pool, NGINX_IDLE_CLOSE).await;
@@ -779,11 +784,7 @@ async fn nginx_too_early_is_sent_again_after_the_handshake() {
     let (_relay, url) = early_data_relay();
     let tag = unique_tag("too-early");
     let pool = builder().tls_early_data(true).build().expect("pool");
-    let get = |path: &str| {
-        http::Request::get(format!("{url}/too-early/{tag}/{path}"))
-            .body(String::new())
-            .expect("request")
-    };
+    let get = gets_under(format!("{url}/too-early/{tag}"));
     assert_eq!(early_data_says(&pool, get("first")).await, "\n");
     until_no_connection(&pool, NGINX_IDLE_CLOSE).await;
     // Sent early, answered 425, sent again after the handshake: nginx says not early.
@@ -809,11 +810,7 @@ async fn nginx_first_request_on_a_resumed_dial_with_early_data_on_and_off() {
     let mut rtts = Vec::new();
     for early in [true, false] {
         let pool = builder().tls_early_data(early).build().expect("pool");
-        let get = |path: &str| {
-            http::Request::get(format!("{url}/{tag}/{early}-{path}"))
-                .body(String::new())
-                .expect("request")
-        };
+        let get = gets_under(format!("{url}/{tag}/{early}"));
         assert_eq!(early_data_says(&pool, get("first")).await, "\n");
         until_no_connection(&pool, NGINX_IDLE_CLOSE).await;
         let started = std::time::Instant::now();
@@ -846,11 +843,7 @@ async fn an_early_data_handshake_that_never_completes_fails_at_its_deadline() {
         .tls_handshake_timeout(Duration::from_millis(500))
         .build()
         .expect("pool");
-    let get = |path: &str| {
-        http::Request::get(format!("{url}/{tag}/{path}"))
-            .body(String::new())
-            .expect("request")
-    };
+    let get = gets_under(format!("{url}/{tag}"));
     assert_eq!(early_data_says(&pool, get("first")).await, "\n");
     until_no_connection(&pool, NGINX_IDLE_CLOSE).await;
     relay.set_black_hole(true);
